@@ -1,0 +1,1 @@
+"""FPGA device catalogue, synthesis and place-and-route wrappers, resource model."""

@@ -1,0 +1,1 @@
+"""Design-space exploration over architecture, quantisation and mapping."""

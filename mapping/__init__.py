@@ -1,0 +1,1 @@
+"""Dataflow graphs, passes, quantisation, loop nests, architecture specs, cost model, mapper."""

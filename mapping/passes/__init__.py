@@ -1,0 +1,1 @@
+"""Graph passes: plain functions ``DataflowGraph -> DataflowGraph`` that never mutate their input."""

@@ -1,0 +1,1 @@
+"""Golden integer reference model, cocotb testbenches, simulator runners."""
