@@ -44,7 +44,7 @@ def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits(flat: bool) -> Dataset:
     """scikit-learn ``load_digits`` (1797 images), pixels / 16 into [0, 1].
 
@@ -111,7 +111,7 @@ def _jsc_raw(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jsc_synthetic(seed: int = 0) -> Dataset:
     """Synthetic jet-substructure-like data: 16 features, 5 classes, 5000 samples.
 
