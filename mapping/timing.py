@@ -1,0 +1,214 @@
+"""The timing contract: cycles of one layer on the generated accelerator.
+
+This module *is* the contract of docs/timing.md in executable form. The
+hardware (``hwgen.controller``) implements the same phases with the same
+lengths; ``sim`` measures them with the hardware cycle counters and checks
+them against these functions. Change both sides together.
+
+Everything here is a plain, readable reference implementation (a loop over
+tiles). ``mapping.cost`` may evaluate the same formulas in closed or
+vectorised form for speed, and is tested against this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from mapping.arch import ArchSpec
+from mapping.schedule import LayerMapping, MappingError
+
+# ---- fixed latencies of the generated hardware (cycles) ----------------------
+LAYER_SETUP = 2  # controller: fetch + decode of a layer header
+DMA_SETUP = 1  # DMA engine: request issue
+ROM_LATENCY = 1  # baked weight ROM: synchronous read
+POST_LATENCY = 2  # post-processing pipeline depth (acc read -> requant -> write)
+
+
+def ws_pipeline_depth(arch: ArchSpec) -> int:
+    """Cycles from the last input entering the WS array to its last sum leaving it."""
+    return arch.rows + arch.cols
+
+
+def os_pipeline_depth(arch: ArchSpec) -> int:
+    """Cycles from the last operands entering the OS array to the last sum drained."""
+    return arch.rows + arch.cols
+
+
+# ---- tiles ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tile:
+    """One tile of the tile loop nest, in execution order."""
+
+    mi: int
+    ni: int
+    ki: int
+    m: int  # size of this tile along M (edge tiles are smaller)
+    n: int
+    k: int
+    first_k: bool  # first k tile of its output tile: the accumulator is overwritten
+    last_k: bool  # last k tile: the output tile is post-processed after it
+    load_weights: bool  # its weight tile differs from the previous tile's: one DMA
+
+
+def iter_tiles(lm: LayerMapping) -> Iterator[Tile]:
+    dims = {"m": lm.nest.gemm_m, "n": lm.nest.gemm_n, "k": lm.nest.gemm_k}
+    tsz = {"m": lm.tile_m, "n": lm.tile_n, "k": lm.tile_k}
+    counts = {d: math.ceil(dims[d] / tsz[d]) for d in dims}
+    outer, middle, inner = lm.order
+    prev_w: tuple[int, int] | None = None
+    for a in range(counts[outer]):
+        for b in range(counts[middle]):
+            for c in range(counts[inner]):
+                idx = {outer: a, middle: b, inner: c}
+                size = {d: min(tsz[d], dims[d] - idx[d] * tsz[d]) for d in dims}
+                w_id = (idx["k"], idx["n"])
+                yield Tile(
+                    mi=idx["m"], ni=idx["n"], ki=idx["k"],
+                    m=size["m"], n=size["n"], k=size["k"],
+                    first_k=idx["k"] == 0, last_k=idx["k"] == counts["k"] - 1,
+                    load_weights=w_id != prev_w,
+                )
+                prev_w = w_id
+
+
+# ---- phase lengths ------------------------------------------------------------
+def passes(tile: Tile, dataflow: str, arch: ArchSpec) -> int:
+    """Array passes in a tile: rows x cols blocks of the spatial dimensions."""
+    if dataflow == "ws":
+        return math.ceil(tile.k / arch.rows) * math.ceil(tile.n / arch.cols)
+    return math.ceil(tile.m / arch.rows) * math.ceil(tile.n / arch.cols)
+
+
+def compute_cycles(tile: Tile, dataflow: str, arch: ArchSpec) -> int:
+    """Cycles to run all passes of a tile, including the final pipeline drain.
+
+    WS: a pass preloads a rows x cols weight block (``rows`` cycles, overlapped
+    with the previous pass's stream) and streams ``tile.m`` input vectors.
+    OS: a pass streams ``tile.k`` operand pairs into a rows x cols block of
+    output accumulators, whose results drain (``rows`` cycles) under the next pass.
+    """
+    p = passes(tile, dataflow, arch)
+    if dataflow == "ws":
+        return arch.rows + (p - 1) * max(tile.m, arch.rows) + tile.m + ws_pipeline_depth(arch)
+    return (p - 1) * max(tile.k, arch.rows) + tile.k + os_pipeline_depth(arch)
+
+
+def postproc_cycles(tile: Tile, arch: ArchSpec) -> int:
+    """Requantise an output tile: one row of ``cols`` accumulators per cycle."""
+    return tile.m * math.ceil(tile.n / arch.cols) + POST_LATENCY
+
+
+def weight_words(tile: Tile, arch: ArchSpec) -> int:
+    """External/ROM words of one weight tile (packed contiguously)."""
+    return math.ceil(tile.k * tile.n / arch.weights_per_ext_word)
+
+
+def dma_cycles(words: int, arch: ArchSpec) -> int:
+    """One DMA burst of ``words`` words from the weight store."""
+    if arch.weight_store == "rom":
+        return DMA_SETUP + ROM_LATENCY + words
+    return DMA_SETUP + arch.ext_latency + math.ceil(words / arch.ext_bandwidth)
+
+
+# ---- validity ---------------------------------------------------------------
+def acc_footprint(lm: LayerMapping) -> int:
+    """Accumulator entries live at once: output tiles visited inside the k loop."""
+    t = lm.tiles
+    inside_k = lm.order[lm.order.index("k") + 1:]
+    f = lm.tile_m * lm.tile_n
+    for d in inside_k:
+        f *= t[d]
+    return f
+
+
+def check(lm: LayerMapping, arch: ArchSpec) -> None:
+    """Raise MappingError if the hardware cannot run ``lm`` on ``arch``."""
+    if lm.dataflow != arch.dataflow:
+        raise MappingError(
+            f"{lm.layer}: mapping dataflow {lm.dataflow!r} differs from the array's {arch.dataflow!r}"
+        )
+    if sorted(lm.order) != ["k", "m", "n"]:
+        raise MappingError(f"{lm.layer}: order {lm.order} must be a permutation of m, n, k")
+    for d, full in (("m", lm.nest.gemm_m), ("n", lm.nest.gemm_n), ("k", lm.nest.gemm_k)):
+        t = getattr(lm, f"tile_{d}")
+        if not isinstance(t, int) or not 1 <= t <= full:
+            raise MappingError(f"{lm.layer}: tile_{d} = {t!r} must be between 1 and {full}")
+    halves = 2 if arch.double_buffer else 1
+    if lm.tile_k * lm.tile_n * halves > arch.w_words:
+        raise MappingError(
+            f"{lm.layer}: weight tile {lm.tile_k}x{lm.tile_n}"
+            f"{' (x2, double-buffered)' if halves == 2 else ''} exceeds w_words={arch.w_words}"
+        )
+    fp = acc_footprint(lm)
+    if fp > arch.acc_words:
+        raise MappingError(
+            f"{lm.layer}: {fp} live partial sums exceed acc_words={arch.acc_words} "
+            f"(order {lm.order}, tiles m={lm.tile_m} n={lm.tile_n})"
+        )
+
+
+# ---- the layer --------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerTiming:
+    """Cycles of one compute layer, with the phase sums (which overlap when
+    double-buffered, so they need not add up to ``cycles``)."""
+
+    cycles: int
+    compute: int
+    postproc: int
+    dma: int
+    dma_stall: int  # cycles the array waited for weights
+    tiles: int
+    dma_bursts: int
+
+
+def layer_cycles(lm: LayerMapping, arch: ArchSpec) -> LayerTiming:
+    """Cycles of one compute layer from its ``LAYER`` instruction to the last output write.
+
+    Tiles run one after another (compute, then post-processing after a last-k
+    tile). A tile whose weights differ from its predecessor's needs a DMA burst.
+    Single-buffered: the burst runs before the tile. Double-buffered: the burst
+    for tile i+1 starts when tile i starts, so tile i+1 starts at
+    ``max(end of tile i, end of its burst)``.
+    """
+    check(lm, arch)
+    durs: list[int] = []
+    dmas: list[int] = []
+    comp_sum = post_sum = 0
+    for t in iter_tiles(lm):
+        c = compute_cycles(t, lm.dataflow, arch)
+        p = postproc_cycles(t, arch) if t.last_k else 0
+        comp_sum += c
+        post_sum += p
+        durs.append(c + p)
+        dmas.append(dma_cycles(weight_words(t, arch), arch) if t.load_weights else 0)
+    if arch.double_buffer:
+        total = dmas[0]
+        for i in range(len(durs) - 1):
+            total += max(durs[i], dmas[i + 1])
+        total += durs[-1]
+    else:
+        total = sum(durs) + sum(dmas)
+    busy = sum(durs)
+    return LayerTiming(
+        cycles=LAYER_SETUP + total,
+        compute=comp_sum,
+        postproc=post_sum,
+        dma=sum(dmas),
+        dma_stall=total - busy,
+        tiles=len(durs),
+        dma_bursts=sum(1 for d in dmas if d),
+    )
+
+
+# ---- non-GEMM layers executed on the accelerator --------------------------------
+def pool_cycles(out_pixels: int, channels: int, window: int, arch: ArchSpec) -> int:
+    """Max/avg pooling: ``rows`` channels of one output pixel per window element."""
+    return LAYER_SETUP + out_pixels * math.ceil(channels / arch.rows) * window + POST_LATENCY
+
+
+def add_cycles(elements: int, arch: ArchSpec) -> int:
+    """Residual add: reads both operands ``rows`` elements at a time, one operand per cycle."""
+    return LAYER_SETUP + 2 * math.ceil(elements / arch.rows) + POST_LATENCY
