@@ -1,1 +1,18 @@
 """Graph passes: plain functions ``DataflowGraph -> DataflowGraph`` that never mutate their input."""
+
+from mapping.passes.float_exec import run_float_graph
+from mapping.passes.fold import fold_batchnorm
+from mapping.passes.fuse import fuse_activations
+from mapping.passes.lower import lower
+from mapping.passes.pipeline import prepare
+from mapping.passes.quantize import calibrate, quantize
+
+__all__ = [
+    "calibrate",
+    "fold_batchnorm",
+    "fuse_activations",
+    "lower",
+    "prepare",
+    "quantize",
+    "run_float_graph",
+]

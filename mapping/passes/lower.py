@@ -1,0 +1,54 @@
+"""``lower``: give every compute node (linear, conv2d, matmul) its ``LoopNest``.
+
+- ``linear`` on input ``(..., K)``: ``LoopNest.gemm(M, N, K)`` with ``M`` the
+  product of all leading dims (batch x tokens), ``N = out_features``.
+- ``conv2d``: ``LoopNest.conv(N, K, C, H, W, R, S, stride, padding, dilation)``
+  with ``N`` the batch of the traced shape.
+- ``matmul`` of two activations ``a (..., M, K) @ b (..., K, N)``: the second
+  operand plays the weight role. With a 2-D ``b`` all leading dims of ``a``
+  fold into ``M`` (``attrs["batch"] = 1``). Otherwise the leading dims are
+  independent GEMMs (e.g. attention heads): ``attrs["batch"]`` = product of
+  the leading dims and the nest is *one* of them (``M = a.shape[-2]``); the
+  layer runs the nest ``batch`` times (``Node.macs`` counts all of them).
+
+Operand widths come from the ``QuantSpec``s (input producer's ``bits``, the
+node's ``w_bits`` and ``bits``); an unquantised graph gets 8/8/8.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from mapping.graph import DataflowGraph
+from mapping.loopnest import LoopNest
+
+
+def lower(g: DataflowGraph) -> DataflowGraph:
+    """A new graph whose linear/conv2d/matmul nodes carry ``nest`` (input not modified)."""
+    g = g.copy()
+    for node in g.nodes():
+        if node.op not in ("linear", "conv2d", "matmul"):
+            continue
+        q, src = node.quant, g.node(node.inputs[0]).quant
+        bits = {"in_bits": src.bits if src else 8,
+                "w_bits": (q.w_bits or 8) if q else 8,
+                "out_bits": q.bits if q else 8}
+        a = node.in_shapes[0]
+        if node.op == "linear":
+            n_out, k = node.params["weight"].shape
+            node.nest = LoopNest.gemm(prod(a[:-1]), n_out, k, **bits)
+            node.attrs["batch"] = 1
+        elif node.op == "conv2d":
+            k, c, r, s = node.params["weight"].shape
+            at = node.attrs
+            node.nest = LoopNest.conv(a[0], k, c, a[2], a[3], r, s, stride=at["stride"],
+                                      padding=at["padding"], dilation=at["dilation"], **bits)
+        else:
+            b = node.in_shapes[1]
+            if len(b) == 2:
+                node.attrs["batch"] = 1
+                node.nest = LoopNest.gemm(prod(a[:-1]), b[-1], a[-1], **bits)
+            else:
+                node.attrs["batch"] = prod(node.out_shape[:-2])
+                node.nest = LoopNest.gemm(a[-2], b[-1], a[-1], **bits)
+    return g

@@ -1,0 +1,131 @@
+"""``quantize``: attach a :class:`mapping.quant.QuantSpec` to every node.
+
+Per-channel weights, per-tensor activations, calibration = max-abs of each
+node's float output over ``calib_inputs`` (a float64 run of the graph, see
+:mod:`mapping.passes.float_exec`). The integer semantics are in
+:mod:`mapping.quant`. Quantised parameters are added to ``node.params`` as
+``qweight`` (int64, torch layout) and ``qbias`` (int64, accumulator units).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mapping import quant as Q
+from mapping.graph import DataflowGraph, Node
+from mapping.passes.float_exec import run_float_graph
+from mapping.quant import QuantError, QuantSpec
+
+PASS_THROUGH = ("maxpool2d", "flatten", "reshape", "transpose", "output")
+
+
+def _bits_table(g: DataflowGraph, bits: int, w_bits: int, per_layer_bits) -> dict:
+    table = {}
+    for name, v in (per_layer_bits or {}).items():
+        if name not in g:
+            raise QuantError(f"per_layer_bits names {name!r}, which is not a node; "
+                             f"nodes: {', '.join(n.name for n in g.nodes())}")
+        a, w = (v, v) if not isinstance(v, (tuple, list)) else tuple(v)
+        table[name] = (Q.check_bits(a, f"per_layer_bits[{name!r}] activation bits"),
+                       Q.check_bits(w, f"per_layer_bits[{name!r}] weight bits"))
+    return {n.name: table.get(n.name, (bits, w_bits)) for n in g.nodes()}
+
+
+def calibrate(g: DataflowGraph, calib_inputs) -> dict[str, float]:
+    """Max-abs of every node's float output over the calibration batch."""
+    if not isinstance(calib_inputs, (tuple, list)):
+        calib_inputs = (calib_inputs,)
+    acts = run_float_graph(g, *calib_inputs, trace=True)
+    return {k: float(np.abs(v).max()) if v.size else 0.0 for k, v in acts.items()}
+
+
+def _compute_spec(node: Node, s_in: float, in_bits: int, s_out: float, a_bits: int,
+                  w_bits: int, acc_bits: int) -> QuantSpec:
+    if acc_bits < in_bits + w_bits:
+        raise QuantError(f"node {node.name!r}: acc_bits = {acc_bits} must be at least "
+                         f"input bits + weight bits = {in_bits + w_bits}")
+    qw, s_w = Q.quantize_weights(node.params["weight"], w_bits)
+    bias = node.params.get("bias")
+    qb = Q.quantize_bias(bias, s_in, s_w) if bias is not None else np.zeros(len(s_w), np.int64)
+    node.params["qweight"], node.params["qbias"] = qw, qb
+    mult, shift = Q.quantize_multipliers(s_in * s_w / s_out)
+    return QuantSpec(bits=a_bits, scale=s_out, relu=bool(node.attrs.get("fused_relu")),
+                     in_scales=(s_in,), w_bits=w_bits, w_scale=s_w, acc_bits=acc_bits,
+                     mult=mult, shift=shift)
+
+
+def quantize(g: DataflowGraph, calib_inputs, bits: int = 8, w_bits: int | None = None,
+             acc_bits: int = 32, per_layer_bits: dict | None = None) -> DataflowGraph:
+    """A new, quantised graph (the input graph is not modified).
+
+    ``bits``: activation width; ``w_bits``: weight width (default ``bits``);
+    ``acc_bits``: accumulator width (8..48); ``per_layer_bits``: node name ->
+    ``bits`` or ``(act_bits, w_bits)`` overriding the output/weight width of
+    that node. Bit widths must be integers in 2..16 (:class:`QuantError`).
+    BN must have been folded (``fold_batchnorm``) first.
+    """
+    bits = Q.check_bits(bits, "bits")
+    w_bits = Q.check_bits(bits if w_bits is None else w_bits, "w_bits")
+    acc_bits = Q.check_acc_bits(acc_bits)
+    g = g.copy()
+    table = _bits_table(g, bits, w_bits, per_layer_bits)
+    for node in g.nodes():
+        if node.op == "batchnorm2d":
+            raise QuantError(f"node {node.name!r}: batchnorm2d must be folded into the "
+                             "preceding conv2d before quantisation (run fold_batchnorm; a BN "
+                             "not directly after a conv2d is not supported)")
+    max_abs = calibrate(g, calib_inputs)
+    for node in g.nodes():
+        a_bits, wb = table[node.name]
+        ins = [g.node(i).quant for i in node.inputs]
+        s_calib = Q.act_scale(max_abs[node.name], a_bits)
+        relu = bool(node.attrs.get("fused_relu"))
+        op = node.op
+        if op == "input":
+            spec = QuantSpec(bits=a_bits, scale=s_calib)
+        elif op in PASS_THROUGH:
+            spec = QuantSpec(bits=ins[0].bits, scale=ins[0].scale, relu=ins[0].relu,
+                             in_scales=(ins[0].scale,))
+        elif op == "relu":
+            spec = QuantSpec(bits=ins[0].bits, scale=ins[0].scale, relu=True,
+                             in_scales=(ins[0].scale,))
+        elif op in ("linear", "conv2d"):
+            spec = _compute_spec(node, ins[0].scale, ins[0].bits, s_calib, a_bits, wb, acc_bits)
+        elif op == "matmul" or (op == "mul" and "scalar" not in node.attrs):
+            m = ins[0].scale * ins[1].scale * node.attrs.get("scale", 1.0) / s_calib
+            if m <= 0:
+                raise QuantError(f"node {node.name!r}: negative matmul scale "
+                                 f"{node.attrs.get('scale')} is not supported")
+            need = ins[0].bits + ins[1].bits
+            if acc_bits < need:
+                raise QuantError(f"node {node.name!r}: acc_bits = {acc_bits} must be at least "
+                                 f"the two operand widths summed = {need}")
+            mult, shift = Q.quantize_multipliers(np.array([m]))
+            spec = QuantSpec(bits=a_bits, scale=s_calib, relu=relu,
+                             in_scales=(ins[0].scale, ins[1].scale), w_bits=ins[1].bits,
+                             acc_bits=acc_bits, mult=mult, shift=shift)
+        elif op == "mul":  # by a scalar: scale change only
+            c = node.attrs["scalar"]
+            if c == 0:
+                raise QuantError(f"node {node.name!r}: multiplication by 0 is not supported")
+            spec = QuantSpec(bits=ins[0].bits, scale=ins[0].scale * abs(c),
+                             relu=ins[0].relu and c > 0, in_scales=(ins[0].scale,),
+                             extra={"negate": c < 0})
+        elif op == "add":
+            ma, mb, sh = Q.add_multipliers(ins[0].scale, ins[1].scale, s_calib)
+            spec = QuantSpec(bits=a_bits, scale=s_calib, relu=relu,
+                             in_scales=(ins[0].scale, ins[1].scale),
+                             mult=np.array([ma, mb], np.int64), shift=np.array([sh], np.int64))
+        elif op == "avgpool2d":
+            kh, kw = node.attrs["kernel"]
+            mult, shift = Q.quantize_multipliers(np.array([1.0 / (kh * kw)]))
+            spec = QuantSpec(bits=ins[0].bits, scale=ins[0].scale, relu=ins[0].relu,
+                             in_scales=(ins[0].scale,), acc_bits=acc_bits, mult=mult,
+                             shift=shift)
+        elif op in Q.HOST_OPS:
+            node.attrs["host"] = True
+            spec = QuantSpec(bits=a_bits, scale=s_calib, in_scales=(ins[0].scale,), host=True)
+        else:
+            raise QuantError(f"node {node.name!r}: op {op!r} has no integer semantics")
+        node.quant = spec
+    return g

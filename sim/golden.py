@@ -1,0 +1,197 @@
+"""``sim.golden``: integer-only numpy executor of a quantised ``DataflowGraph``.
+
+It models exactly the arithmetic of :mod:`mapping.quant` (what the hardware
+computes): int64 accumulation wrapped to ``acc_bits``, per-channel
+``requantize``, the residual-add rescale, integer pooling. Convolutions run
+through their ``LoopNest`` GEMM view: an implicit-im2col gather (rows =
+output pixels ``(n, p, q)``, columns ordered ``(r, s, c)`` with ``c``
+fastest, exactly :meth:`mapping.loopnest.LoopNest.im2col_index`) times the
+``(gemm_k, gemm_n)`` weight matrix of :func:`mapping.quant.gemm_weights`.
+Host-executed ops (softmax, layernorm, gelu) use :func:`mapping.quant.host_op`.
+
+Everything is vectorised over dim 0 (the batch), which may differ from the
+traced batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mapping import quant as Q
+from mapping.graph import DataflowGraph, GraphError, Node
+from mapping.loopnest import LoopNest
+
+
+class GoldenError(ValueError):
+    """The graph cannot be run by the golden model (not quantised, wrong input)."""
+
+
+def conv_nest(node: Node) -> LoopNest:
+    """The node's ``LoopNest`` (built from its attributes when the graph is not lowered)."""
+    if node.nest is not None:
+        return node.nest
+    a, (k, c, r, s) = node.in_shapes[0], node.params["weight"].shape
+    at = node.attrs
+    return LoopNest.conv(a[0], k, c, a[2], a[3], r, s, stride=at["stride"],
+                         padding=at["padding"], dilation=at["dilation"])
+
+
+def im2col_indices(nest: LoopNest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample gather indices ``(c, h, w)``, each ``(P*Q, C*R*S)``, into the input
+    *padded* by ``nest.padding`` on each side (so padding zeros are real zeros)."""
+    m = np.arange(nest.P * nest.Q)
+    k = np.arange(nest.C * nest.R * nest.S)
+    p, q = np.divmod(m, nest.Q)
+    rs, c = np.divmod(k, nest.C)
+    r, s = np.divmod(rs, nest.S)
+    h = p[:, None] * nest.stride + r[None, :] * nest.dilation
+    w = q[:, None] * nest.stride + s[None, :] * nest.dilation
+    return np.broadcast_to(c[None, :], h.shape), h, w
+
+
+def im2col(x: np.ndarray, nest: LoopNest) -> np.ndarray:
+    """Virtual im2col matrix of a batch ``x (B, C, H, W)``: ``(B, P*Q, C*R*S)``."""
+    pad = nest.padding
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+    c, h, w = im2col_indices(nest)
+    return xp[:, c, h, w]
+
+
+def _pool_windows(x: np.ndarray, node: Node, fill: int):
+    (kh, kw), (sh, sw), (ph, pw) = (node.attrs[k] for k in ("kernel", "stride", "padding"))
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    p, q = node.out_shape[2], node.out_shape[3]
+    for i in range(kh):
+        for j in range(kw):
+            yield xp[:, :, i:i + sh * (p - 1) + 1:sh, j:j + sw * (q - 1) + 1:sw]
+
+
+class GoldenModel:
+    """Integer reference executor of a quantised graph (see module docstring)."""
+
+    def __init__(self, graph: DataflowGraph):
+        missing = [n.name for n in graph.nodes() if n.quant is None]
+        if missing:
+            raise GoldenError(f"graph is not quantised (no QuantSpec on {', '.join(missing[:5])}"
+                              "); run mapping.passes.quantize (or prepare) first")
+        self.graph = graph
+        self.nodes = graph.nodes()
+        self._w: dict[str, np.ndarray] = {}
+        self._nest: dict[str, LoopNest] = {}
+        for n in self.nodes:
+            if n.op in ("linear", "conv2d"):
+                self._w[n.name] = Q.gemm_weights(n.params["qweight"]).astype(np.int64)
+            if n.op == "conv2d":
+                self._nest[n.name] = conv_nest(n)
+
+    # ------------------------------------------------------------------ ops
+    def _gemm(self, n: Node, x: np.ndarray) -> np.ndarray:
+        q = n.quant
+        w = self._w[n.name]
+        if n.op == "linear":
+            acc = np.matmul(x, w) + n.params["qbias"]
+            ch_axis = -1
+        else:
+            nest = self._nest[n.name]
+            cols = im2col(x, nest)  # (B, P*Q, C*R*S)
+            acc = np.matmul(cols, w) + n.params["qbias"]  # (B, P*Q, K)
+            acc = acc.transpose(0, 2, 1).reshape(x.shape[0], nest.K, nest.P, nest.Q)
+            ch_axis = 1
+        acc = Q.wrap(acc, q.acc_bits)
+        shape = [1] * acc.ndim
+        shape[ch_axis] = -1
+        return Q.requantize(acc, q.mult.reshape(shape), q.shift.reshape(shape), q.bits, q.relu)
+
+    def _op(self, n: Node, xs: list[np.ndarray]) -> np.ndarray:
+        q, op = n.quant, n.op
+        x = xs[0] if xs else None
+        b = x.shape[0] if x is not None else None
+        if op in ("linear", "conv2d"):
+            return self._gemm(n, x)
+        if op in ("matmul", "mul") and "scalar" not in n.attrs:
+            acc = np.matmul(xs[0], xs[1]) if op == "matmul" else xs[0] * xs[1]
+            acc = Q.wrap(acc, q.acc_bits)
+            return Q.requantize(acc, q.mult[0], q.shift[0], q.bits, q.relu)
+        if op == "mul":
+            return Q.clamp(-x, q.bits) if q.extra.get("negate") else x
+        if op == "add":
+            return Q.requantize_add(xs[0], xs[1], q.mult[0], q.mult[1], q.shift[0], q.bits,
+                                    q.relu)
+        if op == "relu":
+            return np.maximum(x, 0)
+        if op == "maxpool2d":
+            lo = np.iinfo(np.int64).min
+            return np.maximum.reduce(list(_pool_windows(x, n, lo)))
+        if op == "avgpool2d":
+            acc = Q.wrap(np.add.reduce(list(_pool_windows(x, n, 0))), q.acc_bits)
+            return Q.requantize(acc, q.mult[0], q.shift[0], q.bits, q.relu)
+        if op in ("flatten", "reshape"):
+            return x.reshape((b,) + tuple(n.out_shape[1:]))
+        if op == "transpose":
+            return np.ascontiguousarray(x.transpose(n.attrs["perm"]))
+        if op in Q.HOST_OPS:
+            y = Q.host_op(op, Q.dequantize(x, q.in_scales[0]), n.attrs, n.params)
+            return Q.quantize_act(y, q.scale, q.bits)
+        if op == "output":
+            return x
+        raise GoldenError(f"node {n.name!r}: golden model has no op {op!r}")
+
+    # ------------------------------------------------------------------ run
+    def run(self, *x_int, trace: bool = False):
+        """Run on integer inputs (one int array per graph input, batch on dim 0).
+
+        Returns the int64 output (a list for several outputs), or with
+        ``trace=True`` a dict node name -> int64 tensor of every node.
+        """
+        names = self.graph.inputs
+        if len(x_int) != len(names):
+            raise GoldenError(f"graph has {len(names)} input(s), got {len(x_int)}")
+        env: dict[str, np.ndarray] = {}
+        for name, x in zip(names, x_int, strict=True):
+            node = self.graph.node(name)
+            x = np.asarray(x)
+            if tuple(x.shape[1:]) != tuple(node.out_shape[1:]):
+                raise GoldenError(f"input {name!r} has shape {x.shape}; expected "
+                                  f"(batch, {', '.join(map(str, node.out_shape[1:]))})")
+            if not np.issubdtype(x.dtype, np.integer):
+                raise GoldenError(f"input {name!r} must be integers (use quantize_input)")
+            lo, hi = Q.qrange(node.quant.bits)
+            if x.size and (x.min() < lo or x.max() > hi):
+                raise GoldenError(f"input {name!r} has values outside the "
+                                  f"{node.quant.bits}-bit range [{lo}, {hi}]")
+            env[name] = x.astype(np.int64)
+        for n in self.nodes:
+            if n.op != "input":
+                env[n.name] = self._op(n, [env[i] for i in n.inputs])
+        if trace:
+            return env
+        outs = [env[o] for o in self.graph.outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+
+def quantize_input(graph: DataflowGraph, x_float, name: str | None = None) -> np.ndarray:
+    """Host-side input quantisation ``clamp(floor(x / s + 0.5))`` with the input's scale."""
+    name = name or graph.inputs[0]
+    q = graph.node(name).quant
+    if q is None:
+        raise GoldenError("graph is not quantised; run mapping.passes.quantize first")
+    x = x_float.detach().numpy() if hasattr(x_float, "detach") else np.asarray(x_float)
+    return Q.quantize_act(x, q.scale, q.bits)
+
+
+def run(graph: DataflowGraph, *x_int, trace: bool = False):
+    """``GoldenModel(graph).run(*x_int, trace=trace)``."""
+    return GoldenModel(graph).run(*x_int, trace=trace)
+
+
+def run_float(graph: DataflowGraph, x_float) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise a float input, run the integer model: ``(q_out, q_out * s_out)``."""
+    q_out = run(graph, quantize_input(graph, x_float))
+    if isinstance(q_out, list):
+        raise GraphError("run_float supports single-output graphs; use run() instead")
+    return q_out, Q.dequantize(q_out, graph.node(graph.outputs[0]).quant.scale)
+
+
+def predict(graph: DataflowGraph, x_float) -> np.ndarray:
+    """Class labels: argmax over the last dim of the integer output."""
+    return np.argmax(run_float(graph, x_float)[0], axis=-1)
