@@ -22,10 +22,12 @@ Spatial unrolling is fixed by the dataflow (it is what the hardware has):
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mapping.arch import DATAFLOWS
 from mapping.loopnest import LoopNest
 
 ORDERS: tuple[tuple[str, str, str], ...] = (
@@ -59,6 +61,20 @@ class LayerMapping:
     tile_n: int
     tile_k: int
     order: tuple[str, str, str] = ("n", "m", "k")
+
+    def __post_init__(self) -> None:
+        # shape checks that need no ArchSpec; mapping.timing.check adds the buffer limits
+        if self.dataflow not in DATAFLOWS:
+            raise MappingError(f"{self.layer}: dataflow {self.dataflow!r} is invalid; allowed: "
+                               f"{', '.join(DATAFLOWS)}")
+        if tuple(self.order) not in ORDERS:
+            raise MappingError(f"{self.layer}: order {self.order!r} must be a permutation of "
+                               "('m', 'n', 'k'), e.g. ('n', 'm', 'k')")
+        for d, full in (("m", self.nest.gemm_m), ("n", self.nest.gemm_n), ("k", self.nest.gemm_k)):
+            t = getattr(self, f"tile_{d}")
+            if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= full:
+                raise MappingError(f"{self.layer}: tile_{d} = {t!r} must be an integer from 1 "
+                                   f"to gemm_{d} = {full}")
 
     @property
     def spatial(self) -> tuple[str, str]:
@@ -99,6 +115,13 @@ class LayerCost:
     accesses: dict[str, int] = field(default_factory=dict)  # "level.operand.read|write" -> count
     breakdown: dict[str, int] = field(default_factory=dict)  # cycles by phase
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LayerCost:
+        return cls(**d)
+
 
 @dataclass
 class Schedule:
@@ -121,3 +144,21 @@ class Schedule:
             ],
             "total_cycles": self.total_cycles,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Schedule:
+        try:
+            return cls(
+                arch_name=d["arch"],
+                layers=[LayerMapping.from_dict(x["mapping"]) for x in d["layers"]],
+                costs=[LayerCost.from_dict(x["cost"]) for x in d["layers"]],
+            )
+        except (KeyError, TypeError) as exc:
+            raise MappingError(f"not a Schedule dict (missing or bad field: {exc})") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Schedule:
+        return cls.from_dict(json.loads(text))
