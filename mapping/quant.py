@@ -209,13 +209,21 @@ def requantize(acc: np.ndarray, mult, shift, out_bits: int, relu: bool = False) 
 def add_multipliers(sa: float, sb: float, so: float) -> tuple[int, int, int]:
     """``(ma, mb, sh)`` for ``a*sa + b*sb -> y*so``: the largest shift keeping both below 2**15."""
     ra, rb = sa / so, sb / so
-    for sh in range(SHIFT_MAX, SHIFT_MIN - 1, -1):
-        ma, mb = int(round_half_away(ra * 2.0**sh)), int(round_half_away(rb * 2.0**sh))
-        if ma < (1 << MULT_BITS) and mb < (1 << MULT_BITS):
-            return ma, mb, sh
-    raise QuantError(
-        f"residual add scale ratios {ra:.4g}, {rb:.4g} are too large (must be below 2**14)"
-    )
+    if not (ra > 0 and rb > 0 and np.isfinite(ra) and np.isfinite(rb)):
+        raise QuantError(f"residual add scale ratios {ra!r}, {rb!r} must be positive and finite")
+
+    def rnd(v: float) -> int:
+        return int(np.floor(v + 0.5))
+
+    _, e = np.frexp(max(ra, rb))
+    sh = min(SHIFT_MAX, MULT_BITS - int(e))  # max ratio * 2**sh in [2**14, 2**15)
+    while sh >= SHIFT_MIN and max(rnd(ra * 2.0**sh), rnd(rb * 2.0**sh)) >= 1 << MULT_BITS:
+        sh -= 1
+    if sh < SHIFT_MIN:
+        raise QuantError(
+            f"residual add scale ratios {ra:.4g}, {rb:.4g} are too large (must be below 2**14)"
+        )
+    return rnd(ra * 2.0**sh), rnd(rb * 2.0**sh), sh
 
 
 def requantize_add(a, b, ma: int, mb: int, sh: int, out_bits: int, relu: bool = False):

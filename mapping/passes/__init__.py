@@ -4,15 +4,17 @@ from mapping.passes.float_exec import run_float_graph
 from mapping.passes.fold import fold_batchnorm
 from mapping.passes.fuse import fuse_activations
 from mapping.passes.lower import lower
-from mapping.passes.pipeline import prepare
+from mapping.passes.pipeline import calibration_inputs, prepare, prepare_entry
 from mapping.passes.quantize import calibrate, quantize
 
 __all__ = [
     "calibrate",
+    "calibration_inputs",
     "fold_batchnorm",
     "fuse_activations",
     "lower",
     "prepare",
+    "prepare_entry",
     "quantize",
     "run_float_graph",
 ]

@@ -20,3 +20,31 @@ def prepare(module, example_input, calib_inputs, bits: int = 8, w_bits: int | No
     g = quantize(g, calib_inputs, bits=bits, w_bits=w_bits, acc_bits=acc_bits,
                  per_layer_bits=per_layer_bits)
     return lower(g)
+
+
+def calibration_inputs(entry, n_random: int = 32, seed: int = 1):
+    """Calibration batch for a zoo entry (duck-typed ``models.ModelEntry``).
+
+    The whole training split when the entry has a data set; otherwise
+    ``n_random`` standard-normal samples from ``torch.Generator(seed)`` (ReLU'd
+    for ``input_kind == "relu-normal"``), shaped like ``entry.input_shape``.
+    """
+    import numpy as np
+    import torch
+
+    ds = entry.dataset()
+    shape = tuple(entry.input_shape[1:])
+    if ds is not None:
+        return np.asarray(ds.x_train, dtype=np.float32).reshape((-1,) + shape)
+    g = torch.Generator().manual_seed(int(seed))
+    x = torch.randn((n_random,) + shape, generator=g)
+    if getattr(entry, "input_kind", "normal") == "relu-normal":
+        x = torch.relu(x)
+    return x.numpy()
+
+
+def prepare_entry(entry, bits: int = 8, w_bits: int | None = None, acc_bits: int = 32,
+                  per_layer_bits: dict | None = None, n_random: int = 32) -> DataflowGraph:
+    """:func:`prepare` for a zoo entry: its loaded model, example input and calibration data."""
+    return prepare(entry.load(), entry.example_input(), calibration_inputs(entry, n_random),
+                   bits=bits, w_bits=w_bits, acc_bits=acc_bits, per_layer_bits=per_layer_bits)
