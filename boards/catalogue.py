@@ -121,10 +121,10 @@ DEVICES: dict[str, Device] = {
                nextpnr_device="hx8k", datasheet=_HX),
         # Artix-7: 5200/15850 slices x 4 LUT6 / 8 FF, 90/240 DSP48E1, 50/135 RAMB36.
         Device("XC7A35T", "xc7", luts=20_800, ffs=41_600, dsps=90, bram_blocks=50,
-               bram_bits=36_864, user_io=250, package="csg324", speed="-1",
+               bram_bits=36_864, user_io=250, package="csg324", speed="1",
                lut_inputs=6, datasheet=_XC7),
         Device("XC7A100T", "xc7", luts=63_400, ffs=126_800, dsps=240, bram_blocks=135,
-               bram_bits=36_864, user_io=300, package="csg324", speed="-1",
+               bram_bits=36_864, user_io=300, package="csg324", speed="1",
                lut_inputs=6, datasheet=_XC7),
     )
 }

@@ -87,12 +87,15 @@ class CriticalPath:
     routing_ns: float
     steps: tuple[PathStep, ...]
 
-    def summary(self, max_steps: int = 4) -> str:
-        cells = [_short(s.dst) for s in self.steps if s.kind == "logic"]
-        via = " -> ".join(cells[:max_steps]) + (" ..." if len(cells) > max_steps else "")
+    def summary(self) -> str:
+        """One line: clocks, delay split, logic levels, start and end cells."""
+        levels = sum(1 for s in self.steps if s.kind == "logic")
+        ends = ""
+        if self.steps:
+            ends = f", {_short(self.steps[0].src)} -> {_short(self.steps[-1].dst)}"
         return (f"{self.src_clock} -> {self.dst_clock}: {self.delay_ns:.2f} ns "
-                f"({self.logic_ns:.2f} logic, {self.routing_ns:.2f} routing)"
-                + (f" via {via}" if via else ""))
+                f"({self.logic_ns:.2f} logic, {self.routing_ns:.2f} routing, "
+                f"{levels} logic steps{ends})")
 
 
 @dataclass(frozen=True)
