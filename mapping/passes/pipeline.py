@@ -35,7 +35,7 @@ def calibration_inputs(entry, n_random: int = 32, seed: int = 1):
     ds = entry.dataset()
     shape = tuple(entry.input_shape[1:])
     if ds is not None:
-        return np.asarray(ds.x_train, dtype=np.float32).reshape((-1,) + shape)
+        return np.array(ds.x_train, dtype=np.float32).reshape((-1,) + shape)  # writable copy
     g = torch.Generator().manual_seed(int(seed))
     x = torch.randn((n_random,) + shape, generator=g)
     if getattr(entry, "input_kind", "normal") == "relu-normal":
