@@ -1,0 +1,280 @@
+"""On-chip memories: activation scratchpad, weight scratchpad, accumulator buffer.
+
+Every memory is element-addressed and built from ``B`` interleaved banks
+(``B`` a power of two; element ``a`` lives in bank ``a % B`` at row ``a // B``),
+each bank a plain one-write-port memory, so synthesis can map banks to block
+RAM. Two kinds of multi-element access exist:
+
+- *consecutive lanes*: lane ``j`` accesses address ``a + j`` (``j < lanes <= B``);
+  every lane hits a different bank, a rotation network routes lanes to banks.
+  Used for the C-wide writes of output rows, the DMA's word writes, the weight
+  row reads and the accumulator rows.
+- *random lanes*: lane ``r`` reads any address; every bank gets one read port
+  per lane (synthesis duplicates the bank), the lane picks its bank's data.
+  Used for the activation scratchpad's ``rows`` im2col gather lanes.
+
+All reads are synchronous: the address is presented in cycle t, data is valid in
+cycle t+1 (and held while ``rd_en`` is low).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from mapping.arch import ArchSpec
+
+
+def bits_for(n: int) -> int:
+    """Bits of an unsigned address that can hold 0..n-1 (at least 1)."""
+    return max(1, (max(n, 1) - 1).bit_length())
+
+
+def bank_count(*lanes: int) -> int:
+    """The smallest power of two >= every lane count given."""
+    need = max(1, *lanes)
+    return 1 << (need - 1).bit_length()
+
+
+class _Banks:
+    """``B`` interleaved banks of ``shape`` elements holding ``words`` elements."""
+
+    def __init__(self, m: Module, name: str, shape, words: int, banks: int,
+                 init: list[int] | None = None):
+        self.B = banks
+        self.lg = (banks - 1).bit_length()
+        self.depth = max(1, -(-words // banks))
+        self.row_bits = bits_for(self.depth)
+        self.shape = shape
+        self.mems = []
+        for b in range(banks):
+            bank_init = None
+            if init is not None:
+                bank_init = [init[a] if a < len(init) else 0
+                             for a in range(b, self.depth * banks, banks)]
+            mem = memory.Memory(shape=shape, depth=self.depth, init=bank_init or [])
+            m.submodules[f"{name}_bank{b}"] = mem
+            self.mems.append(mem)
+        self.wports = [None] * banks
+
+    def _row(self, a, b: int):
+        """Row of bank ``b`` holding the lane whose element address is ``a + lane``."""
+        low = a[:self.lg] if self.lg else 0
+        base = a >> self.lg
+        if not self.lg:
+            return base
+        return base + (b < low)
+
+    def _lane_of_bank(self, a, b: int):
+        if not self.lg:
+            return 0
+        return (b - a[:self.lg])[:self.lg]
+
+    def write_consecutive(self, m: Module, addr, mask, lanes_data, lanes: int) -> None:
+        """Write ``lanes`` consecutive elements from ``addr`` (lane j enabled by ``mask[j]``)."""
+        assert lanes <= self.B
+        for b in range(self.B):
+            wp = self.mems[b].write_port()
+            self.wports[b] = wp
+            j = self._lane_of_bank(addr, b)
+            if lanes == 1:
+                m.d.comb += [wp.en.eq(mask[0] & (j == 0)), wp.data.eq(lanes_data[0])]
+            else:
+                sel_data = Array(lanes_data[i] for i in range(lanes))
+                sel_mask = Array(mask[i] for i in range(lanes))
+                in_range = j < lanes if lanes < self.B else 1
+                m.d.comb += [
+                    wp.en.eq(in_range & sel_mask[j]),
+                    wp.data.eq(sel_data[j]),
+                ]
+            m.d.comb += wp.addr.eq(self._row(addr, b))
+
+    def read_consecutive(self, m: Module, name: str, addr, en, lanes: int, transparent: bool):
+        """Read ``lanes`` consecutive elements from ``addr``: list of lane values (next cycle)."""
+        rports = []
+        for b in range(self.B):
+            tf = (self.wports[b],) if transparent else ()
+            rp = self.mems[b].read_port(transparent_for=tf)
+            m.d.comb += [rp.addr.eq(self._row(addr, b)), rp.en.eq(en)]
+            rports.append(rp)
+        low_q = Signal(max(1, self.lg), name=f"{name}_low")
+        if self.lg:
+            with m.If(en):
+                m.d.sync += low_q.eq(addr[:self.lg])
+        datas = Array(rp.data for rp in rports)
+        out = []
+        for j in range(lanes):
+            if self.lg:
+                out.append(datas[(low_q + j)[:self.lg]])
+            else:
+                out.append(rports[0].data)
+        return out
+
+    def read_random(self, m: Module, name: str, addrs, en, lanes: int):
+        """``lanes`` independent reads: lane r reads ``addrs[r]`` (next cycle)."""
+        out = []
+        for r in range(lanes):
+            rps = []
+            for b in range(self.B):
+                rp = self.mems[b].read_port()
+                m.d.comb += [rp.addr.eq(addrs[r] >> self.lg), rp.en.eq(en)]
+                rps.append(rp)
+            if self.lg:
+                sel = Signal(self.lg, name=f"{name}_sel{r}")
+                with m.If(en):
+                    m.d.sync += sel.eq(addrs[r][:self.lg])
+                out.append(Array(rp.data for rp in rps)[sel])
+            else:
+                out.append(rps[0].data)
+        return out
+
+
+class ActivationScratchpad(wiring.Component):
+    """``act_words`` activations (signed ``in_bits``): ``rows`` random read lanes
+    (implicit im2col gathers) and one ``cols``-wide consecutive write port."""
+
+    def __init__(self, arch: ArchSpec):
+        self.arch = arch
+        self.addr_bits = bits_for(arch.act_words)
+        self.banks = bank_count(arch.cols, arch.act_banks)
+        R, C, eb, aw = arch.rows, arch.cols, arch.in_bits, self.addr_bits
+        super().__init__({
+            "rd_en": In(1),
+            "rd_addr": In(data.ArrayLayout(unsigned(aw), R)),
+            "rd_data": Out(data.ArrayLayout(signed(eb), R)),
+            "wr_addr": In(unsigned(aw)),
+            "wr_mask": In(C),
+            "wr_data": In(data.ArrayLayout(signed(eb), C)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.arch
+        banks = _Banks(m, "act", signed(a.in_bits), a.act_words, self.banks)
+        banks.write_consecutive(m, self.wr_addr, self.wr_mask, self.wr_data, a.cols)
+        outs = banks.read_random(m, "act_rd", self.rd_addr, self.rd_en, a.rows)
+        for r in range(a.rows):
+            m.d.comb += self.rd_data[r].eq(outs[r])
+        return m
+
+
+class WeightScratchpad(wiring.Component):
+    """``w_words`` weights (signed ``w_bits``): a consecutive write port as wide as
+    one external word (``ext_word_bits // w_bits`` weights, from the DMA) and a
+    consecutive read port of ``cols`` weights (one array row)."""
+
+    def __init__(self, arch: ArchSpec):
+        self.arch = arch
+        self.addr_bits = bits_for(arch.w_words)
+        self.wpw = arch.weights_per_ext_word
+        self.banks = bank_count(arch.cols, self.wpw, arch.w_banks)
+        C, wb, aw = arch.cols, arch.w_bits, self.addr_bits
+        super().__init__({
+            "rd_en": In(1),
+            "rd_addr": In(unsigned(aw)),
+            "rd_data": Out(data.ArrayLayout(signed(wb), C)),
+            "wr_addr": In(unsigned(aw)),
+            "wr_mask": In(self.wpw),
+            "wr_data": In(data.ArrayLayout(signed(wb), self.wpw)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.arch
+        banks = _Banks(m, "w", signed(a.w_bits), a.w_words, self.banks)
+        banks.write_consecutive(m, self.wr_addr, self.wr_mask, self.wr_data, self.wpw)
+        outs = banks.read_consecutive(m, "w_rd", self.rd_addr, self.rd_en, a.cols, False)
+        for j in range(a.cols):
+            m.d.comb += self.rd_data[j].eq(outs[j])
+        return m
+
+
+class AccumulatorBuffer(wiring.Component):
+    """``acc_words`` partial sums (signed ``acc_bits``, wrapping) in ``cols``-wide rows.
+
+    Read-modify-write port (from the array): a row ``in_data`` for addresses
+    ``in_addr + j`` (lane j written if ``in_mask[j]``) is added to the stored row
+    (``in_accumulate``) or overwrites it (first k tile). The read happens in the
+    cycle ``in_valid`` is high, the write one cycle later (``wr_strobe``); the
+    read port is transparent, so back-to-back updates of one row are exact.
+    Read port (for post-processing): ``rd_addr`` in cycle t, ``rd_data`` in t+1;
+    do not use it in a cycle with ``in_valid``.
+    """
+
+    def __init__(self, arch: ArchSpec):
+        self.arch = arch
+        self.addr_bits = bits_for(arch.acc_words)
+        self.banks = bank_count(arch.cols, arch.acc_banks)
+        C, ab, aw = arch.cols, arch.acc_bits, self.addr_bits
+        row = data.ArrayLayout(signed(ab), C)
+        super().__init__({
+            "in_valid": In(1),
+            "in_addr": In(unsigned(aw)),
+            "in_mask": In(C),
+            "in_accumulate": In(1),
+            "in_data": In(row),
+            "wr_strobe": Out(1),
+            "rd_en": In(1),
+            "rd_addr": In(unsigned(aw)),
+            "rd_data": Out(row),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.arch
+        C = a.cols
+        banks = _Banks(m, "acc", signed(a.acc_bits), a.acc_words, self.banks)
+        # stage 1 registers (the write happens here)
+        s1_valid = Signal()
+        s1_addr = Signal(self.addr_bits)
+        s1_mask = Signal(C)
+        s1_acc = Signal()
+        s1_data = Signal(data.ArrayLayout(signed(a.acc_bits), C))
+        m.d.sync += [
+            s1_valid.eq(self.in_valid),
+            s1_addr.eq(self.in_addr),
+            s1_mask.eq(self.in_mask),
+            s1_acc.eq(self.in_accumulate),
+            s1_data.eq(self.in_data),
+        ]
+        summed = Signal(data.ArrayLayout(signed(a.acc_bits), C))
+        mask = Signal(C)
+        m.d.comb += mask.eq(Mux(s1_valid, s1_mask, 0))
+        banks.write_consecutive(m, s1_addr, mask, summed, C)
+        rd_addr = Mux(self.in_valid, self.in_addr, self.rd_addr)
+        outs = banks.read_consecutive(m, "acc_rd", rd_addr, self.in_valid | self.rd_en, C, True)
+        for j in range(C):
+            old = Mux(s1_acc, outs[j], 0)
+            m.d.comb += [
+                summed[j].eq(old + s1_data[j]),
+                self.rd_data[j].eq(outs[j]),
+            ]
+        m.d.comb += self.wr_strobe.eq(s1_valid)
+        return m
+
+
+class ConstTable(wiring.Component):
+    """A read-only table of ``shape`` entries read ``lanes`` consecutive at a time
+    (per-channel bias/multiplier/shift of every layer, baked in at generation)."""
+
+    def __init__(self, shape, init: list[int], lanes: int):
+        self.shape = shape
+        self.init = list(init) or [0]
+        self.lanes = lanes
+        self.addr_bits = bits_for(len(self.init) + lanes)
+        self.banks = bank_count(lanes)
+        super().__init__({
+            "rd_en": In(1),
+            "rd_addr": In(unsigned(self.addr_bits)),
+            "rd_data": Out(data.ArrayLayout(shape, lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        words = len(self.init) + self.lanes  # reads past the end return zeros
+        banks = _Banks(m, "tab", self.shape, words, self.banks, init=self.init)
+        outs = banks.read_consecutive(m, "tab_rd", self.rd_addr, self.rd_en, self.lanes, False)
+        for j in range(self.lanes):
+            m.d.comb += self.rd_data[j].eq(outs[j])
+        return m
