@@ -21,19 +21,23 @@ from mapping.schedule import LayerMapping, MappingError
 
 # ---- fixed latencies of the generated hardware (cycles) ----------------------
 LAYER_SETUP = 2  # controller: fetch + decode of a layer header
-DMA_SETUP = 1  # DMA engine: request issue
-ROM_LATENCY = 1  # baked weight ROM: synchronous read
-POST_LATENCY = 2  # post-processing pipeline depth (acc read -> requant -> write)
+DMA_SETUP = 2  # DMA engine: take the burst parameters, then present the request
+ROM_LATENCY = 1  # baked weight ROM: word i presented ROM_LATENCY + 1 + i cycles after the request
+POST_LATENCY = 3  # acc/parameter read (1) + PostProc pipeline (hwgen.postproc.PostProc.latency)
 
 
 def ws_pipeline_depth(arch: ArchSpec) -> int:
-    """Cycles from the last input entering the WS array to its last sum leaving it."""
-    return arch.rows + arch.cols
+    """WS tile overhead besides the issue slots: tile start (1), scratchpad read (1),
+    array latency (``rows + cols``, hwgen.array.SystolicArray.latency) and the
+    accumulator read-modify-write (1)."""
+    return arch.rows + arch.cols + 3
 
 
 def os_pipeline_depth(arch: ArchSpec) -> int:
-    """Cycles from the last operands entering the OS array to the last sum drained."""
-    return arch.rows + arch.cols
+    """OS tile overhead besides the issue slots: tile start (1), scratchpad read (1),
+    array latency to the first drained row (``cols + 1``), the other ``rows - 1``
+    rows, and the accumulator read-modify-write (1)."""
+    return arch.rows + arch.cols + 3
 
 
 # ---- tiles ------------------------------------------------------------------
