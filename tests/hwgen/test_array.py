@@ -1,0 +1,253 @@
+"""SystolicArray vs numpy: every result row equals the block product wrapped to acc_bits.
+
+The drivers below build a cycle-by-cycle input schedule the way the controller
+does (docs/timing.md): WS passes follow each other every ``max(m, R)`` cycles
+with the next block's preload overlapped; OS passes every ``max(k, R)``
+cycles. The expected output of every vector is computed independently with
+numpy int64 and :func:`wrap`, at ``input cycle + SystolicArray.latency``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+
+from hwgen.array import SystolicArray
+from mapping.arch import ArchSpec
+
+TAG_BITS = 8
+
+
+def make_arch(rows, cols, dataflow, in_bits=8, w_bits=8, acc_bits=32):
+    return ArchSpec(rows=rows, cols=cols, dataflow=dataflow, in_bits=in_bits, w_bits=w_bits,
+                    acc_bits=acc_bits, w_words=max(8192, 2 * rows * cols),
+                    acc_words=max(2048, cols))
+
+
+def random_arch(rng, dataflow, max_dim=4):
+    in_bits = int(rng.integers(2, 17))
+    w_bits = int(rng.integers(2, 17))
+    acc_bits = int(rng.integers(max(8, in_bits + w_bits), 49))
+    return make_arch(int(rng.integers(1, max_dim + 1)), int(rng.integers(1, max_dim + 1)),
+                     dataflow, in_bits, w_bits, acc_bits)
+
+
+def simulate_schedule(h, arch, schedule, n_cycles):
+    """Drive ``schedule`` (cycle -> {port: value}) and record the outputs of every cycle."""
+    dut = SystolicArray(arch, tag_width=TAG_BITS)
+    R, C = arch.rows, arch.cols
+    idle = {"in_valid": 0, "in_first": 0, "in_data": [0] * R, "in_tag": 0}
+    if arch.dataflow == "ws":
+        idle.update(preload_valid=0, preload_row=[0] * C)
+    else:
+        idle.update(in_last=0, in_w=[0] * C)
+    seen = []
+
+    async def bench(ctx):
+        for t in range(n_cycles):
+            inputs = {**idle, **schedule.get(t, {})}
+            for name, value in inputs.items():
+                ctx.set(getattr(dut, name), value)
+            if ctx.get(dut.out_valid):
+                seen.append((t, ctx.get(dut.out_tag), list(ctx.get(dut.out_data))))
+            await ctx.tick()
+
+    h.run_simulation(dut, bench)
+    return seen
+
+
+def check(seen, expected):
+    """``expected``: list of (cycle, tag, row) sorted by cycle; all must match exactly."""
+    assert [s[0] for s in seen] == [e[0] for e in expected], "out_valid cycles differ"
+    for (t, tag, row), (_, etag, erow) in zip(seen, expected, strict=True):
+        assert tag == etag, f"cycle {t}: tag {tag} != {etag}"
+        assert row == [int(x) for x in erow], f"cycle {t}: {row} != {list(erow)}"
+
+
+# ------------------------------------------------------------------ WS driver
+def ws_run(h, arch, passes, rng=None, lag=False, bubbles=False):
+    """``passes``: list of (W[R, C], A[m, R]). Returns (seen, expected)."""
+    R, L = arch.rows, SystolicArray.latency(arch)
+    sched: dict[int, dict] = {}
+
+    def preload(start, w):
+        for i in range(R):  # first row presented is array row R-1
+            sched.setdefault(start + i, {}).update(preload_valid=1,
+                                                   preload_row=[int(x) for x in w[R - 1 - i]])
+
+    preload(0, passes[0][0])
+    t0 = R
+    expected = []
+    tag = 0
+    for p, (w, a) in enumerate(passes):
+        m = a.shape[0]
+        t = t0
+        for j in range(m):
+            if bubbles and j > 0 and rng.random() < 0.3:
+                t += 1  # an idle cycle inside the pass
+            sched.setdefault(t, {}).update(in_valid=1, in_first=int(j == 0),
+                                           in_data=[int(x) for x in a[j]], in_tag=tag)
+            expected.append((t + L, tag, h.wrap(a[j] @ w, arch.acc_bits)))
+            tag = (tag + 1) % (1 << TAG_BITS)
+            t += 1
+        span = t - t0
+        if p + 1 < len(passes):
+            extra = int(rng.integers(0, max(span, R) - R + 2)) if lag else 0
+            preload(t0 + extra, passes[p + 1][0])  # may start with this pass's in_first
+            t0 = t0 + max(span, R + extra)
+    return simulate_schedule(h, arch, sched, t0 + m + L + 3 + (m if bubbles else 0)), expected
+
+
+def ws_passes(h, rng, arch, n_passes, max_m, extremes=False, edge=False):
+    out = []
+    for _ in range(n_passes):
+        w = h.rand_signed(rng, arch.w_bits, (arch.rows, arch.cols), extremes)
+        a = h.rand_signed(rng, arch.in_bits, (int(rng.integers(1, max_m + 1)), arch.rows), extremes)
+        if edge:  # an edge block: unused rows / columns are loaded as zeros
+            kr, nc = int(rng.integers(1, arch.rows + 1)), int(rng.integers(1, arch.cols + 1))
+            w[kr:, :] = 0
+            w[:, nc:] = 0
+            a[:, kr:] = 0
+        out.append((w, a))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (4, 1), (3, 2), (2, 5)])
+def test_ws_shapes_back_to_back(sim_helpers, shape):
+    h = sim_helpers
+    rng = np.random.default_rng(100 + 10 * shape[0] + shape[1])
+    arch = make_arch(*shape, "ws")
+    # m below, at and above R: exercises the controller's gaps and bubble-free streams
+    passes = ws_passes(h, rng, arch, 4, max_m=2 * shape[0] + 1)
+    check(*ws_run(h, arch, passes, rng))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ws_random_widths(sim_helpers, seed):
+    h = sim_helpers
+    rng = np.random.default_rng(seed)
+    arch = random_arch(rng, "ws")
+    passes = ws_passes(h, rng, arch, int(rng.integers(2, 5)), max_m=2 * arch.rows + 1,
+                       edge=bool(seed % 2))
+    check(*ws_run(h, arch, passes, rng, lag=True, bubbles=seed % 3 == 0))
+
+
+@pytest.mark.parametrize("in_bits,w_bits,acc_bits", [(8, 8, 16), (2, 2, 8), (16, 16, 32), (16, 16, 48)])
+def test_ws_extremes_wrap(sim_helpers, in_bits, w_bits, acc_bits):
+    h = sim_helpers
+    rng = np.random.default_rng(in_bits * 100 + acc_bits)
+    arch = make_arch(3, 3, "ws", in_bits, w_bits, acc_bits)
+    lo_a, lo_w = -(1 << (in_bits - 1)), -(1 << (w_bits - 1))
+    hi_a, hi_w = -lo_a - 1, -lo_w - 1
+    full = lambda v, shape: np.full(shape, v, dtype=np.int64)  # noqa: E731
+    passes = [
+        (full(lo_w, (3, 3)), full(lo_a, (3, 3))),  # most negative x most negative: wraps
+        (full(hi_w, (3, 3)), full(hi_a, (2, 3))),
+        (full(lo_w, (3, 3)), full(hi_a, (4, 3))),
+    ] + ws_passes(h, rng, arch, 2, max_m=4, extremes=True)
+    check(*ws_run(h, arch, passes, rng))
+
+
+def test_ws_latency_formula():
+    for r, c in [(1, 1), (8, 8), (4, 16), (32, 32)]:
+        assert SystolicArray.latency(make_arch(r, c, "ws")) == r + c
+        assert SystolicArray.latency(make_arch(r, c, "os")) == c + 1
+
+
+# ------------------------------------------------------------------ OS driver
+def os_run(h, arch, passes, rng=None, gaps=False):
+    """``passes``: list of (A[R, k], W[k, C]). Returns (seen, expected)."""
+    R, L = arch.rows, SystolicArray.latency(arch)
+    sched: dict[int, dict] = {}
+    expected = []
+    t0, last = 0, -R
+    for p, (a, w) in enumerate(passes):
+        k = a.shape[1]
+        # back-to-back, but consecutive in_last vectors at least R cycles apart
+        t0 = max(t0, last + R - k + 1) + (int(rng.integers(0, 3)) if gaps else 0)
+        tag = (p * 37) % (1 << TAG_BITS)
+        for j in range(k):
+            sched[t0 + j] = dict(in_valid=1, in_first=int(j == 0), in_last=int(j == k - 1),
+                                 in_data=[int(x) for x in a[:, j]],
+                                 in_w=[int(x) for x in w[j]], in_tag=tag)
+        res = h.wrap(a @ w, arch.acc_bits)
+        last = t0 + k - 1
+        for i in range(R):
+            expected.append((last + L + i, (tag + i) % (1 << TAG_BITS), res[i]))
+        t0 += k
+    return simulate_schedule(h, arch, sched, t0 + L + R + 2), expected
+
+
+def os_passes(h, rng, arch, n_passes, max_k, extremes=False, edge=False):
+    out = []
+    for _ in range(n_passes):
+        k = int(rng.integers(1, max_k + 1))
+        a = h.rand_signed(rng, arch.in_bits, (arch.rows, k), extremes)
+        w = h.rand_signed(rng, arch.w_bits, (k, arch.cols), extremes)
+        if edge:
+            mr, nc = int(rng.integers(1, arch.rows + 1)), int(rng.integers(1, arch.cols + 1))
+            a[mr:, :] = 0
+            w[:, nc:] = 0
+        out.append((a, w))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (4, 1), (3, 2), (2, 5)])
+def test_os_shapes_back_to_back(sim_helpers, shape):
+    h = sim_helpers
+    rng = np.random.default_rng(200 + 10 * shape[0] + shape[1])
+    arch = make_arch(*shape, "os")
+    check(*os_run(h, arch, os_passes(h, rng, arch, 4, max_k=2 * shape[0] + 2)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_os_random_widths(sim_helpers, seed):
+    h = sim_helpers
+    rng = np.random.default_rng(50 + seed)
+    arch = random_arch(rng, "os")
+    passes = os_passes(h, rng, arch, int(rng.integers(2, 5)), max_k=2 * arch.rows + 2,
+                       edge=bool(seed % 2))
+    check(*os_run(h, arch, passes, rng, gaps=seed % 3 == 0))
+
+
+@pytest.mark.parametrize("in_bits,w_bits,acc_bits", [(8, 8, 16), (2, 2, 8), (16, 16, 48)])
+def test_os_extremes_wrap(sim_helpers, in_bits, w_bits, acc_bits):
+    h = sim_helpers
+    rng = np.random.default_rng(in_bits * 7 + acc_bits)
+    arch = make_arch(3, 2, "os", in_bits, w_bits, acc_bits)
+    lo_a, lo_w = -(1 << (in_bits - 1)), -(1 << (w_bits - 1))
+    passes = [
+        (np.full((3, 5), lo_a, dtype=np.int64), np.full((5, 2), lo_w, dtype=np.int64)),
+        (np.full((3, 3), -lo_a - 1, dtype=np.int64), np.full((3, 2), -lo_w - 1, dtype=np.int64)),
+    ] + os_passes(h, rng, arch, 2, max_k=5, extremes=True)
+    check(*os_run(h, arch, passes))
+
+
+# ------------------------------------------------------------------ elaboration
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_elaborates_mid_size(dataflow):
+    text = rtlil.convert(SystolicArray(make_arch(5, 7, dataflow)))
+    assert "pe_4_6" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_elaborates_32x32(dataflow):
+    text = rtlil.convert(SystolicArray(make_arch(32, 32, dataflow, 8, 8, 32)))
+    assert "pe_31_31" in text
+
+
+def test_bad_arguments():
+    arch = make_arch(2, 2, "ws")
+    with pytest.raises(ValueError, match="tag_width"):
+        SystolicArray(arch, tag_width=0)
+
+    class Fake:
+        rows, cols, dataflow, in_bits, w_bits, acc_bits = 2, 2, "xs", 8, 8, 32
+
+    with pytest.raises(ValueError, match="dataflow"):
+        SystolicArray(Fake())
+    Fake.dataflow, Fake.acc_bits = "ws", 12
+    with pytest.raises(ValueError, match="acc_bits"):
+        SystolicArray(Fake())
