@@ -151,10 +151,12 @@ def place_and_route(
         shutil.rmtree(failed, ignore_errors=True)
         os.replace(work, failed)
         raise
-    if entry.exists():
-        shutil.rmtree(work, ignore_errors=True)
-    else:
+    if not cache:
+        shutil.rmtree(entry, ignore_errors=True)
+    try:
         os.replace(work, entry)
+    except OSError:  # a concurrent run stored the same entry first: keep theirs
+        shutil.rmtree(work, ignore_errors=True)
     return _replace_cached(report, entry, cached=False)
 
 

