@@ -167,15 +167,22 @@ def os_run(h, arch, passes, rng=None, gaps=False):
         # back-to-back, but consecutive in_last vectors at least R cycles apart
         t0 = max(t0, last + R - k + 1) + (int(rng.integers(0, 3)) if gaps else 0)
         tag = (p * 37) % (1 << TAG_BITS)
+        t = t0
         for j in range(k):
-            sched[t0 + j] = dict(in_valid=1, in_first=int(j == 0), in_last=int(j == k - 1),
-                                 in_data=[int(x) for x in a[:, j]],
-                                 in_w=[int(x) for x in w[j]], in_tag=tag)
+            if gaps and j > 0 and rng.random() < 0.25:
+                # an idle cycle inside the pass: garbage operands and flags must not count
+                sched[t] = dict(in_valid=0, in_first=1, in_last=1, in_data=[-1] * R,
+                                in_w=[-1] * arch.cols, in_tag=255)
+                t += 1
+            sched[t] = dict(in_valid=1, in_first=int(j == 0), in_last=int(j == k - 1),
+                            in_data=[int(x) for x in a[:, j]],
+                            in_w=[int(x) for x in w[j]], in_tag=tag)
+            t += 1
         res = h.wrap(a @ w, arch.acc_bits)
-        last = t0 + k - 1
+        last = t - 1
         for i in range(R):
             expected.append((last + L + i, (tag + i) % (1 << TAG_BITS), res[i]))
-        t0 += k
+        t0 = t
     return simulate_schedule(h, arch, sched, t0 + L + R + 2), expected
 
 
@@ -315,3 +322,20 @@ def test_register_bits_match_yosys(tmp_path, monkeypatch, dataflow):
         if len(parts) == 2 and parts[1].startswith("$dff_"):
             bits += int(parts[0]) * int(parts[1].split("_")[1])
     assert bits == SystolicArray.register_bits(arch)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_random_sweep_up_to_8x8(sim_helpers, dataflow, seed):
+    """Larger random shapes (up to 8x8), widths and pass sequences."""
+    h = sim_helpers
+    rng = np.random.default_rng(7000 + seed)
+    arch = random_arch(rng, dataflow, max_dim=8)
+    if dataflow == "ws":
+        passes = ws_passes(h, rng, arch, 6, max_m=2 * arch.rows + 3, edge=bool(seed % 2),
+                           extremes=seed % 4 == 3)
+        check(*ws_run(h, arch, passes, rng, lag=True, bubbles=bool(seed % 3)))
+    else:
+        passes = os_passes(h, rng, arch, 6, max_k=2 * arch.rows + 3, edge=bool(seed % 2),
+                           extremes=seed % 4 == 3)
+        check(*os_run(h, arch, passes, rng, gaps=bool(seed % 3)))
