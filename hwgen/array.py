@@ -11,8 +11,9 @@ Weight-stationary (``arch.dataflow == "ws"``), latency ``R + C``
     ``(r, c)`` sees a vector presented at cycle ``t`` at ``t + R - r + c``,
     and column ``c`` leaves row 0 at ``t + R + c + 1``; it is delayed another
     ``C-1-c`` cycles so a whole output row appears at ``t + R + C``.
-    Preloading: exactly ``R`` consecutive ``preload_valid`` cycles load a block,
-    the first row presented for array row ``R-1``, the last for row 0. The row
+    Preloading: exactly ``R`` ``preload_valid`` cycles load a block (idle
+    cycles in between are allowed), the first row presented for array row
+    ``R-1``, the last for row 0. The row
     for array row ``r`` (presented at ``t1 + R-1-r``) is written into the shadow
     registers of column ``c`` at the end of cycle ``t1 + R - r + c``: never
     before the previous pass's first vector has read that shadow (which happens

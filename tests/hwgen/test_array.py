@@ -71,13 +71,20 @@ def ws_run(h, arch, passes, rng=None, lag=False, bubbles=False):
     R, L = arch.rows, SystolicArray.latency(arch)
     sched: dict[int, dict] = {}
 
-    def preload(start, w):
+    def preload(start, w, gaps=False):
+        """Present the R rows from ``start`` (idle cycles in between if ``gaps``);
+        returns the cycle after the last row."""
+        t = start
         for i in range(R):  # first row presented is array row R-1
-            sched.setdefault(start + i, {}).update(preload_valid=1,
-                                                   preload_row=[int(x) for x in w[R - 1 - i]])
+            if gaps and rng.random() < 0.3:
+                sched.setdefault(t, {}).update(preload_row=[-1] * arch.cols)  # not valid
+                t += 1
+            sched.setdefault(t, {}).update(preload_valid=1,
+                                           preload_row=[int(x) for x in w[R - 1 - i]])
+            t += 1
+        return t
 
-    preload(0, passes[0][0])
-    t0 = R
+    t0 = preload(0, passes[0][0], gaps=lag)
     expected = []
     tag = 0
     for p, (w, a) in enumerate(passes):
@@ -94,8 +101,10 @@ def ws_run(h, arch, passes, rng=None, lag=False, bubbles=False):
         span = t - t0
         if p + 1 < len(passes):
             extra = int(rng.integers(0, max(span, R) - R + 2)) if lag else 0
-            preload(t0 + extra, passes[p + 1][0])  # may start with this pass's in_first
-            t0 = t0 + max(span, R + extra)
+            # the preload may start with this pass's in_first; the next pass starts
+            # after both this pass and the preload
+            end = preload(t0 + extra, passes[p + 1][0], gaps=lag)
+            t0 = max(t0 + span, end)
     return simulate_schedule(h, arch, sched, t0 + m + L + 3 + (m if bubbles else 0)), expected
 
 
