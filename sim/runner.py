@@ -303,6 +303,9 @@ def run_cocotb(verilog: str | os.PathLike, toplevel: str, test_module: str | os.
     except TypeError as exc:
         raise ValueError(f"params must be JSON-serialisable: {exc}") from None
     fmt = _waves_format(simulator, waves)
+    if (isinstance(test_module, os.PathLike) or str(test_module).endswith(".py")) \
+            and not Path(test_module).is_file():
+        raise ValueError(f"cocotb test module file {str(test_module)!r} does not exist")
     built = build(verilog, toplevel, simulator=simulator, build_args=build_args,
                   timescale=timescale, waves=waves, cache_dir=cache_dir)
     build_dir = Path(built["build_dir"])
