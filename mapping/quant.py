@@ -17,7 +17,9 @@ Weights (per output channel ``c``, axis 0 of the torch weight)
     ``s_w[c] = max|w[c]| / (2**(wb-1) - 1)`` (1.0 for an all-zero channel),
     ``q_w = clamp(round_half_away(w / s_w))``. Bias:
     ``q_b[c] = round_half_away(b[c] / (s_in * s_w[c]))`` as int64, added to the
-    accumulator.
+    accumulator. So that ``|q_b| <= 2**(acc_bits-2)``, ``s_w[c]`` is floored at
+    ``|b[c]| / (s_in * 2**(acc_bits-2))`` (:func:`bias_scale_floor`; only
+    matters for nearly dead channels).
 
 Accumulator
     ``acc = wrap(sum(q_in * q_w) + q_b, acc_bits)``: two's complement modulo
@@ -136,13 +138,30 @@ def dequantize(q: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(q, dtype=np.float64) * scale
 
 
-def quantize_weights(w: np.ndarray, w_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel (axis 0) symmetric weights: ``(q_w int64, s_w float64[C])``."""
+def quantize_weights(w: np.ndarray, w_bits: int,
+                     min_scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel (axis 0) symmetric weights: ``(q_w int64, s_w float64[C])``.
+
+    ``min_scale`` (per channel) is a floor for ``s_w`` (see :func:`bias_scale_floor`).
+    """
     w = np.asarray(w, dtype=np.float64)
-    max_abs = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-    s_w = np.where(max_abs > 0, max_abs / qmax(w_bits), 1.0)
+    s_w = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) / qmax(w_bits)
+    if min_scale is not None:
+        s_w = np.maximum(s_w, min_scale)
+    s_w = np.where(s_w > 0, s_w, 1.0)
     shape = (-1,) + (1,) * (w.ndim - 1)
     return clamp(round_half_away(w / s_w.reshape(shape)), w_bits), s_w
+
+
+def bias_scale_floor(b: np.ndarray, s_in: float, acc_bits: int) -> np.ndarray:
+    """Smallest weight scale per channel keeping ``|q_b| <= 2**(acc_bits-2)``.
+
+    A (nearly) dead channel with tiny weights and a sizeable bias would
+    otherwise need a bias beyond the accumulator: its weight scale is raised
+    to ``|b| / (s_in * 2**(acc_bits-2))`` instead (its weights then round to
+    fewer levels, which they hardly used anyway).
+    """
+    return np.abs(np.asarray(b, dtype=np.float64)) / (s_in * 2.0 ** (acc_bits - 2))
 
 
 def quantize_bias(b: np.ndarray, s_in: float, s_w: np.ndarray) -> np.ndarray:

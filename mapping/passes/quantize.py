@@ -44,8 +44,9 @@ def _compute_spec(node: Node, s_in: float, in_bits: int, s_out: float, a_bits: i
     if acc_bits < in_bits + w_bits:
         raise QuantError(f"node {node.name!r}: acc_bits = {acc_bits} must be at least "
                          f"input bits + weight bits = {in_bits + w_bits}")
-    qw, s_w = Q.quantize_weights(node.params["weight"], w_bits)
     bias = node.params.get("bias")
+    floor = Q.bias_scale_floor(bias, s_in, acc_bits) if bias is not None else None
+    qw, s_w = Q.quantize_weights(node.params["weight"], w_bits, min_scale=floor)
     qb = Q.quantize_bias(bias, s_in, s_w) if bias is not None else np.zeros(len(s_w), np.int64)
     node.params["qweight"], node.params["qbias"] = qw, qb
     mult, shift = Q.quantize_multipliers(s_in * s_w / s_out)

@@ -202,3 +202,15 @@ def test_host_ops_match_torch():
     assert np.allclose(got, ln.numpy())
     with pytest.raises(QuantError, match="host ops: softmax, layernorm, gelu"):
         Q.host_op("relu", x, {}, {})
+
+
+def test_bias_floor_keeps_dead_channel_bias_in_accumulator():
+    w = np.array([[1e-20, -1e-20], [0.5, -0.25], [0.0, 0.0]])
+    b = np.array([0.3, 0.1, -0.2])
+    s_in, acc_bits = 0.01, 32
+    qw, s_w = Q.quantize_weights(w, 8, min_scale=Q.bias_scale_floor(b, s_in, acc_bits))
+    qb = Q.quantize_bias(b, s_in, s_w)
+    assert np.abs(qb).max() <= 2**30
+    assert np.allclose(qb * s_in * s_w, b, rtol=1e-6)  # bias survives exactly enough
+    assert s_w[1] == pytest.approx(0.5 / 127) and qw[1].tolist() == [127, -64]
+    assert qw[0].tolist() == [0, 0] and qw[2].tolist() == [0, 0]

@@ -79,7 +79,9 @@ def test_specs_match_hand_computation(mlp):
     assert q.node("fc3").quant.scale == pytest.approx(s_3)
     fc2 = q.node("fc2")
     w = model.fc2.weight.detach().numpy()
-    s_w = np.abs(w).max(axis=1) / 127
+    b = model.fc2.bias.detach().numpy().astype(np.float64)
+    s_w = np.maximum(np.abs(w).max(axis=1) / 127, np.abs(b) / (s_1 * 2.0**30))  # bias floor
+    assert (s_w > np.abs(w).max(axis=1) / 127).sum() <= 2  # only dead channels are floored
     assert np.allclose(fc2.quant.w_scale, s_w)
     qw = np.clip(np.sign(w / s_w[:, None]) * np.floor(np.abs(w / s_w[:, None]) + 0.5), -128, 127)
     assert np.array_equal(fc2.params["qweight"], qw)
@@ -91,7 +93,7 @@ def test_specs_match_hand_computation(mlp):
     assert np.all(np.abs(rec - m)[normal] <= m[normal] * 2.0**-15 * 1.0001)
     assert np.all(fc2.quant.shift[~normal] == 62)
     assert np.all(fc2.quant.mult[~normal] == np.floor(m[~normal] * 2.0**62 + 0.5))
-    b = model.fc2.bias.detach().numpy().astype(np.float64)
+    assert np.abs(fc2.params["qbias"]).max() <= 2**30
     assert np.array_equal(fc2.params["qbias"], np.round(b / (s_1 * s_w)).astype(np.int64))
 
 
