@@ -78,158 +78,181 @@ def nonpad_count(nest: LoopNest) -> int:
 
 
 # --------------------------------------------------------------- per-tile terms
-def compute_cycles(sm, sn, sk, arch: ArchSpec):
-    """Array form of :func:`mapping.timing.compute_cycles` for tile sizes (sm, sn, sk)."""
-    if arch.dataflow == "ws":
-        p = _cdiv(sk, arch.rows) * _cdiv(sn, arch.cols)
-        return (arch.rows + (p - 1) * np.maximum(sm, arch.rows) + sm
-                + timing.ws_pipeline_depth(arch))
-    p = _cdiv(sm, arch.rows) * _cdiv(sn, arch.cols)
-    return (p - 1) * np.maximum(sk, arch.rows) + sk + timing.os_pipeline_depth(arch)
-
-
-def postproc_cycles(sm, sn, arch: ArchSpec):
-    return sm * _cdiv(sn, arch.cols) + timing.POST_LATENCY
-
-
 def weight_words(sk, sn, arch: ArchSpec):
+    """Array form of :func:`mapping.timing.weight_words`."""
     return _cdiv(sk * sn, arch.weights_per_ext_word)
 
 
 def dma_cycles(words, arch: ArchSpec):
+    """Array form of :func:`mapping.timing.dma_cycles`."""
     if arch.weight_store == "rom":
         return timing.DMA_SETUP + timing.ROM_LATENCY + words
     burst = np.ceil(words / arch.ext_bandwidth).astype(np.int64)
     return timing.DMA_SETUP + arch.ext_latency + burst
 
 
+def axis_terms(dim: int, t, block: int, rows: int) -> dict:
+    """Per-axis quantities of tile sizes ``t`` along a dimension of size ``dim``.
+
+    ``c`` tiles, ``e`` size of the last one; per class L (0 = full, 1 = last):
+    ``cnt`` count, ``size``, ``blk`` array blocks ``ceil(size/block)``, ``mx``
+    ``max(size, rows)``; ``blk_total`` blocks summed over all tiles; ``inc``
+    counts of the two "index + 1" transitions (full->full, full->last).
+    """
+    t = np.asarray(t, np.int64)
+    c = _cdiv(dim, t)
+    e = dim - (c - 1) * t
+    bt, be = _cdiv(t, block), _cdiv(e, block)
+    return {
+        "t": t, "c": c, "e": e, "cnt": (c - 1, 1), "size": (t, e), "blk": (bt, be),
+        "mx": (np.maximum(t, rows), np.maximum(e, rows)), "blk_total": (c - 1) * bt + be,
+        "inc": (np.maximum(c - 2, 0), (c >= 2).astype(np.int64)), "gt1": c > 1,
+    }
+
+
+def _mul(*xs):
+    """Product skipping python-int 1 factors, smallest arrays first (broadcast operands
+    of different shapes: the cheap products happen before the full-size one)."""
+    xs = sorted((x for x in xs if not (isinstance(x, int) and x == 1)), key=np.size)
+    if not xs:
+        return 1
+    out = xs[0]
+    for x in xs[1:]:
+        out = out * x
+    return out
+
+
 # ------------------------------------------------------------------ the grid
 class Grid:
     """Order-independent terms for arrays of tile sizes ``tm, tn, tk`` (one layer).
 
-    ``cost(order)`` adds the order-dependent ones (reloads, overlap, validity).
+    The three arrays broadcast against each other (e.g. ``tm`` a column, ``tn``
+    and ``tk`` a row): per-axis terms are computed at their own shape and only
+    the cross products are full size. ``cost(order)`` adds the order-dependent
+    terms.
     """
 
     def __init__(self, nest: LoopNest, arch: ArchSpec, tm, tn, tk):
         self.nest, self.arch = nest, arch
-        D = {"m": nest.gemm_m, "n": nest.gemm_n, "k": nest.gemm_k}
-        self.D = D
-        self.t = {"m": np.asarray(tm, np.int64), "n": np.asarray(tn, np.int64),
-                  "k": np.asarray(tk, np.int64)}
-        self.c = {d: _cdiv(D[d], self.t[d]) for d in DIMS}
-        self.e = {d: D[d] - (self.c[d] - 1) * self.t[d] for d in DIMS}
-        # size and count of class L (0 = full, 1 = last) along each dim
-        self.size = {d: (self.t[d], self.e[d]) for d in DIMS}
-        self.cnt = {d: (self.c[d] - 1, 1) for d in DIMS}
-        sz, cnt = self.size, self.cnt
-        # tile durations by class (Lm, Ln, Lk); post-processing after last-k tiles
+        self.D = D = {"m": nest.gemm_m, "n": nest.gemm_n, "k": nest.gemm_k}
+        rows, cols = arch.rows, arch.cols
+        ax = {d: axis_terms(D[d], t, cols if d == "n" else rows, rows)
+              for d, t in (("m", tm), ("n", tn), ("k", tk))}
+        self.ax = ax
+        self.t = {d: ax[d]["t"] for d in DIMS}
+        self.c = {d: ax[d]["c"] for d in DIMS}
+        m, n, k = ax["m"], ax["n"], ax["k"]
+        ws = arch.dataflow == "ws"
+        depth = timing.ws_pipeline_depth(arch) if ws else timing.os_pipeline_depth(arch)
+        # compute cycles, ws: rows + (p-1)*max(sm, rows) + sm + depth, p = blk_k * blk_n
+        #                 os: (p-1)*max(sk, rows) + sk + depth,       p = blk_m * blk_n
+        lead, other = ("m", "k") if ws else ("k", "m")
+        base = [(rows if ws else 0) + depth + ax[lead]["size"][L] - ax[lead]["mx"][L]
+                for L in (0, 1)]
+        blocks = {(lo, ln): ax[other]["blk"][lo] * n["blk"][ln] for lo in (0, 1) for ln in (0, 1)}
         self.dur = {}
         compute = post = 0
         for lm_, ln_, lk_ in itertools.product((0, 1), repeat=3):
-            comp = compute_cycles(sz["m"][lm_], sz["n"][ln_], sz["k"][lk_], arch)
-            n_cls = cnt["m"][lm_] * cnt["n"][ln_] * cnt["k"][lk_]
-            compute = compute + n_cls * comp
-            d = comp
+            ll, lo = (lm_, lk_) if ws else (lk_, lm_)
+            comp = base[ll] + blocks[lo, ln_] * ax[lead]["mx"][ll]
+            n_cls = _mul(m["cnt"][lm_], n["cnt"][ln_], k["cnt"][lk_])
+            compute = compute + _mul(n_cls, comp)
             if lk_:
-                pp = postproc_cycles(sz["m"][lm_], sz["n"][ln_], arch)
-                post = post + n_cls * pp
-                d = comp + pp
-            self.dur[lm_, ln_, lk_] = d
+                pp = m["size"][lm_] * n["blk"][ln_] + timing.POST_LATENCY
+                post = post + _mul(n_cls, pp)
+                comp = comp + pp
+            self.dur[lm_, ln_, lk_] = comp
         self.compute, self.postproc = compute, post
         self.busy = compute + post
         # one burst per weight tile class (Lk, Ln)
-        self.words, self.dma = {}, {}
+        self.dma = {}
         words_once = dma_once = 0
         for lk_, ln_ in itertools.product((0, 1), repeat=2):
-            w = weight_words(sz["k"][lk_], sz["n"][ln_], arch)
+            w = weight_words(k["size"][lk_], n["size"][ln_], arch)
             c = dma_cycles(w, arch)
-            self.words[lk_, ln_], self.dma[lk_, ln_] = w, c
-            n_cls = cnt["k"][lk_] * cnt["n"][ln_]
-            words_once = words_once + n_cls * w
-            dma_once = dma_once + n_cls * c
+            self.dma[lk_, ln_] = c
+            n_cls = _mul(k["cnt"][lk_], n["cnt"][ln_])
+            words_once = words_once + _mul(n_cls, w)
+            dma_once = dma_once + _mul(n_cls, c)
         self.words_once, self.dma_once = words_once, dma_once
-        self.tiles = self.c["m"] * self.c["n"] * self.c["k"]
-        self.w_fits = (self.t["k"] * self.t["n"] * (2 if arch.double_buffer else 1)
-                       <= arch.w_words)
+        self.tiles = _mul(m["c"], n["c"], k["c"])
+        self.tile_mn = m["t"] * n["t"]
+        self.shape = np.broadcast_shapes(*(np.shape(ax[d]["t"]) for d in DIMS))
+        self.w_fits = k["t"] * n["t"] * (2 if arch.double_buffer else 1) <= arch.w_words
         # order-independent accesses
         M, N, K = D["m"], D["n"], D["k"]
-        rows, cols = arch.rows, arch.cols
-        nb_total = (self.c["n"] - 1) * _cdiv(self.t["n"], cols) + _cdiv(self.e["n"], cols)
-        if arch.dataflow == "ws":
-            kpass = (self.c["k"] - 1) * _cdiv(self.t["k"], rows) + _cdiv(self.e["k"], rows)
-            wread = self.c["m"] * K * N
-        else:
-            kpass = self.c["k"]
-            mb_total = (self.c["m"] - 1) * _cdiv(self.t["m"], rows) + _cdiv(self.e["m"], rows)
-            wread = mb_total * K * N
-        self.acc_writes = M * N * kpass
-        self.wbuf_reads = wread
-        self.act_reads = nb_total * nonpad_count(nest)
+        self.acc_writes = M * N * (k["blk_total"] if ws else k["c"])  # per-axis shapes
+        self.wbuf_reads = (m["c"] if ws else m["blk_total"]) * (K * N)
+        self.act_reads = n["blk_total"] * nonpad_count(nest)
+        self._excess = {}
 
     # ------------------------------------------------------------ per order
     def reloads(self, order):
         """Times each weight tile is loaded: cm if a k/n loop of >1 tile is inside m, else 1."""
         inside = order[order.index("m") + 1:]
-        cond = np.zeros(np.shape(self.t["m"]), bool)
-        for d in inside:
-            cond = cond | (self.c[d] > 1)
+        if not inside:
+            return 1
+        cond = self.ax[inside[0]]["gt1"]
+        if len(inside) == 2:
+            cond = cond | self.ax[inside[1]]["gt1"]
         return np.where(cond, self.c["m"], 1)
 
     def acc_footprint(self, order):
-        f = self.t["m"] * self.t["n"]
-        for d in order[order.index("k") + 1:]:
-            f = f * self.c[d]
-        return f
+        return _mul(self.tile_mn, *(self.c[d] for d in order[order.index("k") + 1:]))
 
-    def _pair_sum(self, order):
-        """Sum over consecutive tile pairs (i, i+1) of max(dur_i, dma of i+1 if it loads)."""
+    def _x(self, li, jk, jn):
+        """max(0, burst of a (jk, jn)-size weight tile - duration of a class-li tile), cached."""
+        key = (li, jk, jn)
+        if key not in self._excess:
+            x = np.maximum(self.dma[jk, jn] - self.dur[li], 0)
+            self._excess[key] = x if x.any() else None  # None: no stall anywhere
+        return self._excess[key]
+
+    def _excess_sum(self, order):
+        """Sum over consecutive tiles (i, i+1) where i+1 loads weights of
+        max(0, dma_{i+1} - dur_i): the DMA stall beyond the first burst."""
         A, B, C = order
-        c, cnt = self.c, self.cnt
-        zero = np.zeros(np.shape(self.t["m"]), np.int64)
+        ax = self.ax
 
-        def stay(d):  # (class of i, size class of i+1, count)
-            return [(0, 0, cnt[d][0]), (1, 1, 1)]
+        def stay(d, w=1):  # (class of tile i, size class of tile i+1, count)
+            return ((0, 0, ax[d]["cnt"][0]), (1, 1, w))
 
-        def inc(d):
-            return [(0, 0, np.maximum(c[d] - 2, 0)), (0, 1, (c[d] >= 2).astype(np.int64))]
+        def inc(d, w=1):
+            return ((0, 0, _mul(w, ax[d]["inc"][0])), (0, 1, _mul(w, ax[d]["inc"][1])))
 
-        def wrap(d):  # last -> first; the first tile along d has the full size t
-            return [(1, 0, 1)]
+        def wrap(d, w=1):  # last -> first (full size t, as t <= D)
+            return ((1, 0, w),)
 
-        def changes(d, how):  # does the weight tile id change along d?
-            if d == "m":
-                return np.zeros(zero.shape, bool)
-            return np.ones(zero.shape, bool) if how == "inc" else c[d] > 1
-
-        total = zero
-        kinds = (
-            ({A: stay, B: stay, C: inc}, changes(C, "inc")),
-            ({A: stay, B: inc, C: wrap}, changes(B, "inc") | changes(C, "wrap")),
-            ({A: inc, B: wrap, C: wrap}, changes(A, "inc") | changes(B, "wrap")
-             | changes(C, "wrap")),
-        )
-        for opts, load in kinds:
-            for om, on, ok in itertools.product(opts["m"]("m"), opts["n"]("n"), opts["k"]("k")):
-                n_pairs = om[2] * on[2] * ok[2]
-                dur_i = self.dur[om[0], on[0], ok[0]]
-                dma_j = np.where(load, self.dma[ok[1], on[1]], 0)
-                total = total + n_pairs * np.maximum(dur_i, dma_j)
+        kinds = []
+        if C != "m":  # innermost +1 changes the weight tile iff it is k or n
+            kinds.append({A: stay(A), B: stay(B), C: inc(C)})
+        # innermost wraps, middle +1: loads if middle is k/n, or innermost k/n has > 1 tile
+        kinds.append({A: stay(A), B: inc(B), C: wrap(C, ax[C]["gt1"] if B == "m" else 1)})
+        w3 = (ax[B]["gt1"] | ax[C]["gt1"]) if A == "m" else 1
+        kinds.append({A: inc(A, w3), B: wrap(B), C: wrap(C)})
+        total = 0
+        for opts in kinds:
+            for om, on, ok in itertools.product(opts["m"], opts["n"], opts["k"]):
+                x = self._x((om[0], on[0], ok[0]), ok[1], on[1])
+                if x is not None:
+                    total = total + _mul(om[2], on[2], ok[2], x)
         return total
 
     def cost(self, order) -> dict:
         """Order-dependent arrays: cycles, phases, DMA words, accesses, validity."""
         arch = self.arch
         R = self.reloads(order)
-        dma = R * self.dma_once
+        dma = _mul(R, self.dma_once)
         if arch.double_buffer:
-            # the first tile has the full size t along every dim (t <= D); the last is all-last
-            total = self.dma[0, 0] + self._pair_sum(order) + self.dur[1, 1, 1]
+            # dma_0 + sum_i max(dur_i, dma_i+1) + dur_last = busy + dma_0 + sum of excesses;
+            # the first tile has the full size t along every dim (t <= D)
+            stall = self.dma[0, 0] + self._excess_sum(order)
         else:
-            total = self.busy + dma
+            stall = dma
         M, N, K = self.D["m"], self.D["n"], self.D["k"]
         acc = {
-            "store.w.read": R * self.words_once,
-            "wbuf.w.write": R * (K * N),
+            "store.w.read": _mul(R, self.words_once),
+            "wbuf.w.write": _mul(R, K * N),
             "wbuf.w.read": self.wbuf_reads,
             "act.in.read": self.act_reads,
             "act.out.write": M * N,
@@ -238,13 +261,13 @@ class Grid:
             "acc.out.read": M * N,
         }
         return {
-            "cycles": timing.LAYER_SETUP + total,
+            "cycles": timing.LAYER_SETUP + self.busy + stall,
             "compute": self.compute,
             "postproc": self.postproc,
             "dma": dma,
-            "dma_stall": total - self.busy,
+            "dma_stall": stall,
             "tiles": self.tiles,
-            "dma_bursts": R * self.c["k"] * self.c["n"],
+            "dma_bursts": _mul(R, self.c["k"], self.c["n"]),
             "dma_words": acc["store.w.read"],
             "accesses": acc,
             "valid": self.w_fits & (self.acc_footprint(order) <= arch.acc_words),

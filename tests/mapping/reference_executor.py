@@ -135,3 +135,37 @@ def execute(lm: LayerMapping, arch: ArchSpec, x: np.ndarray, w: np.ndarray
                             acts["act.out.write"] += 1
                             out[m, n] = acc[m, n]
     return out, acts
+
+
+def tile_level_accesses(lm: LayerMapping, arch: ArchSpec, nonpad: np.ndarray | None = None
+                        ) -> Counter:
+    """The same access counts tile by tile (fast enough for brute-force searches).
+
+    ``nonpad``: optional (M, K) 0/1 matrix of im2col entries that are not padding.
+    """
+    from mapping import timing  # the tile loop of the contract (cycles are not used here)
+
+    nest = lm.nest
+    if nonpad is None:
+        nonpad = np.array([[nest.im2col_index(m, k) is not None for k in range(nest.gemm_k)]
+                           for m in range(nest.gemm_m)], np.int64)
+    wpw = arch.ext_word_bits // arch.w_bits
+    c = Counter()
+    for t in timing.iter_tiles(lm):
+        m0, k0 = t.mi * lm.tile_m, t.ki * lm.tile_k
+        if t.load_weights:
+            c["store.w.read"] += _ceil(t.k * t.n, wpw)
+            c["wbuf.w.write"] += t.k * t.n
+        c["act.in.read"] += _ceil(t.n, arch.cols) * int(nonpad[m0:m0 + t.m, k0:k0 + t.k].sum())
+        if lm.dataflow == "ws":
+            c["wbuf.w.read"] += t.k * t.n
+            writes = t.m * t.n * _ceil(t.k, arch.rows)
+        else:
+            c["wbuf.w.read"] += _ceil(t.m, arch.rows) * t.k * t.n
+            writes = t.m * t.n
+        c["acc.psum.write"] += writes
+        c["acc.psum.read"] += writes - (t.m * t.n if t.first_k else 0)
+        if t.last_k:
+            c["acc.out.read"] += t.m * t.n
+            c["act.out.write"] += t.m * t.n
+    return c
