@@ -223,3 +223,16 @@ def test_graph_lookup_errors():
         DataflowGraph([Node("a", "sigmoid")])
     with pytest.raises(GraphError, match="does not exist"):
         DataflowGraph([Node("a", "relu", inputs=["b"])])
+
+
+def test_hwgen_graph_cli_prints_table(capsys):
+    from hwgen.cli import main
+
+    assert main(["graph", "mlp-digits"]) == 0
+    out = capsys.readouterr().out
+    assert "fc1     linear  x       1x64    4,160   4,096" in out
+    assert main(["graph", "mlp-digits", "--quantize", "--bits", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "linear+relu" in out and "a4 w4" in out and "gemm M=1 N=64 K=64" in out
+    assert main(["graph", "mlp-digits", "--quantize", "--bits", "1"]) == 2
+    assert "bits = 1 is not supported" in capsys.readouterr().err
