@@ -68,3 +68,12 @@ def test_unquantised_graph_rejected():
     entry = models.get("mlp-digits")
     with pytest.raises(GraphError, match="not quantised"):
         fakequant.FakeQuantModel(trace(entry.load(), entry.example_input()))
+
+
+@pytest.mark.slow
+def test_resnet18_identical():
+    """~45 s: int64 numpy GEMMs of a full ResNet-18 in the golden model."""
+    entry = models.get("resnet18")
+    g = prepare_entry(entry, n_random=4)
+    xq = golden.quantize_input(g, calibration_inputs(entry, n_random=2, seed=5))
+    assert np.array_equal(fakequant.run(g, xq), golden.run(g, xq))
