@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import models
 from mapping import fakequant
 from mapping.graph import GraphError, trace
-from mapping.passes import calibration_inputs, prepare_entry
+from mapping.passes import calibration_inputs, prepare, prepare_entry
 from sim import golden
 
 
@@ -52,6 +53,42 @@ def test_mixed_precision_and_narrow_accumulator_identical():
     x = _test_split(entry)[:64]
     xq = golden.quantize_input(g, x)
     assert np.array_equal(fakequant.run(g, xq), golden.run(g, xq))
+
+
+class OpMix(nn.Module):
+    """Ops the zoo does not exercise: tensor*tensor mul, negative scalar, pools with padding."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.gate = nn.Conv2d(2, 4, 1)
+        self.mp = nn.MaxPool2d(3, stride=2, padding=1)
+        self.ap = nn.AvgPool2d(3, stride=1, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 6)
+
+    def forward(self, x):
+        y = self.conv(x) * self.gate(x)
+        y = torch.relu(y * -0.5)
+        y = self.ap(self.mp(y))
+        return torch.softmax(self.fc(torch.flatten(y, 1)), dim=-1)
+
+
+def test_op_mix_identical_and_close_to_float():
+    torch.manual_seed(3)
+    model = OpMix().eval()
+    gen = torch.Generator().manual_seed(4)
+    calib = torch.randn(64, 2, 8, 8, generator=gen)
+    g = prepare(model, calib[:1], calib.numpy())
+    assert g.node("mul_1").quant.extra["negate"]
+    x = calib[:16].numpy()
+    xq = golden.quantize_input(g, x)
+    ref = golden.run(g, xq, trace=True)
+    got = fakequant.FakeQuantModel(g)(torch.from_numpy(xq), trace=True)
+    for node in g.nodes():
+        assert np.array_equal(got[node.name].numpy(), ref[node.name]), node.name
+    with torch.no_grad():
+        fl = model.double()(torch.from_numpy(x).double()).numpy()
+    assert np.abs(ref["output"] * g.node("output").quant.scale - fl).max() < 0.05
 
 
 def test_float_reference_close():
