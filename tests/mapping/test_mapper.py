@@ -168,3 +168,25 @@ def test_map_graph_with_a_graph_like_object():
         assert cost.cycles == timing.layer_cycles(lm, arch).cycles
         assert cost == map_layer(nest, arch, layer=lm.layer)[1]
     assert s.total_cycles == sum(c.cycles for c in s.costs)
+
+
+@pytest.mark.slow
+def test_resnet18_on_mid16x16_maps_within_one_cpu_second():
+    """The bench_mapper workload: every conv + fc layer of zoo resnet18 (CPU time, one core)."""
+    import time
+
+    import models
+    from mapping.passes import prepare
+
+    entry = models.get("resnet18")
+    x = entry.example_input()
+    layers = [(n.name, n.nest) for n in prepare(entry.load(), x, x.numpy()).compute_nodes()]
+    assert len(layers) == 21
+    arch = preset("mid-16x16").replace(act_words=10**6)
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        for name, nest in layers:
+            map_layer(nest, arch, "latency", layer=name)
+        best = min(best, time.process_time() - c0)
+    assert best <= 1.0
