@@ -51,15 +51,15 @@ int main(int argc, char** argv) {
   int bits = atoi(argv[3]); int layers = atoi(argv[4]);
   auto tick = [&]() { top->clk = 1; top->eval(); top->clk = 0; top->eval(); };
   top->clk = 0; top->rst = 1; top->eval(); tick(); tick(); top->rst = 0;
-  top->start = 1; top->out__ready = 1;
+  top->start = 1; top->out___05Fready = 1;
   size_t idx = 0; long cyc = 0;
   while (cyc < 100000000L) {
-    top->inp__valid = idx < in.size();
-    top->inp__payload = idx < in.size() ? (in[idx] & ((1L << bits) - 1)) : 0;
+    top->inp___05Fvalid = idx < in.size();
+    top->inp___05Fpayload = idx < in.size() ? (in[idx] & ((1L << bits) - 1)) : 0;
     top->eval();
-    bool fire = top->inp__valid && top->inp__ready;
-    if (top->out__valid) {
-      long p = top->out__payload; if (p >> (bits - 1)) p -= (1L << bits);
+    bool fire = top->inp___05Fvalid && top->inp___05Fready;
+    if (top->out___05Fvalid) {
+      long p = top->out___05Fpayload; if (p >> (bits - 1)) p -= (1L << bits);
       fprintf(fo, "%%ld\n", p);
     }
     bool done = cyc > 0 && top->done;
