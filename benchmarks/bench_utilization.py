@@ -114,7 +114,7 @@ def main() -> int:
     acc_ref = quant.wrap(quant.wrap(x.reshape(256, 256) @ w, 32) + bias, 32)
     ref = quant.requantize(acc_ref, mult, shift, 8).reshape(-1)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+        tmp = Path(os.environ.get("BENCH_DIR", tmp))
         t0 = time.time()
         emit(Accelerator(arch, prog), tmp / "rtl")
         t_emit = time.time() - t0
@@ -125,7 +125,7 @@ def main() -> int:
                         "-Wno-style", "--timescale", "1ns/1ps", "--top-module", TOP_MODULE,
                         "-Mdir", str(tmp / "obj"), str(tmp / "rtl" / f"{TOP_MODULE}.v"),
                         str(tmp / "main.cpp"), "-j", "2"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)
         t_build = time.time() - t0
         (tmp / "in.txt").write_text("\n".join(str(int(v)) for v in x) + "\n")
         t0 = time.time()

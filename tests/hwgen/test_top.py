@@ -8,9 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from hwgen.program import ComputeLayer, compile_program
