@@ -216,8 +216,29 @@ def test_missing_fst_headers_are_one_line(monkeypatch, tmp_path):
         tools.check_verilator_fst()
     assert "\n" not in str(err.value) and "liblz4-dev" in str(err.value)
 
-
 # ---- Verilator specifics --------------------------------------------------------------------------
+def _lint(verilog: str, tmp_path: Path, args: list[str]) -> str:
+    import subprocess
+
+    source = tmp_path / "lint.v"
+    source.write_text(verilog)
+    info = find_simulator("verilator")
+    with tools.simulator_environment(info):
+        done = subprocess.run([info.executable, "--lint-only", *args, str(source)],
+                              capture_output=True, text=True, check=False)
+    return done.stdout + done.stderr
+
+
+def test_documented_warning_classes_make_amaranth_output_lint_clean(tmp_path, acc_verilog):
+    lint_verilog = designs.to_verilog(designs.LintSample(), "lintd")
+    dma_verilog = designs.to_verilog(designs.DmaReader(), "dma_reader")
+    suppress = [f"-Wno-{w}" for w in runner.VERILATOR_WARNINGS_OFF]
+    raw = _lint(lint_verilog, tmp_path, ["-Wno-fatal"])
+    assert "%Warning-WIDTHEXPAND" in raw and "%Warning-UNSIGNED" in raw  # the list is needed
+    for verilog in (lint_verilog, acc_verilog, dma_verilog):
+        assert "%Warning" not in _lint(verilog, tmp_path, suppress)
+
+
 @pytest.mark.slow
 def test_verilator_split_build_with_precompiled_header(acc_verilog, tmp_path):
     """--output-split forces VM_PARALLEL_BUILDS=1, the precompiled-header path of large designs."""

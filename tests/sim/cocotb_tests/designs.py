@@ -5,6 +5,7 @@
 - :class:`DmaReader`: on ``start`` requests ``words`` words at ``addr`` over
   an external-memory request/response port, sums them, and counts the cycles
   from ``start`` to the last word in ``cycles``.
+- :class:`LintSample`: code that makes Verilator warn (lint-suppression test).
 """
 
 from __future__ import annotations
@@ -82,6 +83,19 @@ class DmaReader(wiring.Component):
             m.d.sync += [self.sum.eq(self.sum + self.rsp.payload), remaining.eq(remaining - 1)]
             with m.If(remaining == 1):
                 m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+        return m
+
+
+class LintSample(wiring.Component):
+    """Mixed signed/unsigned arithmetic and comparisons: Verilator lint warnings by construction."""
+
+    def __init__(self):
+        super().__init__({"a": In(signed(8)), "b": In(8), "y": Out(signed(16)), "z": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.a * self.b.as_signed())
+        m.d.comb += self.z.eq((self.b >= 0) | (self.a < self.b.as_signed()))
         return m
 
 
