@@ -337,3 +337,17 @@ def test_bad_norm_scope_and_unsupported_layers(mlp):
     q = prepare(mlp[1], mlp[2], np.array(mlp[0].dataset().x_train[:32]))
     with pytest.raises(PruneError, match="already quantised; prune the float graph"):
         prune_graph(q, 0.5)
+
+
+def test_cnn_half_macs_finetuned_within_2pp(cnn):
+    entry, model, x0 = cnn
+    ds = entry.dataset()
+    pruned, plan = prune_to_macs(model, x0, 0.5)
+    n1, n2 = len(plan.keep["conv1"]), len(plan.keep["conv2"])
+    macs = 64 * n1 * 9 + 64 * n2 * n1 * 9 + n2 * 16 * 10  # 8x8 maps, 3x3 kernels, 4x4 pooled
+    assert trace(pruned, x0).total_macs == macs <= 0.5 * (64 * 8 * 9 + 64 * 16 * 8 * 9 + 2560)
+    res = finetune(pruned, ds, epochs=10, lr=1e-3, seed=0)
+    base = float(np.mean(models.predict(model, ds.x_test) == ds.y_test))
+    print(f"\ncnn-digits pruned to {n1}/{n2} channels: float acc {base:.4f} -> "
+          f"{res.acc_before:.4f} -> {res.acc_after:.4f} (fine-tuned)")
+    assert res.acc_after >= base - 0.02
