@@ -51,6 +51,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -190,7 +191,7 @@ def build(verilog: str | os.PathLike, toplevel: str, *, simulator: str = "verila
     if not toplevel or not toplevel.isidentifier():
         raise ValueError(f"toplevel must be a Verilog module name, got {toplevel!r}")
     text = _verilog_text(verilog)
-    if f"module {toplevel}" not in text and f"module \\{toplevel}" not in text:
+    if not re.search(rf"\bmodule\s+\\?{re.escape(toplevel)}\s*[(#;]", text):
         raise ValueError(f"toplevel module {toplevel!r} is not defined in the Verilog text")
     info = find_simulator(simulator)
     fmt = _waves_format(simulator, waves)

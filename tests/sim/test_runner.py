@@ -100,6 +100,8 @@ def test_bad_arguments_are_explained(acc_verilog, tmp_path):
         build("not verilog", TOP, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="'nope' is not defined"):
         build(acc_verilog, "nope", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="'stream' is not defined"):  # a prefix of stream_acc
+        build(acc_verilog, "stream", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="waves must be"):
         build(acc_verilog, TOP, waves="lxt", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="JSON-serialisable"):
