@@ -30,7 +30,7 @@ not prunable; :func:`prunable_layers` says why for each.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
 
 import numpy as np
@@ -80,9 +80,10 @@ class ChannelPlan:
     """Which output channels each pruned layer keeps (sorted original indices)."""
 
     keep: dict[str, tuple[int, ...]]
-    out_sizes: dict[str, int] = field(default_factory=dict)
+    out_sizes: dict[str, int]
 
     def removed(self, name: str) -> tuple[int, ...]:
+        """The removed output channels of layer ``name`` (sorted)."""
         kept = set(self.keep[name])
         return tuple(i for i in range(self.out_sizes[name]) if i not in kept)
 
@@ -167,7 +168,11 @@ def analyse(model: nn.Module, example_input) -> tuple[dict[str, Link], dict[str,
     Returns ``(links, reasons)``: a :class:`Link` per prunable layer and, for
     every other ``nn.Linear`` / ``nn.Conv2d``, why it cannot be pruned.
     """
-    gm = fx.symbolic_trace(copy.deepcopy(model).eval())
+    try:
+        gm = fx.symbolic_trace(copy.deepcopy(model).eval())
+    except Exception as e:  # fx raises TraceError, TypeError, ... for dynamic control flow
+        raise PruneError(f"channel pruning needs a torch.fx-traceable model; tracing "
+                         f"{type(model).__name__} failed: {e}") from e
     x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(
         np.asarray(example_input))
     with torch.no_grad():
@@ -304,17 +309,26 @@ def _expand(idx, block: int) -> torch.Tensor:
     return torch.tensor([c * block + j for c in idx for j in range(block)], dtype=torch.long)
 
 
-def apply_plan(model: nn.Module, example_input, plan: ChannelPlan) -> nn.Module:
-    """A new, smaller module: pruned layers, their batch norms and consumers narrowed."""
+def _checked_links(model: nn.Module, example_input, plan: ChannelPlan) -> dict[str, Link]:
     links, reasons = analyse(model, example_input)
     mods = dict(model.named_modules())
     for name, idx in plan.keep.items():
         if name not in links:
             raise PruneError(f"plan prunes {name!r}, which cannot be pruned: "
-                             f"{reasons.get(name, 'not a Linear/Conv2d layer')}")
+                             f"{reasons.get(name, 'not a Linear/Conv2d layer of this model')}")
         n = mods[name].weight.shape[0]
-        if plan.out_sizes.get(name, n) != n or not idx or min(idx) < 0 or max(idx) >= n:
-            raise PruneError(f"plan for {name!r} does not fit its {n} output channels")
+        if plan.out_sizes.get(name) != n or not idx or len(set(idx)) != len(idx) \
+                or min(idx) < 0 or max(idx) >= n:
+            raise PruneError(f"plan for {name!r} must keep 1..{n} distinct channel indices "
+                             f"in 0..{n - 1} (out_sizes {n}), got {idx} / "
+                             f"{plan.out_sizes.get(name)}")
+    return links
+
+
+def apply_plan(model: nn.Module, example_input, plan: ChannelPlan) -> nn.Module:
+    """A new, smaller module: pruned layers, their batch norms and consumers narrowed."""
+    links = _checked_links(model, example_input, plan)
+    mods = dict(model.named_modules())
     out = copy.deepcopy(model)
     outs = {n: torch.tensor(i, dtype=torch.long) for n, i in plan.keep.items()}
     ins = {links[p].consumer: _expand(i, links[p].block) for p, i in plan.keep.items()}
@@ -330,7 +344,7 @@ def apply_plan(model: nn.Module, example_input, plan: ChannelPlan) -> nn.Module:
 
 def mask_channels(model: nn.Module, example_input, plan: ChannelPlan) -> nn.Module:
     """A copy of ``model`` (same shapes) with the plan's removed channels zeroed."""
-    links, _ = analyse(model, example_input)
+    links = _checked_links(model, example_input, plan)
     out = copy.deepcopy(model)
     mods = dict(out.named_modules())
     with torch.no_grad():

@@ -15,6 +15,7 @@ from mapping.graph import trace
 from mapping.passes import lower, prepare
 from mapping.passes.finetune import finetune, prune_to_macs
 from mapping.passes.prune import (
+    ChannelPlan,
     PruneError,
     apply_plan,
     magnitude_keep,
@@ -351,3 +352,25 @@ def test_cnn_half_macs_finetuned_within_2pp(cnn):
     print(f"\ncnn-digits pruned to {n1}/{n2} channels: float acc {base:.4f} -> "
           f"{res.acc_before:.4f} -> {res.acc_after:.4f} (fine-tuned)")
     assert res.acc_after >= base - 0.02
+
+
+class _Dynamic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.fc(x) if x.sum() > 0 else x  # data-dependent control flow
+
+
+def test_bad_plans_and_untraceable_model(mlp):
+    _, model, x0 = mlp
+    for keep, sizes in (({"fc1": ()}, {"fc1": 64}), ({"fc1": (0, 0)}, {"fc1": 64}),
+                        ({"fc1": (64,)}, {"fc1": 64}), ({"fc1": (0,)}, {"fc1": 32})):
+        with pytest.raises(PruneError, match="plan for 'fc1' must keep 1..64 distinct"):
+            apply_plan(model, x0, ChannelPlan(keep, sizes))
+    with pytest.raises(PruneError, match="plan prunes 'fc3', which cannot be pruned: it "
+                                         "produces the model output"):
+        mask_channels(model, x0, ChannelPlan({"fc3": (0,)}, {"fc3": 10}))
+    with pytest.raises(PruneError, match="needs a torch.fx-traceable model; tracing _Dynamic"):
+        prune_channels(_Dynamic(), torch.zeros(1, 2), 0.5)
