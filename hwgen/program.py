@@ -78,13 +78,13 @@ class FlattenLayer:
 
 
 # ------------------------------------------------------------------ encoding
-def _dims_bits(arch: ArchSpec) -> int:
+def dims_bits(arch: ArchSpec) -> int:
     return bits_for(max(arch.act_words, arch.w_words, arch.acc_words) + 2) + 1
 
 
 def layer_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
     """``(name, width, signed)`` of the LAYER instruction, LSB first."""
-    db = _dims_bits(arch)
+    db = dims_bits(arch)
     sb = db + 3
     return ([("op", OP_BITS, False), ("layer_id", 8, False)]
             + [(f, db, False) for f in ("C", "S", "Q", "P", "H", "W", "stride", "dil", "pad",
@@ -95,7 +95,7 @@ def layer_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
 
 def step_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
     """``(name, width, signed)`` of the STEP instruction, LSB first."""
-    db = _dims_bits(arch)
+    db = dims_bits(arch)
     sb = db + 3
     wa, ca, aa = bits_for(arch.w_words), bits_for(arch.acc_words), bits_for(arch.act_words)
     return ([("op", OP_BITS, False), ("last", 1, False),
