@@ -34,6 +34,7 @@ SCRIPTS = [
     "bench_synth.py",
     "calibrate_resource_model.py",
     "bench_dse.py",
+    "bench_pruning.py",
     "optimisation_stack.py",
 ]
 
