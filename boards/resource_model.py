@@ -1,0 +1,504 @@
+"""Fast resource model of the generated accelerator, calibrated on real synthesis.
+
+The accelerator is a generator, so its resources are sums of per-component
+terms of the ``ArchSpec`` fields. ``boards`` sits below ``hwgen`` and may not
+import it: the input is a plain :class:`Features` (built from
+``ArchSpec.to_dict()`` by :func:`features_from_arch`, plus the sizes of the
+baked weight ROM and program), and the component structure hwgen generates is
+restated here (see docs/boards.md "Resource model").
+
+- **DSP** is derived exactly: one multiplier per PE (``in_bits x w_bits``), one
+  ``acc_bits x 16`` requantisation multiplier per post-processing lane, and the
+  controller's ``row x cw`` accumulator-address product, each split into DSP
+  blocks by Yosys's ``mul2dsp`` rule for the family (:func:`dsp_blocks`).
+- **BRAM** is derived exactly from each memory's depth x width x read ports and
+  the family's block geometry, choosing block RAM, distributed RAM or logic by
+  the same cost comparison as Yosys's ``memory_libmap`` (:func:`map_memory`).
+- **LUT** and **FF** are least-squares fits of a few structural terms
+  (:func:`lut_terms`, :func:`ff_terms`), plus exact parts: distributed-RAM
+  LUTs and the PE array's register count (``hwgen.array.SystolicArray.register_bits``).
+
+Coefficients are fitted by ``benchmarks/calibrate_resource_model.py`` and
+shipped in ``boards/data/resource_calibration_<family>.json`` so design-space
+exploration needs no synthesis. Every figure this model gives is *estimated*.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SOURCE = "estimated (boards.resource_model, calibrated on yosys synthesis)"
+
+# hwgen constants restated (hwgen.program / hwgen.postproc / hwgen.controller)
+MULT_BITS, SHIFT_BITS = 15, 6
+
+
+class ResourceModelError(ValueError):
+    """Bad model input, unknown family or missing calibration; the message says what is allowed."""
+
+
+# ---------------------------------------------------------------- family rules
+@dataclass(frozen=True)
+class FamilyRules:
+    """How Yosys maps multipliers and memories for one family.
+
+    ``dsp_*``: the ``mul2dsp`` parameters of the family's synthesis script;
+    ``bram_shapes``: (depth, width) configurations of one block RAM;
+    ``lutram``: (depth, width, cost) of one distributed-RAM cell, counted as
+    ``lutram_luts`` LUTs by ``boards.cells``; costs as in ``memory_libmap``.
+    """
+
+    dsp_a_max: int
+    dsp_b_max: int
+    dsp_a_partial: int
+    dsp_min: int
+    signed_only: bool
+    bram_shapes: tuple[tuple[int, int], ...]
+    bram_cost: float
+    lutram: tuple[int, int, float]
+    lutram_luts: int
+    logic_cost_ram: float = 1.0
+    logic_cost_rom: float = 1.0 / 16
+
+
+# ECP5 (synth_lattice -family ecp5): mul2dsp 18x18, min width 2 (MULT18X18D);
+# DP16KD 16384x1 .. 1024x18, PDPW16KD 512x36 (brams_16kd.txt, cost 128);
+# TRELLIS_DPR16X4 16x4 (lutrams_trellis.txt, cost 4).
+RULES: dict[str, FamilyRules] = {
+    "ecp5": FamilyRules(
+        dsp_a_max=18, dsp_b_max=18, dsp_a_partial=18, dsp_min=2, signed_only=False,
+        bram_shapes=((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
+        bram_cost=128.0, lutram=(16, 4, 4.0), lutram_luts=4,
+    ),
+}
+
+
+def rules(family: str) -> FamilyRules:
+    try:
+        return RULES[family]
+    except KeyError:
+        raise ResourceModelError(f"no resource model rules for family {family!r}; "
+                                 f"calibrated families: {', '.join(RULES)}") from None
+
+
+def bits_for(n: int) -> int:
+    """Bits of an unsigned value 0..n-1, at least 1 (``hwgen.memory.bits_for``)."""
+    return max(1, (max(n, 1) - 1).bit_length())
+
+
+def bank_count(*lanes: int) -> int:
+    """Smallest power of two >= every lane count (``hwgen.memory.bank_count``)."""
+    need = max(1, *lanes)
+    return 1 << (need - 1).bit_length()
+
+
+def dsp_blocks(a_bits: int, b_bits: int, family: str = "ecp5") -> int:
+    """DSP blocks of one ``a_bits x b_bits`` signed multiplier (Yosys ``mul2dsp``).
+
+    Operands are swapped so A is the wider; A is cut into ``a_partial``-bit
+    chunks, B into ``b_max``-bit chunks; a chunk narrower than ``dsp_min`` stays
+    in logic. Zero when an operand is narrower than ``dsp_min``.
+    """
+    r = rules(family)
+    a, b = max(a_bits, b_bits), min(a_bits, b_bits)
+    if b < r.dsp_min:
+        return 0
+    head = 1 if r.signed_only else 0
+
+    def chunks(width: int, first: int, partial: int) -> int:
+        if width <= first:
+            return 1 if width >= r.dsp_min else 0
+        n = (width - first + partial - head - 1) // (partial - head)
+        last = width - n * (partial - head)
+        return n + (1 if last >= r.dsp_min else 0)
+
+    return chunks(a, r.dsp_a_max, r.dsp_a_partial) * chunks(b, r.dsp_b_max, r.dsp_b_max)
+
+
+# ---------------------------------------------------------------- features
+@dataclass(frozen=True)
+class Features:
+    """Everything the model needs: ArchSpec fields and the baked memory sizes.
+
+    ``rom_words``: words of the baked weight ROM (0 with an external weight
+    store), ``ext_word_bits`` wide; ``program_words``/``program_bits``: the
+    instruction ROM; ``param_words``: per-channel parameter entries.
+    """
+
+    family: str
+    rows: int
+    cols: int
+    dataflow: str
+    in_bits: int
+    w_bits: int
+    acc_bits: int
+    act_words: int
+    act_banks: int
+    w_words: int
+    w_banks: int
+    acc_words: int
+    acc_banks: int
+    double_buffer: bool
+    weight_store: str
+    ext_word_bits: int
+    rom_words: int = 0
+    program_words: int = 0
+    program_bits: int = 0
+    param_words: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ARCH_FIELDS = ("rows", "cols", "dataflow", "in_bits", "w_bits", "acc_bits", "act_words",
+               "act_banks", "w_words", "w_banks", "acc_words", "acc_banks", "double_buffer",
+               "weight_store", "ext_word_bits")
+
+
+def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words: int = 0,
+                       rom_bits: int | None = None, program_words: int = 0,
+                       program_bits: int = 0, param_words: int = 0) -> Features:
+    """:class:`Features` from ``ArchSpec.to_dict()`` output and the program's sizes.
+
+    Give the weight ROM as ``rom_words`` (words of ``ext_word_bits``) or
+    ``rom_bits``; it is ignored when ``weight_store`` is ``"external"``.
+    """
+    if not isinstance(arch, dict):
+        raise ResourceModelError(f"arch must be a dict (ArchSpec.to_dict()), got "
+                                 f"{type(arch).__name__}")
+    missing = [f for f in ARCH_FIELDS if f not in arch]
+    if missing:
+        raise ResourceModelError(f"arch dict lacks field(s) {', '.join(missing)}; "
+                                 f"needed: {', '.join(ARCH_FIELDS)}")
+    rules(family)
+    ewb = int(arch["ext_word_bits"])
+    if rom_bits is not None:
+        rom_words = -(-int(rom_bits) // ewb)
+    if arch["weight_store"] == "external":
+        rom_words = 0
+    for name, v in (("rom_words", rom_words), ("program_words", program_words),
+                    ("program_bits", program_bits), ("param_words", param_words)):
+        if not isinstance(v, int) or v < 0:
+            raise ResourceModelError(f"{name} = {v!r} must be a non-negative integer")
+    f = Features(family=family, **{k: arch[k] for k in ARCH_FIELDS}, rom_words=rom_words,
+                 program_words=program_words, program_bits=program_bits, param_words=param_words)
+    for k in ("rows", "cols", "in_bits", "w_bits", "acc_bits", "act_words", "act_banks",
+              "w_words", "w_banks", "acc_words", "acc_banks", "ext_word_bits"):
+        v = getattr(f, k)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ResourceModelError(f"arch field {k} = {v!r} must be a positive integer")
+    if f.dataflow not in ("ws", "os"):
+        raise ResourceModelError(f"dataflow = {f.dataflow!r} must be 'ws' or 'os'")
+    return f
+
+
+# ---------------------------------------------------------------- memories
+@dataclass(frozen=True)
+class Memory:
+    """One memory as hwgen generates it: ``copies`` identical arrays (one per read port)."""
+
+    name: str
+    depth: int
+    width: int
+    copies: int
+    rom: bool
+
+
+def memories(f: Features) -> list[Memory]:
+    """The accelerator's memories (hwgen.memory, hwgen.dma.WeightROM, the sequencer ROM)."""
+    R, C = f.rows, f.cols
+    out = []
+    ba = bank_count(C, f.act_banks)
+    out += [Memory("act", -(-f.act_words // ba), f.in_bits, R, False)] * ba
+    wpw = f.ext_word_bits // f.w_bits
+    bw = bank_count(C, wpw, f.w_banks)
+    out += [Memory("w", -(-f.w_words // bw), f.w_bits, 1, False)] * bw
+    bc = bank_count(C, f.acc_banks)
+    out += [Memory("acc", -(-f.acc_words // bc), f.acc_bits, 1, False)] * bc
+    bp = bank_count(C)
+    pb = f.acc_bits + MULT_BITS + SHIFT_BITS
+    out += [Memory("params", max(1, -(-(max(f.param_words, 1) + C) // bp)), pb, 1, True)] * bp
+    if f.rom_words:
+        out.append(Memory("weight_rom", f.rom_words, f.ext_word_bits, 1, True))
+    if f.program_words and f.program_bits:
+        out.append(Memory("program", f.program_words, f.program_bits, 1, True))
+    return out
+
+
+def block_count(depth: int, width: int, family: str = "ecp5") -> int:
+    """Fewest block RAMs holding ``depth x width`` in one of the family's shapes."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in rules(family).bram_shapes)
+
+
+def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
+    """(``"block"`` | ``"dist"`` | ``"logic"``, count per copy): the cheapest mapping.
+
+    Costs as ``memory_libmap``: block RAM ``bram_cost`` per block, distributed
+    RAM ``cost`` per cell (not for ROMs), logic ``logic_cost_*`` per bit; a RAM
+    tie goes to block RAM, a ROM tie to logic (both measured). The count is
+    blocks, cells or bits.
+    """
+    r = rules(family)
+    blocks = block_count(mem.depth, mem.width, family)
+    bits = mem.depth * mem.width
+    if mem.rom:  # measured: a 2048-bit ROM (cost 128 = one block) stays in logic
+        return ("logic", bits) if r.logic_cost_rom * bits <= r.bram_cost * blocks \
+            else ("block", blocks)
+    d, w, cost = r.lutram
+    cells = math.ceil(mem.depth / d) * math.ceil(mem.width / w)
+    options = [(r.bram_cost * blocks, 0, "block", blocks), (cost * cells, 1, "dist", cells),
+               (r.logic_cost_ram * bits, 2, "logic", bits)]
+    _, _, kind, n = min(options)
+    return kind, n
+
+
+# ---------------------------------------------------------------- exact parts
+def dsp_count(f: Features) -> int:
+    """DSP blocks (exact): PE multipliers, post-processing lanes, controller product."""
+    fam = f.family
+    pe = f.rows * f.cols * dsp_blocks(f.in_bits, f.w_bits, fam)
+    lanes = f.cols * dsp_blocks(f.acc_bits, MULT_BITS + 1, fam)
+    ctrl = dsp_blocks(bits_for(f.rows), bits_for(f.cols + 1), fam)
+    return pe + lanes + ctrl
+
+
+def bram_count(f: Features) -> int:
+    """Block RAMs (exact, given the mapping rule)."""
+    return sum(m.copies * n for m in memories(f)
+               for kind, n in [map_memory(m, f.family)] if kind == "block")
+
+
+def lutram_cells(f: Features) -> int:
+    return sum(m.copies * n for m in memories(f)
+               for kind, n in [map_memory(m, f.family)] if kind == "dist")
+
+
+def array_register_bits(f: Features) -> int:
+    """``hwgen.array.SystolicArray.register_bits`` restated (tag = the controller's tag)."""
+    R, C, ib, wb, ab = f.rows, f.cols, f.in_bits, f.w_bits, f.acc_bits
+    tag = bits_for(R) + bits_for(f.acc_words) + 1 + bits_for(C + 1) + bits_for(R + 1)
+    if f.dataflow == "ws":
+        pe = (ib + 1 + ab + 2 * wb) * R * C - R * (ib + 1)
+        idx = max(1, (R - 1).bit_length())
+        return (pe + ib * R * (R + 1) // 2 + R + (1 + idx) * C + wb * C * (C + 1) // 2 + idx
+                + ab * C * (C - 1) // 2 + (1 + tag) * (R + C))
+    pe = (ib + wb + 2 + ab) * R * C - R * (ib + 1) - C * wb
+    return (pe + ib * R * (R + 1) // 2 + wb * C * (C + 1) // 2 + 2 * R + ab * C * (C - 1) // 2
+            + (1 + tag) * (C + 1) + tag + max(1, (R - 1).bit_length()))
+
+
+# ---------------------------------------------------------------- fitted parts
+LUT_TERMS = ("pe", "lanes", "select", "dist_mux", "rom_logic", "addr", "const")
+FF_TERMS = ("lanes", "addr", "const")
+
+
+def lut_terms(f: Features) -> dict[str, float]:
+    """Structural LUT terms (fitted coefficient each, LUT4 per unit)."""
+    R, C = f.rows, f.cols
+    ba, bc = bank_count(C, f.act_banks), bank_count(C, f.acc_banks)
+    wpw = f.ext_word_bits // f.w_bits
+    bw = bank_count(C, wpw, f.w_banks)
+    pb = f.acc_bits + MULT_BITS + SHIFT_BITS
+    bp = bank_count(C)
+    # selection networks: an n-way choice of b bits costs about (n - 1) * b
+    select = (R * (ba - 1) * f.in_bits + ba * (C - 1) * f.in_bits
+              + C * (bw - 1) * f.w_bits + bw * (wpw - 1) * f.w_bits
+              + 2 * C * (bc - 1) * f.acc_bits + C * (bp - 1) * pb)
+    dist_mux = rom_logic = 0.0
+    for m in memories(f):
+        kind, n = map_memory(m, f.family)
+        if kind == "dist":
+            dist_mux += m.copies * (math.ceil(m.depth / rules(f.family).lutram[0]) - 1) * m.width
+        elif kind == "logic":
+            rom_logic += m.copies * n
+    addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
+    return {
+        "pe": R * C * (f.acc_bits + f.w_bits + f.in_bits),
+        "lanes": C * (f.acc_bits + MULT_BITS + SHIFT_BITS),
+        "select": select, "dist_mux": dist_mux, "rom_logic": rom_logic, "addr": addr,
+        "const": 1.0,
+    }
+
+
+def ff_terms(f: Features) -> dict[str, float]:
+    """Structural FF terms beyond the array's exact register count."""
+    R, C = f.rows, f.cols
+    addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
+    return {"lanes": C * (f.acc_bits + MULT_BITS + SHIFT_BITS), "addr": addr, "const": 1.0}
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """Estimated resources of one accelerator (same keys as ``SynthReport.resources``)."""
+
+    family: str
+    lut: int
+    ff: int
+    dsp: int
+    bram: int
+    lutram_cells: int
+    source: str = SOURCE
+
+    def resources(self) -> dict[str, float]:
+        return {"lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram": self.bram, "spram": 0}
+
+
+def fit_nonnegative(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Least squares ``X @ c ~ y`` with ``c >= 0`` (weighted rows).
+
+    Active-set elimination: solve, drop the most negative coefficient's column
+    (fix it at 0), repeat. Small problems only (a handful of terms).
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ResourceModelError(f"fit needs X (n, k) and y (n,), got {X.shape} and {y.shape}")
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    Xw, yw = X * w[:, None], y * w
+    active = list(range(X.shape[1]))
+    coef = np.zeros(X.shape[1])
+    while active:
+        sol, *_ = np.linalg.lstsq(Xw[:, active], yw, rcond=None)
+        if (sol >= 0).all():
+            coef[:] = 0
+            coef[active] = sol
+            break
+        active.pop(int(np.argmin(sol)))
+    return coef
+
+
+@dataclass
+class ResourceModel:
+    """Per-family model: exact DSP/BRAM rules plus fitted LUT/FF coefficients."""
+
+    family: str
+    lut_coef: dict[str, float]
+    ff_coef: dict[str, float]
+    fitted_on: int = 0
+
+    @classmethod
+    def fit(cls, family: str, rows: list[tuple[Features, dict[str, float]]]) -> ResourceModel:
+        """Fit LUT and FF coefficients to (features, measured resources) pairs.
+
+        LUT: measured LUTs minus the exact distributed-RAM LUTs; FF: measured
+        FFs minus the array's exact register count. Rows are weighted by
+        1/measured so the fit minimises relative error.
+        """
+        rules(family)
+        if not rows:
+            raise ResourceModelError("no calibration rows to fit")
+        r = rules(family)
+        XL = np.array([[lut_terms(f)[t] for t in LUT_TERMS] for f, _ in rows])
+        yL = np.array([m["lut"] - r.lutram_luts * lutram_cells(f) for f, m in rows], float)
+        wL = 1.0 / np.maximum(1.0, np.array([m["lut"] for _, m in rows], float))
+        XF = np.array([[ff_terms(f)[t] for t in FF_TERMS] for f, _ in rows])
+        yF = np.array([m["ff"] - array_register_bits(f) for f, m in rows], float)
+        wF = 1.0 / np.maximum(1.0, np.array([m["ff"] for _, m in rows], float))
+        cl = fit_nonnegative(XL, yL, wL)
+        cf = fit_nonnegative(XF, yF, wF)
+        return cls(family, dict(zip(LUT_TERMS, map(float, cl), strict=True)),
+                   dict(zip(FF_TERMS, map(float, cf), strict=True)), fitted_on=len(rows))
+
+    def predict(self, f: Features) -> ResourceEstimate:
+        """Estimated resources of the accelerator described by ``f``."""
+        if f.family != self.family:
+            raise ResourceModelError(f"features are for {f.family!r}, the model for "
+                                     f"{self.family!r}")
+        r = rules(self.family)
+        cells = lutram_cells(f)
+        lt = lut_terms(f)
+        lut = r.lutram_luts * cells + sum(self.lut_coef[t] * lt[t] for t in LUT_TERMS)
+        ft = ff_terms(f)
+        ff = array_register_bits(f) + sum(self.ff_coef[t] * ft[t] for t in FF_TERMS)
+        return ResourceEstimate(self.family, lut=round(lut), ff=round(ff), dsp=dsp_count(f),
+                                bram=bram_count(f), lutram_cells=cells)
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "lut_coef": self.lut_coef, "ff_coef": self.ff_coef,
+                "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResourceModel:
+        try:
+            lut, ff = dict(d["lut_coef"]), dict(d["ff_coef"])
+            model = cls(d["family"], lut, ff, int(d.get("fitted_on", 0)))
+        except (KeyError, TypeError) as exc:
+            raise ResourceModelError(f"bad resource model data: missing {exc}") from None
+        if set(lut) != set(LUT_TERMS) or set(ff) != set(FF_TERMS):
+            raise ResourceModelError(f"resource model terms differ from this version's: LUT "
+                                     f"{sorted(lut)} vs {sorted(LUT_TERMS)}, FF {sorted(ff)} vs "
+                                     f"{sorted(FF_TERMS)}; re-run the calibration")
+        return model
+
+    def save(self, family_file: str | Path | None = None) -> Path:
+        """Store the coefficients in the family's calibration file (records kept)."""
+        path = Path(family_file) if family_file else calibration_path(self.family)
+        data = json.loads(path.read_text()) if path.is_file() else {"family": self.family,
+                                                                     "records": []}
+        data["model"] = self.to_dict()
+        _write_json(path, data)
+        return path
+
+    @classmethod
+    def load(cls, family: str = "ecp5", path: str | Path | None = None) -> ResourceModel:
+        """The shipped (or given) fitted model of ``family``."""
+        path = Path(path) if path else calibration_path(family)
+        if not path.is_file():
+            raise ResourceModelError(f"no calibration for family {family!r} ({path}); run "
+                                     "benchmarks/calibrate_resource_model.py --family "
+                                     f"{family}")
+        data = json.loads(path.read_text())
+        if "model" not in data:
+            raise ResourceModelError(f"{path} holds no fitted model; run "
+                                     "benchmarks/calibrate_resource_model.py --fit-only")
+        return cls.from_dict(data["model"])
+
+
+def estimate(arch: dict[str, Any], *, family: str = "ecp5", **sizes: int) -> ResourceEstimate:
+    """One-call estimate from ``ArchSpec.to_dict()`` with the shipped model."""
+    return ResourceModel.load(family).predict(features_from_arch(arch, family=family, **sizes))
+
+
+# ---------------------------------------------------------------- calibration data
+def calibration_path(family: str) -> Path:
+    return DATA_DIR / f"resource_calibration_{family}.json"
+
+
+def record_features(rec: dict[str, Any], family: str) -> Features:
+    """Features of one calibration record (as written by the calibration script)."""
+    p = rec["program"]
+    return features_from_arch(rec["arch"], family=family, rom_words=p["rom_words"],
+                              program_words=p["instr_words"], program_bits=p["instr_bits"],
+                              param_words=p["param_words"])
+
+
+def load_calibration(family: str, path: str | Path | None = None) -> list[dict]:
+    """The calibration records (features + measured synthesis) of ``family``."""
+    path = Path(path) if path else calibration_path(family)
+    if not path.is_file():
+        raise ResourceModelError(f"no calibration data for {family!r} at {path}")
+    return json.loads(path.read_text())["records"]
+
+
+def save_calibration(family: str, records: list[dict], path: str | Path | None = None) -> Path:
+    """Write the records (keeping a stored model)."""
+    path = Path(path) if path else calibration_path(family)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.update(family=family, records=records)
+    _write_json(path, data)
+    return path
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
