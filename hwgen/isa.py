@@ -20,6 +20,9 @@ their widths depend only on the ArchSpec (``word_bits`` is the widest).
 
 from __future__ import annotations
 
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
 from hwgen.dma import EXT_ADDR_BITS, burst_len_bits
 from hwgen.layers import ProgramError
 from hwgen.memory import bits_for
@@ -120,3 +123,8 @@ def param_bits(arch: ArchSpec) -> int:
     return arch.acc_bits + MULT_BITS + SHIFT_BITS
 
 
+
+
+def fields_layout(fields) -> data.StructLayout:
+    """The instruction fields as an Amaranth struct layout (decoding is a cast)."""
+    return data.StructLayout({n: (signed(w) if s else unsigned(w)) for n, w, s in fields})

@@ -132,13 +132,16 @@ class _Banks:
 
 class ActivationScratchpad(wiring.Component):
     """``act_words`` activations (signed ``in_bits``): ``rows`` random read lanes
-    (implicit im2col gathers) and one ``cols``-wide consecutive write port."""
+    (implicit im2col gathers, pooling windows, add operands) and one
+    ``max(rows, cols)``-wide consecutive write port (``cols``-wide output rows of
+    the post-processing, ``rows``-wide results of the element-wise engine)."""
 
     def __init__(self, arch: ArchSpec):
         self.arch = arch
         self.addr_bits = bits_for(arch.act_words)
-        self.banks = bank_count(arch.cols, arch.act_banks)
-        R, C, eb, aw = arch.rows, arch.cols, arch.in_bits, self.addr_bits
+        self.wr_lanes = max(arch.rows, arch.cols)
+        self.banks = bank_count(self.wr_lanes, arch.act_banks)
+        R, C, eb, aw = arch.rows, self.wr_lanes, arch.in_bits, self.addr_bits
         super().__init__({
             "rd_en": In(1),
             "rd_addr": In(data.ArrayLayout(unsigned(aw), R)),
@@ -152,7 +155,7 @@ class ActivationScratchpad(wiring.Component):
         m = Module()
         a = self.arch
         banks = _Banks(m, "act", signed(a.in_bits), a.act_words, self.banks)
-        banks.write_consecutive(m, self.wr_addr, self.wr_mask, self.wr_data, a.cols)
+        banks.write_consecutive(m, self.wr_addr, self.wr_mask, self.wr_data, self.wr_lanes)
         outs = banks.read_random(m, "act_rd", self.rd_addr, self.rd_en, a.rows)
         for r in range(a.rows):
             m.d.comb += self.rd_data[r].eq(outs[r])

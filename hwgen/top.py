@@ -15,10 +15,12 @@ from amaranth.hdl import Module, Shape, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.controller import Sequencer, TileEngine, tag_layout
+from hwgen.controller import Sequencer
 from hwgen.dma import WeightDMA, WeightROM, ext_port_signature
+from hwgen.eltwise_engine import EltwiseEngine
 from hwgen.memory import AccumulatorBuffer, ActivationScratchpad, ConstTable, WeightScratchpad
 from hwgen.program import MULT_BITS, SHIFT_BITS, Program, param_bits
+from hwgen.tile_engine import TileEngine, tag_layout
 from mapping.arch import ArchSpec
 
 DEFAULT_ROM_BUDGET_BITS = 32 * 2**20  # 4 MiB of baked weights
@@ -95,6 +97,7 @@ class Accelerator(wiring.Component):
         R, C = a.rows, a.cols
         seq = m.submodules.seq = Sequencer(a, prog.instructions, len(prog.layers))
         eng = m.submodules.engine = TileEngine(a, self.array_latency, self.post_latency)
+        elt = m.submodules.eltwise = EltwiseEngine(a)
         act = m.submodules.act = ActivationScratchpad(a)
         wsp = m.submodules.wsp = WeightScratchpad(a)
         accb = m.submodules.accbuf = AccumulatorBuffer(a)
@@ -114,6 +117,7 @@ class Accelerator(wiring.Component):
             seq.start.eq(self.start), self.busy.eq(seq.busy), self.done.eq(seq.done),
             eng.go.eq(seq.tile_go), eng.step.eq(seq.tile_step), eng.layer.eq(seq.layer),
             seq.tile_busy.eq(eng.busy),
+            elt.go.eq(seq.elt_go), elt.instr.eq(seq.elt_instr), seq.elt_busy.eq(elt.busy),
             dma.start.eq(seq.dma_start), dma.src.eq(seq.dma_step.dma_src),
             dma.words.eq(seq.dma_step.dma_words), dma.count.eq(seq.dma_step.dma_count),
             dma.dst.eq(seq.dma_step.dma_dst), seq.dma_busy.eq(dma.busy),
@@ -150,7 +154,7 @@ class Accelerator(wiring.Component):
                 pp.mult[j].eq(word[a.acc_bits:a.acc_bits + MULT_BITS]),
                 pp.shift[j].eq(word[a.acc_bits + MULT_BITS:a.acc_bits + MULT_BITS + SHIFT_BITS]),
             ]
-        # activation scratchpad: engine, input stream, output stream
+        # activation scratchpad: tile engine, element-wise engine, input and output streams
         in_cnt = Signal(range(prog.input_count + 1))
         with m.If(self.start):
             m.d.sync += in_cnt.eq(0)
@@ -161,6 +165,10 @@ class Accelerator(wiring.Component):
                          act.wr_mask.eq(self.inp.valid & self.inp.ready)]
             with m.If(self.inp.valid & self.inp.ready):
                 m.d.sync += in_cnt.eq(in_cnt + 1)
+        with m.Elif(elt.busy):
+            m.d.comb += [act.wr_addr.eq(elt.act_wr_addr), act.wr_mask.eq(elt.act_wr_mask)]
+            for j in range(R):
+                m.d.comb += act.wr_data[j].eq(elt.act_wr_data[j])
         with m.Else():
             m.d.comb += [act.wr_addr.eq(eng.act_wr_addr), act.wr_mask.eq(eng.act_wr_mask)]
             for j in range(C):
@@ -178,10 +186,14 @@ class Accelerator(wiring.Component):
                 m.d.sync += ov.eq(out_cnt < prog.output_count)
                 with m.If(out_cnt < prog.output_count):
                     m.d.sync += out_cnt.eq(out_cnt + 1)
+        with m.Elif(elt.busy):
+            m.d.comb += act.rd_en.eq(elt.act_rd_en)
+            for r in range(R):
+                m.d.comb += act.rd_addr[r].eq(elt.act_rd_addr[r])
         with m.Else():
             m.d.comb += act.rd_en.eq(eng.act_rd_en)
             for r in range(R):
                 m.d.comb += act.rd_addr[r].eq(eng.act_rd_addr[r])
-        m.d.comb += eng.act_rd_data.eq(act.rd_data)
+        m.d.comb += [eng.act_rd_data.eq(act.rd_data), elt.act_rd_data.eq(act.rd_data)]
         return m
 

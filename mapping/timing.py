@@ -208,11 +208,24 @@ def layer_cycles(lm: LayerMapping, arch: ArchSpec) -> LayerTiming:
 
 
 # ---- non-GEMM layers executed on the accelerator --------------------------------
+# The element-wise engine (hwgen.eltwise_engine) issues one activation-scratchpad
+# read of ``rows`` elements per cycle from the cycle after the ELT word's decode;
+# each result is written ELT_LATENCY cycles after its last read.
+ELT_LATENCY = 3  # scratchpad read (1) + Pool / ResidualAdd pipeline (2)
+
+
+def pool_issues(out_pixels: int, channels: int, window: int, arch: ArchSpec) -> int:
+    """Reads of a pooling layer: one per window tap, per ``rows`` channels, per output pixel."""
+    return out_pixels * math.ceil(channels / arch.rows) * window
+
+
 def pool_cycles(out_pixels: int, channels: int, window: int, arch: ArchSpec) -> int:
-    """Max/avg pooling: ``rows`` channels of one output pixel per window element."""
-    return LAYER_SETUP + out_pixels * math.ceil(channels / arch.rows) * window + POST_LATENCY
+    """Max/avg pooling: fetch + decode, then ``rows`` channels of one output pixel per
+    window element (``window`` = kernel height x width, padding taps included)."""
+    return LAYER_SETUP + pool_issues(out_pixels, channels, window, arch) + ELT_LATENCY
 
 
 def add_cycles(elements: int, arch: ArchSpec) -> int:
-    """Residual add: reads both operands ``rows`` elements at a time, one operand per cycle."""
-    return LAYER_SETUP + 2 * math.ceil(elements / arch.rows) + POST_LATENCY
+    """Residual add: fetch + decode, then both operands ``rows`` elements at a time,
+    one operand per cycle."""
+    return LAYER_SETUP + 2 * math.ceil(elements / arch.rows) + ELT_LATENCY

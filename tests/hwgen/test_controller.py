@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from hwgen.controller import K_F, K_S, P_F, P_S, _in_window, _regs, fields_layout, k_step, pix_step
+from hwgen.isa import fields_layout
 from hwgen.program import (
     ComputeLayer,
     compile_program,
@@ -17,6 +17,7 @@ from hwgen.program import (
     layer_fields,
     step_fields,
 )
+from hwgen.tile_engine import K_F, K_S, P_F, P_S, _in_window, _regs, k_step, pix_step
 from mapping.arch import ArchSpec
 from mapping.loopnest import LoopNest
 from mapping.schedule import LayerMapping
