@@ -1,0 +1,120 @@
+"""``hwgen compile``: zoo model -> quantised graph -> schedule -> program -> Verilog build dir."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from hwgen.cli import CliError
+
+DEFAULT_ARCH = "edge-8x8"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compile",
+        help="compile a zoo model into an accelerator build directory (Verilog, init files, "
+        "manifest, schedule, report)",
+        description="Trace, fold, fuse, quantise and lower a zoo model, map every compute layer, "
+        "compile the program, generate the accelerator and write Verilog, hex init files, "
+        "manifest.json, schedule.json and report.md into the output directory. Ops the "
+        "accelerator cannot run (softmax, layernorm, GELU) are listed as host-executed.",
+    )
+    p.add_argument("model", metavar="MODEL", help="zoo model name (see `hwgen models`)")
+    p.add_argument("--arch", default=DEFAULT_ARCH,
+                   help=f"architecture preset (tiny-4x4, edge-8x8, mid-16x16) or a TOML file "
+                   f"(default {DEFAULT_ARCH})")
+    p.add_argument("--bits", type=int, default=8,
+                   help="activation and weight bits of the quantised model (default 8)")
+    p.add_argument("--dataflow", choices=("ws", "os"), default=None,
+                   help="override the architecture's dataflow")
+    p.add_argument("--weight-store", choices=("rom", "external"), default=None,
+                   help="override where the weights live: baked ROM or external memory")
+    p.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency",
+                   help="what the mapper minimises (default latency)")
+    p.add_argument("-o", "--out", default=None,
+                   help="output directory (default build/MODEL)")
+    p.set_defaults(func=run)
+
+
+def resolve_arch(spec: str, dataflow: str | None = None, weight_store: str | None = None):
+    """The ArchSpec of ``--arch`` with the command-line overrides applied (CliError if bad)."""
+    from mapping.arch import ArchSpecError, resolve
+
+    try:
+        arch = resolve(spec)
+        changes = {k: v for k, v in (("dataflow", dataflow), ("weight_store", weight_store))
+                   if v is not None}
+        if changes:
+            arch = arch.replace(**changes)
+    except ArchSpecError as exc:
+        raise CliError(str(exc)) from None
+    return arch
+
+
+def load_entry(name: str):
+    """The zoo entry ``name`` (CliError listing the known names if unknown)."""
+    import models
+
+    try:
+        return models.get(name)
+    except (KeyError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def compile_zoo_model(name: str, arch, out_dir: str | Path, *, bits: int = 8,
+                      objective: str = "latency"):
+    """Prepare zoo model ``name`` (calibrated on its training data) and compile it."""
+    from hwgen.flow import FlowError, compile_model
+    from mapping.passes import prepare_entry
+    from mapping.quant import QuantError
+
+    entry = load_entry(name)
+    if not 2 <= bits <= 16:
+        raise CliError(f"--bits {bits} is invalid: must be from 2 to 16")
+    try:
+        graph = prepare_entry(entry, bits=bits, acc_bits=arch.acc_bits)
+    except QuantError as exc:
+        raise CliError(f"{name}: {exc}") from None
+    try:
+        return compile_model(graph, arch, out_dir, model=name, objective=objective,
+                             settings={"bits": bits})
+    except FlowError as exc:
+        raise CliError(str(exc)) from None
+
+
+def summary(cm, seconds: float) -> str:
+    """What the compile prints: per-layer estimate, host ops, where the files are."""
+    arch = cm.arch
+    lines = [f"{cm.manifest['model']} on {arch.name} ({arch.rows}x{arch.cols} {arch.dataflow}, "
+             f"weights in {arch.weight_store}): compiled in {seconds:.1f} s -> {cm.out_dir}"]
+    for lm, c in zip(cm.schedule.layers, cm.schedule.costs, strict=True):
+        n = lm.nest
+        lines.append(f"  {lm.layer:<12} {n.kind:<5} {n.gemm_m}x{n.gemm_n}x{n.gemm_k:<6} "
+                     f"tiles {lm.tile_m}x{lm.tile_n}x{lm.tile_k} {''.join(lm.order)}  "
+                     f"{c.cycles:>9,} cycles (estimated)")
+    if cm.program is not None:
+        prog = cm.program
+        layer_sum = sum(li.predicted_cycles for li in prog.layers)
+        total = layer_sum + prog.input_count + prog.output_count
+        lines.append(f"  {len(prog.layers)} program layers, {layer_sum:,} layer cycles, "
+                     f"{total:,} cycles per inference incl. input/output streams (estimated)")
+    else:
+        lines.append(f"  {len(cm.kernels)} kernels (one program per array op) in "
+                     f"{cm.out_dir / 'kernels'}")
+    host = cm.host_ops
+    if host:
+        lines.append("  host-executed (not on the accelerator): "
+                     + ", ".join(f"{p.name} ({p.op})" for p in host))
+    lines.append(f"  report: {cm.out_dir / 'report.md'}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    arch = resolve_arch(args.arch, args.dataflow, args.weight_store)
+    out = Path(args.out) if args.out else Path("build") / args.model
+    start = time.perf_counter()
+    cm = compile_zoo_model(args.model, arch, out, bits=args.bits, objective=args.objective)
+    print(summary(cm, time.perf_counter() - start))
+    return 0
