@@ -8,8 +8,10 @@ baked weight ROM and program), and the component structure hwgen generates is
 restated here (see docs/boards.md "Resource model").
 
 - **DSP** is derived exactly: one multiplier per PE (``in_bits x w_bits``), one
-  ``acc_bits x 16`` requantisation multiplier per post-processing lane, and the
-  controller's ``row x cw`` accumulator-address product, each split into DSP
+  ``acc_bits x 16`` requantisation multiplier per post-processing lane (``cols``
+  lanes), per element-wise lane (``rows`` lanes) two ``in_bits x 16`` residual-add
+  scalings and one ``acc_bits x 16`` average-pool scaling, and the tile
+  engine's ``row x cw`` accumulator-address product, each split into DSP
   blocks by Yosys's ``mul2dsp`` rule for the family (:func:`dsp_blocks`).
 - **BRAM** is derived exactly from each memory's depth x width x read ports and
   the family's block geometry, choosing block RAM, distributed RAM or logic by
@@ -215,7 +217,7 @@ def memories(f: Features) -> list[Memory]:
     """The accelerator's memories (hwgen.memory, hwgen.dma.WeightROM, the sequencer ROM)."""
     R, C = f.rows, f.cols
     out = []
-    ba = bank_count(C, f.act_banks)
+    ba = bank_count(max(R, C), f.act_banks)
     out += [Memory("act", -(-f.act_words // ba), f.in_bits, R, False)] * ba
     wpw = f.ext_word_bits // f.w_bits
     bw = bank_count(C, wpw, f.w_banks)
@@ -261,12 +263,15 @@ def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
 
 # ---------------------------------------------------------------- exact parts
 def dsp_count(f: Features) -> int:
-    """DSP blocks (exact): PE multipliers, post-processing lanes, controller product."""
+    """DSP blocks (exact): PE multipliers, post-processing and element-wise lanes,
+    the tile engine's address product."""
     fam = f.family
     pe = f.rows * f.cols * dsp_blocks(f.in_bits, f.w_bits, fam)
     lanes = f.cols * dsp_blocks(f.acc_bits, MULT_BITS + 1, fam)
+    elt = f.rows * (2 * dsp_blocks(f.in_bits, MULT_BITS + 1, fam)
+                    + dsp_blocks(f.acc_bits, MULT_BITS + 1, fam))
     ctrl = dsp_blocks(bits_for(f.rows), bits_for(f.cols + 1), fam)
-    return pe + lanes + ctrl
+    return pe + lanes + elt + ctrl
 
 
 def bram_count(f: Features) -> int:
@@ -299,16 +304,23 @@ LUT_TERMS = ("pe", "lanes", "select", "dist_mux", "rom_logic", "addr", "const")
 FF_TERMS = ("lanes", "addr", "const")
 
 
+def lane_bits(f: Features) -> int:
+    """Datapath bits of the vector units: ``cols`` post-processing lanes (bias add,
+    requantise, round, clamp) and ``rows`` element-wise lanes (pool, residual add)."""
+    return (f.cols * (f.acc_bits + MULT_BITS + SHIFT_BITS)
+            + f.rows * (f.acc_bits + f.in_bits + MULT_BITS + SHIFT_BITS))
+
+
 def lut_terms(f: Features) -> dict[str, float]:
     """Structural LUT terms (fitted coefficient each, LUT4 per unit)."""
     R, C = f.rows, f.cols
-    ba, bc = bank_count(C, f.act_banks), bank_count(C, f.acc_banks)
+    ba, bc = bank_count(max(R, C), f.act_banks), bank_count(C, f.acc_banks)
     wpw = f.ext_word_bits // f.w_bits
     bw = bank_count(C, wpw, f.w_banks)
     pb = f.acc_bits + MULT_BITS + SHIFT_BITS
     bp = bank_count(C)
     # selection networks: an n-way choice of b bits costs about (n - 1) * b
-    select = (R * (ba - 1) * f.in_bits + ba * (C - 1) * f.in_bits
+    select = (R * (ba - 1) * f.in_bits + ba * (max(R, C) - 1) * f.in_bits
               + C * (bw - 1) * f.w_bits + bw * (wpw - 1) * f.w_bits
               + 2 * C * (bc - 1) * f.acc_bits + C * (bp - 1) * pb)
     dist_mux = rom_logic = 0.0
@@ -321,7 +333,7 @@ def lut_terms(f: Features) -> dict[str, float]:
     addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
     return {
         "pe": R * C * (f.acc_bits + f.w_bits + f.in_bits),
-        "lanes": C * (f.acc_bits + MULT_BITS + SHIFT_BITS),
+        "lanes": lane_bits(f),
         "select": select, "dist_mux": dist_mux, "rom_logic": rom_logic, "addr": addr,
         "const": 1.0,
     }
@@ -331,7 +343,7 @@ def ff_terms(f: Features) -> dict[str, float]:
     """Structural FF terms beyond the array's exact register count."""
     R, C = f.rows, f.cols
     addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
-    return {"lanes": C * (f.acc_bits + MULT_BITS + SHIFT_BITS), "addr": addr, "const": 1.0}
+    return {"lanes": lane_bits(f), "addr": addr, "const": 1.0}
 
 
 @dataclass(frozen=True)
