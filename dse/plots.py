@@ -1,0 +1,107 @@
+"""Plots of a DSE run (matplotlib, Agg backend, PNG). Each function returns its Figure
+(tests read the plotted coordinates back) and writes ``path``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dse.pareto import pareto_mask  # noqa: E402
+
+
+def _save(fig, path: Path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig
+
+
+def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], path: Path,
+             verified: list[dict] | None = None, xkey_measured: str | None = None):
+    """Throughput vs a resource: every feasible point, the 2-D front, the run's frontier,
+    and verified points' measured figures beside their level-0 predictions."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    pts = [r for r in rows if r.get(xkey) is not None and r.get("throughput") is not None]
+    x = np.array([r[xkey] for r in pts], float)
+    y = np.array([r["throughput"] for r in pts], float)
+    ax.scatter(x, y, s=6, c="0.75", label=f"evaluated ({len(pts)}, level 0)", zorder=1)
+    if len(pts):
+        m = pareto_mask(np.c_[x, y], ["minimize", "maximize"])
+        o = np.argsort(x[m])
+        ax.step(x[m][o], y[m][o], where="post", c="tab:blue", lw=1.2,
+                label=f"2-D front ({xlabel} vs throughput)", zorder=2)
+    fx = [r[xkey] for r in frontier if r.get(xkey) is not None]
+    fy = [r["throughput"] for r in frontier if r.get(xkey) is not None]
+    ax.scatter(fx, fy, s=22, c="tab:red", label=f"Pareto frontier ({len(fx)})", zorder=3)
+    for v in verified or []:
+        if xkey_measured and v.get(xkey_measured) is not None:
+            ax.scatter([v[xkey_measured]], [v.get("throughput_l2", v["throughput"])], marker="x",
+                       s=60, c="k", zorder=4)
+            ax.annotate("", xy=(v[xkey_measured], v.get("throughput_l2", v["throughput"])),
+                        xytext=(v[xkey], v["throughput"]),
+                        arrowprops={"arrowstyle": "->", "color": "k", "lw": 0.8})
+    if verified and xkey_measured:
+        ax.scatter([], [], marker="x", c="k", label="verified: measured (synthesis, RTL sim)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{xlabel} (estimated, level 0)")
+    ax.set_ylabel("throughput, inferences/s (estimated)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def accuracy_vs_bits(table: list[tuple[str, float]], path: Path):
+    """Accuracy of each quantisation choice (golden model, test split)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    labels = [k for k, _ in table]
+    acc = [100 * a for _, a in table]
+    ax.plot(range(len(acc)), acc, "o-", c="tab:green")
+    for i, a in enumerate(acc):
+        ax.annotate(f"{a:.1f}%", (i, a), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 6 else 0,
+                  fontsize=8)
+    ax.set_xlabel("bit width (activations = weights)")
+    ax.set_ylabel("test accuracy, % (measured, sim.golden)")
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def layer_utilisation(point: dict, layers: list[str], path: Path, title: str):
+    """Per-layer PE-array utilisation (MACs / (PEs x cycles)) of one design."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    u = [100 * point.get(f"util.{n}", 0.0) for n in layers]
+    ax.bar(layers, u, color="tab:purple")
+    for i, v in enumerate(u):
+        ax.annotate(f"{v:.0f}%", (i, v), textcoords="offset points", xytext=(0, 3),
+                    ha="center", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("PE utilisation, % (estimated)")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def model_error(verified: list[dict], path: Path):
+    """Level-0 predictions vs level-1/2 measurements (cycles and LUTs), y = x dashed."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+    for ax, (pk, mk, label) in zip(axes, (("cycles", "cycles_l2", "cycles per inference"),
+                                          ("lut", "lut_l1", "LUTs")), strict=True):
+        pairs = [(v[pk], v[mk]) for v in verified
+                 if v.get(pk) is not None and v.get(mk) is not None]
+        if pairs:
+            p, m = np.array(pairs, float).T
+            ax.scatter(p, m, c="tab:orange")
+            lo, hi = min(p.min(), m.min()) * 0.9, max(p.max(), m.max()) * 1.1
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        else:
+            ax.text(0.5, 0.5, "no measurement", ha="center", transform=ax.transAxes)
+        ax.set_xlabel(f"{label}: level-0 prediction")
+        ax.set_ylabel(f"{label}: measured")
+        ax.grid(True, alpha=0.3)
+    return _save(fig, path)
