@@ -142,9 +142,11 @@ class PoolLayer:
 
 @dataclass
 class AddLayer:
-    """Residual add of two tensors of ``shape`` (``(H, W, C)`` NHWC, or any shape):
+    """Residual add, element by element, of tensors ``a = src`` and ``b = src2``:
     ``clamp((a*ma + b*mb + 2**(shift-1)) >> shift, qrange(out_bits, relu))``
-    (``mapping.quant.requantize_add``) with ``a = src``, ``b = src2``."""
+    (``mapping.quant.requantize_add``). ``shape``: any shape of the operands
+    (e.g. torch's NCHW); only its element count is used, the output keeps the
+    operands' NHWC layout."""
 
     name: str
     shape: tuple[int, ...]

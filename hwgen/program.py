@@ -164,10 +164,6 @@ class _Tensors:
         return self.bufs[self.t[name].buf].base
 
 
-def _hwc(shape) -> tuple[int, int, int] | None:
-    return tuple(int(v) for v in shape[-3:]) if len(shape) >= 3 else None
-
-
 def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> Program:
     """Compile ``layers`` (ComputeLayer / PoolLayer / AddLayer / FlattenLayer) into a program.
 
@@ -224,9 +220,9 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
             if x.src2 is None:
                 raise ProgramError(f"{x.name}: an AddLayer needs src2, the name of the skip "
                                    "operand (an earlier tensor)")
-            T.read(src, x.elements, i, x.name)
+            ta = T.read(src, x.elements, i, x.name)
             T.read(x.src2, x.elements, i, x.name)
-            T.write(dst, x.elements, i, x.name, _hwc(tuple(x.shape)))
+            T.write(dst, x.elements, i, x.name, ta.hwc)  # the operands' layout
             plan.append((x, i, (src, x.src2), dst, None))
         prev = dst
     out_name = prev if output is None else output

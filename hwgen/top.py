@@ -51,6 +51,13 @@ class Accelerator(wiring.Component):
     def __init__(self, arch: ArchSpec, program: Program, weights: list[int] | None = None, *,
                  rom_budget_bits: int = DEFAULT_ROM_BUDGET_BITS, array_cls=None,
                  postproc_cls=None):
+        try:
+            self._setup(arch, program, weights, rom_budget_bits, array_cls, postproc_cls)
+        except ValueError:
+            self._MustUse__silence = True  # rejected: no "created but never used" warning
+            raise
+
+    def _setup(self, arch, program, weights, rom_budget_bits, array_cls, postproc_cls):
         if not isinstance(arch, ArchSpec):
             raise GenerationError(f"arch must be an ArchSpec, got {type(arch).__name__}")
         arch.validate()
