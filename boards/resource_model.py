@@ -27,6 +27,7 @@ exploration needs no synthesis. Every figure this model gives is *estimated*.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -204,13 +205,19 @@ def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words:
 # ---------------------------------------------------------------- memories
 @dataclass(frozen=True)
 class Memory:
-    """One memory as hwgen generates it: ``copies`` identical arrays (one per read port)."""
+    """One memory as hwgen generates it: ``banks`` identical banks, each built as
+    ``copies`` identical arrays (one per read port, as Yosys duplicates them)."""
 
     name: str
     depth: int
     width: int
     copies: int
     rom: bool
+    banks: int = 1
+
+    @property
+    def arrays(self) -> int:
+        return self.banks * self.copies
 
 
 def memories(f: Features) -> list[Memory]:
@@ -218,15 +225,15 @@ def memories(f: Features) -> list[Memory]:
     R, C = f.rows, f.cols
     out = []
     ba = bank_count(max(R, C), f.act_banks)
-    out += [Memory("act", -(-f.act_words // ba), f.in_bits, R, False)] * ba
+    out.append(Memory("act", -(-f.act_words // ba), f.in_bits, R, False, ba))
     wpw = f.ext_word_bits // f.w_bits
     bw = bank_count(C, wpw, f.w_banks)
-    out += [Memory("w", -(-f.w_words // bw), f.w_bits, 1, False)] * bw
+    out.append(Memory("w", -(-f.w_words // bw), f.w_bits, 1, False, bw))
     bc = bank_count(C, f.acc_banks)
-    out += [Memory("acc", -(-f.acc_words // bc), f.acc_bits, 1, False)] * bc
+    out.append(Memory("acc", -(-f.acc_words // bc), f.acc_bits, 1, False, bc))
     bp = bank_count(C)
     pb = f.acc_bits + MULT_BITS + SHIFT_BITS
-    out += [Memory("params", max(1, -(-(max(f.param_words, 1) + C) // bp)), pb, 1, True)] * bp
+    out.append(Memory("params", max(1, -(-(max(f.param_words, 1) + C) // bp)), pb, 1, True, bp))
     if f.rom_words:
         out.append(Memory("weight_rom", f.rom_words, f.ext_word_bits, 1, True))
     if f.program_words and f.program_bits:
@@ -239,6 +246,7 @@ def block_count(depth: int, width: int, family: str = "ecp5") -> int:
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in rules(family).bram_shapes)
 
 
+@functools.lru_cache(maxsize=65536)
 def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
     """(``"block"`` | ``"dist"`` | ``"logic"``, count per copy): the cheapest mapping.
 
@@ -276,13 +284,21 @@ def dsp_count(f: Features) -> int:
 
 def bram_count(f: Features) -> int:
     """Block RAMs (exact, given the mapping rule)."""
-    return sum(m.copies * n for m in memories(f)
-               for kind, n in [map_memory(m, f.family)] if kind == "block")
+    return _mapped_total(memories(f), f.family, "block")
 
 
 def lutram_cells(f: Features) -> int:
-    return sum(m.copies * n for m in memories(f)
-               for kind, n in [map_memory(m, f.family)] if kind == "dist")
+    """Distributed-RAM cells (exact, given the mapping rule)."""
+    return _mapped_total(memories(f), f.family, "dist")
+
+
+def _mapped_total(mems: list[Memory], family: str, kind: str) -> int:
+    total = 0
+    for m in mems:
+        k, n = map_memory(m, family)
+        if k == kind:
+            total += m.arrays * n
+    return total
 
 
 def array_register_bits(f: Features) -> int:
@@ -311,7 +327,7 @@ def lane_bits(f: Features) -> int:
             + f.rows * (f.acc_bits + f.in_bits + MULT_BITS + SHIFT_BITS))
 
 
-def lut_terms(f: Features) -> dict[str, float]:
+def lut_terms(f: Features, mems: list[Memory] | None = None) -> dict[str, float]:
     """Structural LUT terms (fitted coefficient each, LUT4 per unit)."""
     R, C = f.rows, f.cols
     ba, bc = bank_count(max(R, C), f.act_banks), bank_count(C, f.acc_banks)
@@ -324,12 +340,13 @@ def lut_terms(f: Features) -> dict[str, float]:
               + C * (bw - 1) * f.w_bits + bw * (wpw - 1) * f.w_bits
               + 2 * C * (bc - 1) * f.acc_bits + C * (bp - 1) * pb)
     dist_mux = rom_logic = 0.0
-    for m in memories(f):
+    cell_depth = rules(f.family).lutram[0]
+    for m in memories(f) if mems is None else mems:
         kind, n = map_memory(m, f.family)
         if kind == "dist":
-            dist_mux += m.copies * (math.ceil(m.depth / rules(f.family).lutram[0]) - 1) * m.width
+            dist_mux += m.arrays * (math.ceil(m.depth / cell_depth) - 1) * m.width
         elif kind == "logic":
-            rom_logic += m.copies * n
+            rom_logic += m.arrays * n
     addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
     return {
         "pe": R * C * (f.acc_bits + f.w_bits + f.in_bits),
@@ -344,6 +361,31 @@ def ff_terms(f: Features) -> dict[str, float]:
     R, C = f.rows, f.cols
     addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
     return {"lanes": lane_bits(f), "addr": addr, "const": 1.0}
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The coefficient-free part of a prediction (cached per :class:`Features`)."""
+
+    dsp: int
+    bram: int
+    lutram_cells: int
+    lut_exact: int
+    ff_exact: int
+    lut_terms: tuple[float, ...]
+    ff_terms: tuple[float, ...]
+
+
+@functools.lru_cache(maxsize=65536)
+def derived(f: Features) -> Derived:
+    """Exact counts and the fitted terms' values for ``f``."""
+    mems = memories(f)
+    cells = _mapped_total(mems, f.family, "dist")
+    lt, ft = lut_terms(f, mems), ff_terms(f)
+    return Derived(dsp=dsp_count(f), bram=_mapped_total(mems, f.family, "block"),
+                   lutram_cells=cells, lut_exact=rules(f.family).lutram_luts * cells,
+                   ff_exact=array_register_bits(f), lut_terms=tuple(lt[t] for t in LUT_TERMS),
+                   ff_terms=tuple(ft[t] for t in FF_TERMS))
 
 
 @dataclass(frozen=True)
@@ -423,14 +465,13 @@ class ResourceModel:
         if f.family != self.family:
             raise ResourceModelError(f"features are for {f.family!r}, the model for "
                                      f"{self.family!r}")
-        r = rules(self.family)
-        cells = lutram_cells(f)
-        lt = lut_terms(f)
-        lut = r.lutram_luts * cells + sum(self.lut_coef[t] * lt[t] for t in LUT_TERMS)
-        ft = ff_terms(f)
-        ff = array_register_bits(f) + sum(self.ff_coef[t] * ft[t] for t in FF_TERMS)
-        return ResourceEstimate(self.family, lut=round(lut), ff=round(ff), dsp=dsp_count(f),
-                                bram=bram_count(f), lutram_cells=cells)
+        d = derived(f)
+        lut = d.lut_exact + sum(self.lut_coef[t] * v for t, v in zip(LUT_TERMS, d.lut_terms,
+                                                                      strict=True))
+        ff = d.ff_exact + sum(self.ff_coef[t] * v for t, v in zip(FF_TERMS, d.ff_terms,
+                                                                   strict=True))
+        return ResourceEstimate(self.family, lut=round(lut), ff=round(ff), dsp=d.dsp,
+                                bram=d.bram, lutram_cells=d.lutram_cells)
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

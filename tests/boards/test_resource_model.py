@@ -188,8 +188,13 @@ def test_map_memory_matches_measured(depth, width, ports, rom, expected):
 def test_restated_hwgen_formulas_match_hwgen():
     """The model restates hwgen's bank and register formulas (boards may not import hwgen)."""
     from hwgen.array import SystolicArray
-    from hwgen.memory import (AccumulatorBuffer, ActivationScratchpad, WeightScratchpad,
-                              bank_count, bits_for)
+    from hwgen.memory import (
+        AccumulatorBuffer,
+        ActivationScratchpad,
+        WeightScratchpad,
+        bank_count,
+        bits_for,
+    )
     from hwgen.tile_engine import tag_layout
     from mapping.arch import ArchSpec
 
@@ -211,7 +216,7 @@ def test_restated_hwgen_formulas_match_hwgen():
                            ("acc", AccumulatorBuffer)):
             hw = comp(a)
             hw._MustUse__silence = True
-            assert sum(m.name == name for m in mems) == hw.banks
+            assert [m.banks for m in mems if m.name == name] == [hw.banks]
 
 
 # ------------------------------------------------------------------ real synthesis
@@ -261,8 +266,8 @@ def test_rules_against_real_synthesis(tmp_path, synth_cache):
     mems = [rm.Memory("a512", 512, 8, 1, False), rm.Memory("a128", 128, 8, 1, False),
             rm.Memory("a64", 64, 8, 2, False), rm.Memory("a256", 256, 16, 1, False),
             rm.Memory("r128", 128, 32, 1, True), rm.Memory("r32", 32, 32, 1, True)]
-    blocks = sum(m.copies * n for m in mems for k, n in [rm.map_memory(m)] if k == "block")
-    cells = sum(m.copies * n for m in mems for k, n in [rm.map_memory(m)] if k == "dist")
+    blocks = sum(m.arrays * n for m in mems for k, n in [rm.map_memory(m)] if k == "block")
+    cells = sum(m.arrays * n for m in mems for k, n in [rm.map_memory(m)] if k == "dist")
     assert (blocks, cells) == (3, 32)
     assert rep.bram == blocks
     assert rep.cells.get("TRELLIS_DPR16X4", 0) == cells
