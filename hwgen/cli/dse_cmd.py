@@ -1,0 +1,94 @@
+"""``hwgen dse``: design-space exploration of a zoo model on a board (see docs/dse.md)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "dse", help="explore ArchSpec x bit widths x mapper objective: Pareto frontier",
+        description="Search the design space of MODEL on BOARD (level 0: analytic models), "
+        "verify the top frontier points with synthesis and RTL simulation, and write "
+        "points.csv, pareto.csv, report.md and plots into the run directory. Re-running "
+        "the same command resumes the study.")
+    p.add_argument("model", help="zoo model name (see `hwgen models`)")
+    p.add_argument("--board", required=True, help="board or device (see `hwgen boards`)")
+    p.add_argument("--strategy", default="nsga2", choices=("grid", "random", "tpe", "nsga2"))
+    p.add_argument("--trials", type=int, default=10_000, help="points to evaluate (default "
+                   "10000; grid: at most the space size)")
+    p.add_argument("--batch", type=int, default=100, help="points asked per sampler round "
+                   "(NSGA-II population; default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="Dask LocalCluster workers (default 1: "
+                   "in process)")
+    p.add_argument("--scheduler", help="use an existing Dask cluster (tcp://host:port)")
+    p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///RUN/study.db)")
+    p.add_argument("--space", help="space TOML file (default: the built-in space)")
+    p.add_argument("--verify-frontier", type=int, default=3, metavar="K",
+                   help="synthesise and simulate the top K frontier points (default 3)")
+    p.add_argument("--samples", type=int, default=8, help="test samples per RTL simulation")
+    p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
+    p.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run directory")
+    p.set_defaults(func=run)
+
+
+class _Bar:
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        width = 30
+        fill = int(width * done / max(1, total))
+        rate = ""
+        el = time.perf_counter() - self.t0
+        if stage != self.stage:
+            if self.stage is not None:
+                sys.stderr.write("\n")
+            self.stage, self.t0, el = stage, time.perf_counter(), 0.0
+        elif el > 0:
+            rate = f" {el:6.0f}s"
+        sys.stderr.write(f"\r{stage:8s} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}{rate}")
+        sys.stderr.flush()
+
+
+def run(args) -> int:
+    from hwgen.cli import CliError
+
+    try:
+        import boards
+        import models
+        from dse.run import run_dse
+        from dse.space import Space, SpaceError, default_space
+        from dse.study import StudyError
+
+        models.get(args.model)
+        boards.get(args.board)
+        space = Space.from_toml(args.space) if args.space else default_space()
+    except (KeyError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if args.trials < 1 or args.jobs < 1 or args.verify_frontier < 0:
+        raise CliError("--trials and --jobs must be >= 1, --verify-frontier >= 0")
+    bar = _Bar()
+    try:
+        res = run_dse(args.model, args.board, args.out, space=space, strategy=args.strategy,
+                      trials=args.trials, batch=args.batch, seed=args.seed, jobs=args.jobs,
+                      scheduler=args.scheduler, storage=args.storage,
+                      verify=args.verify_frontier, verify_samples=args.samples,
+                      simulator=args.simulator, progress=bar)
+    except (SpaceError, StudyError) as exc:
+        raise CliError(str(exc)) from None
+    sys.stderr.write("\n")
+    s = res.seconds
+    print(f"{len(res.points)} points ({res.evaluated} evaluated now), frontier "
+          f"{len(res.frontier)}, verified {len(res.verified)}; level 0 {s['level0']:.1f} s, "
+          f"verify {s['verify']:.1f} s, total {s['total']:.1f} s")
+    for v in res.verified:
+        print(f"  #{v['index']}: cycles L0 {v['cycles']} L2 {v.get('cycles_l2', '-')}, "
+              f"LUT L0 {v.get('lut', '-')} L1 {v.get('lut_l1', '-')}, bit-exact "
+              f"{v.get('bit_exact_l2', '-')} {v.get('verify_error', '')}")
+    print(f"report: {res.run_dir / 'report.md'}")
+    bad = [v for v in res.verified if v.get("verify_error") or v.get("bit_exact_l2") is False]
+    return 1 if bad else 0

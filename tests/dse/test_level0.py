@@ -1,0 +1,95 @@
+"""Level 0 vs independent references: mapping.mapper.map_graph on the lowered graph (cycles,
+energy), mapping.timing for pooling, the I/O stream length, the boards resource model."""
+
+import random
+
+import pytest
+
+import models
+from dse.level0 import Level0Evaluator
+from dse.model import model_layers, nests_for_bits
+from dse.resources import NoResourceModel, estimator_for
+from dse.space import default_space
+from mapping import timing
+from mapping.graph import trace
+from mapping.mapper import map_graph
+from mapping.passes import fold_batchnorm, fuse_activations, lower
+from mapping.schedule import MappingError
+
+
+@pytest.fixture(scope="module")
+def graph():
+    e = models.get("cnn-digits")
+    return lower(fuse_activations(fold_batchnorm(trace(e.load(), e.example_input()))))
+
+
+def reference(graph, arch, objective):
+    try:
+        s = map_graph(graph, arch, objective)
+    except MappingError:
+        return None
+    pool = timing.pool_cycles(16, 16, 4, arch)  # maxpool 2x2 of 16 x 8 x 8 -> 16 x 4 x 4
+    io = 64 + 10  # 1x8x8 input elements in, 10 logits out
+    return s.total_cycles + pool + io, sum(c.energy_pj for c in s.costs)
+
+
+@pytest.mark.parametrize("objective", ["latency", "edp"])
+def test_cycles_and_energy_match_map_graph(graph, objective):
+    sp = default_space()
+    ev = Level0Evaluator(sp, model_layers("cnn-digits"), NoResourceModel("test"),
+                         {"bram_bits": 10**9}, accuracy=None)
+    rng = random.Random(3)
+    checked = 0
+    for _ in range(40):
+        p = {**sp.point(rng.randrange(sp.size)), "bits": 8, "objective": objective}
+        arch, _ = sp.arch_or_error(p)
+        m = ev.evaluate(p)
+        if arch is None:
+            assert not m["feasible"]
+            continue
+        ref = reference(graph, arch, objective)
+        if ref is None:
+            assert not m["feasible"] and m["reason"]
+            continue
+        assert m["feasible"]
+        assert m["cycles"] == ref[0]
+        assert m["energy_nj"] * 1000 == pytest.approx(ref[1], rel=1e-9)
+        assert m["throughput"] == pytest.approx(arch.clock_mhz * 1e6 / ref[0])
+        checked += 1
+    assert checked >= 10
+
+
+def test_cache_reuses_layer_results():
+    sp = default_space()
+    ev = Level0Evaluator(sp, model_layers("cnn-digits"), NoResourceModel("test"),
+                         {"bram_bits": 10**9})
+    p = {**sp.point(0), "rows": 4, "cols": 4, "act_words": 4096, "bits": 8,
+         "objective": "latency"}
+    a = ev.evaluate(p)
+    misses = ev.misses
+    # banks and act_words do not change the mapping; w_words beyond the largest tile neither
+    b = ev.evaluate({**p, "act_banks": 4, "w_banks": 2, "acc_banks": 2})
+    assert ev.misses == misses and a["cycles"] == b["cycles"]
+
+
+def test_nests_carry_bits():
+    L = model_layers("cnn-digits")
+    n = nests_for_bits(L, 4, {"conv2": 6})
+    assert [(x.in_bits, x.w_bits, x.out_bits) for x in n] == [(4, 4, 4), (4, 6, 6), (6, 4, 4)]
+
+
+def test_resources_match_boards_model():
+    est = estimator_for("ecp5")
+    if not est.available:
+        pytest.skip(f"no calibrated ECP5 resource model yet: {est.source}")
+    from boards import resource_model as rm
+
+    sp = default_space()
+    ev = Level0Evaluator(sp, model_layers("cnn-digits"), est, {"lut": 10**9})
+    p = {**sp.point(1234), "act_words": 4096}
+    m = ev.evaluate(p)
+    arch = sp.arch(p)
+    words = sum(-(-n.weight_count // arch.weights_per_ext_word)
+                for n in nests_for_bits(model_layers("cnn-digits"), arch.w_bits, {}))
+    ref = rm.estimate(arch.to_dict(), family="ecp5", rom_words=words)
+    assert (m["lut"], m["dsp"], m["bram"]) == (ref.lut, ref.dsp, ref.bram)
