@@ -59,6 +59,15 @@ CORNERS: list[tuple[str, dict]] = [
 ]
 
 
+# Programs with pool + add layers keep the element-wise engine's multipliers: these
+# designs check the derived DSP/BRAM counts only (split "check": not fitted, not in
+# the LUT/FF table, whose fixed program has no element-wise layers).
+CHECKS: list[tuple[str, dict]] = [
+    ("check", dict(rows=3, cols=3, _eltwise=True)),
+    ("check", dict(rows=2, cols=4, dataflow="os", in_bits=12, acc_bits=40, _eltwise=True)),
+]
+
+
 def random_arch_dicts(n: int, seed: int = SEED) -> list[dict]:
     """``n`` valid ArchSpec dicts (for the fixed program) drawn with ``seed``."""
     from mapping.arch import ArchSpec, ArchSpecError
@@ -103,7 +112,7 @@ def grid(n_random: int = 24) -> list[tuple[str, dict]]:
         rows.append(("fit" if i % 3 == 2 else "heldout", d))
     base = dict(act_words=512, w_words=512, acc_words=128, ext_word_bits=32)
     out = []
-    for split, d in rows:
+    for split, d in rows + CHECKS:
         full = {**base, **d}
         full["w_words"] = max(full["w_words"], 2 * full["rows"] * full["cols"])
         full["ext_word_bits"] = max(full["ext_word_bits"], full.get("in_bits", 8),
@@ -112,9 +121,13 @@ def grid(n_random: int = 24) -> list[tuple[str, dict]]:
     return out
 
 
-def build_program(arch):
-    """The fixed one-layer program for ``arch`` (deterministic weights)."""
+def build_program(arch, eltwise: bool = False):
+    """The fixed one-layer program for ``arch`` (deterministic weights); with
+    ``eltwise`` followed by a 2x1 average pool and a residual add of its output
+    with itself (so the element-wise engine's multipliers are kept)."""
+    from hwgen.layers import AddLayer, PoolLayer
     from hwgen.program import ComputeLayer, compile_program
+    from mapping import quant
     from mapping.loopnest import LoopNest
     from mapping.schedule import LayerMapping
 
@@ -126,7 +139,15 @@ def build_program(arch):
     layer = ComputeLayer(lm, w, rng.integers(-100, 100, GEMM_N),
                          rng.integers(1 << 14, 1 << 15, GEMM_N), rng.integers(8, 16, GEMM_N),
                          out_bits=min(8, arch.in_bits))
-    return compile_program(arch, [layer])
+    if not eltwise:
+        return compile_program(arch, [layer])
+    mult, shift = quant.quantize_multiplier(0.5)
+    pool = PoolLayer("pool", "avg", H=GEMM_M, W=1, C=GEMM_N, kernel=(2, 1), mult=mult,
+                     shift=shift, out_bits=min(8, arch.in_bits))
+    ma, mb, sh = quant.add_multipliers(0.02, 0.03, 0.04)
+    add = AddLayer("add", (GEMM_M // 2, 1, GEMM_N), ma, mb, sh, out_bits=min(8, arch.in_bits),
+                   src="pool", src2="pool")
+    return compile_program(arch, [layer, pool, add])
 
 
 def measure(split: str, arch_dict: dict, family: str) -> dict:
@@ -137,8 +158,10 @@ def measure(split: str, arch_dict: dict, family: str) -> dict:
     from hwgen.top import Accelerator
     from mapping.arch import ArchSpec
 
+    arch_dict = dict(arch_dict)
+    eltwise = bool(arch_dict.pop("_eltwise", False))
     arch = ArchSpec(**arch_dict)
-    prog = build_program(arch)
+    prog = build_program(arch, eltwise)
     with tempfile.TemporaryDirectory() as tmp:
         emit(Accelerator(arch, prog), tmp)
         t0 = time.perf_counter()
@@ -151,7 +174,7 @@ def measure(split: str, arch_dict: dict, family: str) -> dict:
         "program": {"rom_words": rom_words, "rom_bits": rom_words * arch.ext_word_bits,
                     "instr_words": len(prog.instructions), "instr_bits": word_bits(arch),
                     "param_words": len(prog.params), "param_bits": param_bits(arch),
-                    "layers": len(prog.layers)},
+                    "layers": len(prog.layers), "eltwise": eltwise},
         "measured": {"lut": rep.lut, "ff": rep.ff, "carry": rep.carry, "dsp": rep.dsp,
                      "bram": rep.bram, "cells": rep.cells},
         "hwgen_commit": _hwgen_commit(),
@@ -180,18 +203,23 @@ def _cost(d: dict) -> int:
             + 60 * (d["rows"] + d["cols"]))
 
 
-def _key(arch: dict) -> str:
-    return json.dumps({k: v for k, v in arch.items() if k != "name"}, sort_keys=True)
+def _key(arch: dict, eltwise: bool = False) -> str:
+    return json.dumps({k: v for k, v in arch.items() if k != "name"} | {"_eltwise": eltwise},
+                      sort_keys=True)
 
 
 def collect(family: str, designs: list[tuple[str, dict]], jobs: int) -> list[dict]:
     """Synthesise the designs missing from the calibration file; save after each."""
     path = rm.calibration_path(family)
     records = rm.load_calibration(family) if path.is_file() else []
-    have = {_key(r["arch"]) for r in records}
+    have = {_key(r["arch"], r["program"].get("eltwise", False)) for r in records}
     from mapping.arch import ArchSpec
 
-    todo = [(s, d) for s, d in designs if _key(ArchSpec(**d).to_dict()) not in have]
+    def key(d: dict) -> str:
+        plain = {k: v for k, v in d.items() if k != "_eltwise"}
+        return _key(ArchSpec(**plain).to_dict(), d.get("_eltwise", False))
+
+    todo = [(s, d) for s, d in designs if key(d) not in have]
     todo.sort(key=lambda sd: _cost(sd[1]))  # cheapest first: most designs per minute
     print(f"{len(records)} records stored, {len(todo)} designs to synthesise for {family}",
           flush=True)
@@ -329,6 +357,16 @@ def fit_and_report(family: str, records: list[dict], argv: list[str]) -> int:
         lines.append(f"| {r['design']} | {r['lut'][0]} / {r['lut'][1]} | {r['ff'][0]} / "
                      f"{r['ff'][1]} | {r['dsp'][0]} / {r['dsp'][1]} | {r['bram'][0]} / "
                      f"{r['bram'][1]:g} |")
+    checks = [r for r in records if r["split"] == "check"]
+    if checks:
+        lines += ["", "Element-wise programs (GEMM + average pool + residual add; derived "
+                  "DSP/BRAM only, estimated / measured):", "",
+                  "| design | DSP | BRAM |", "|---|---|---|"]
+        for r in error_rows(model, checks, family):
+            lines.append(f"| {r['design']} | {r['dsp'][0]} / {r['dsp'][1]} | {r['bram'][0]} / "
+                         f"{r['bram'][1]:g} |")
+    commits = sorted({r.get("hwgen_commit", "unknown") for r in records})
+    lines += ["", f"Generator versions (git) the designs were built from: {', '.join(commits)}."]
     body = "\n".join(lines)
     from _common import write_section
 

@@ -9,7 +9,8 @@ restated here (see docs/boards.md "Resource model").
 
 - **DSP** is derived exactly: one multiplier per PE (``in_bits x w_bits``), one
   ``acc_bits x 16`` requantisation multiplier per post-processing lane (``cols``
-  lanes), per element-wise lane (``rows`` lanes) two ``in_bits x 16`` residual-add
+  lanes), per element-wise lane (``rows`` lanes, only when the program has pool
+  or add layers: see :class:`Features`) two ``in_bits x 16`` residual-add
   scalings and one ``acc_bits x 16`` average-pool scaling, and the tile
   engine's ``row x cw`` accumulator-address product, each split into DSP
   blocks by Yosys's ``mul2dsp`` rule for the family (:func:`dsp_blocks`).
@@ -132,7 +133,10 @@ class Features:
 
     ``rom_words``: words of the baked weight ROM (0 with an external weight
     store), ``ext_word_bits`` wide; ``program_words``/``program_bits``: the
-    instruction ROM; ``param_words``: per-channel parameter entries.
+    instruction ROM; ``param_words``: per-channel parameter entries;
+    ``eltwise``: the program has pool or residual-add layers. The program is
+    baked in, so Yosys removes logic its constant fields never use: without
+    element-wise layers the element-wise engine's multipliers disappear.
     """
 
     family: str
@@ -155,6 +159,7 @@ class Features:
     program_words: int = 0
     program_bits: int = 0
     param_words: int = 0
+    eltwise: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,7 +172,8 @@ ARCH_FIELDS = ("rows", "cols", "dataflow", "in_bits", "w_bits", "acc_bits", "act
 
 def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words: int = 0,
                        rom_bits: int | None = None, program_words: int = 0,
-                       program_bits: int = 0, param_words: int = 0) -> Features:
+                       program_bits: int = 0, param_words: int = 0,
+                       eltwise: bool = False) -> Features:
     """:class:`Features` from ``ArchSpec.to_dict()`` output and the program's sizes.
 
     Give the weight ROM as ``rom_words`` (words of ``ext_word_bits``) or
@@ -191,7 +197,8 @@ def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words:
         if not isinstance(v, int) or v < 0:
             raise ResourceModelError(f"{name} = {v!r} must be a non-negative integer")
     f = Features(family=family, **{k: arch[k] for k in ARCH_FIELDS}, rom_words=rom_words,
-                 program_words=program_words, program_bits=program_bits, param_words=param_words)
+                 program_words=program_words, program_bits=program_bits, param_words=param_words,
+                 eltwise=bool(eltwise))
     for k in ("rows", "cols", "in_bits", "w_bits", "acc_bits", "act_words", "act_banks",
               "w_words", "w_banks", "acc_words", "acc_banks", "ext_word_bits"):
         v = getattr(f, k)
@@ -251,7 +258,8 @@ def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
     """(``"block"`` | ``"dist"`` | ``"logic"``, count per copy): the cheapest mapping.
 
     Costs as ``memory_libmap``: block RAM ``bram_cost`` per block, distributed
-    RAM ``cost`` per cell (not for ROMs), logic ``logic_cost_*`` per bit; a RAM
+    RAM ``cost`` per cell plus one per 2:1 multiplexer bit of the read mux over
+    cells stacked in depth (not for ROMs), logic ``logic_cost_*`` per bit; a RAM
     tie goes to block RAM, a ROM tie to logic (both measured). The count is
     blocks, cells or bits.
     """
@@ -262,8 +270,10 @@ def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
         return ("logic", bits) if r.logic_cost_rom * bits <= r.bram_cost * blocks \
             else ("block", blocks)
     d, w, cost = r.lutram
-    cells = math.ceil(mem.depth / d) * math.ceil(mem.width / w)
-    options = [(r.bram_cost * blocks, 0, "block", blocks), (cost * cells, 1, "dist", cells),
+    rows = math.ceil(mem.depth / d)
+    cells = rows * math.ceil(mem.width / w)
+    dist_cost = cost * cells + (rows - 1) * mem.width  # + the depth read mux, 1 per 2:1 bit
+    options = [(r.bram_cost * blocks, 0, "block", blocks), (dist_cost, 1, "dist", cells),
                (r.logic_cost_ram * bits, 2, "logic", bits)]
     _, _, kind, n = min(options)
     return kind, n
@@ -277,7 +287,7 @@ def dsp_count(f: Features) -> int:
     pe = f.rows * f.cols * dsp_blocks(f.in_bits, f.w_bits, fam)
     lanes = f.cols * dsp_blocks(f.acc_bits, MULT_BITS + 1, fam)
     elt = f.rows * (2 * dsp_blocks(f.in_bits, MULT_BITS + 1, fam)
-                    + dsp_blocks(f.acc_bits, MULT_BITS + 1, fam))
+                    + dsp_blocks(f.acc_bits, MULT_BITS + 1, fam)) if f.eltwise else 0
     ctrl = dsp_blocks(bits_for(f.rows), bits_for(f.cols + 1), fam)
     return pe + lanes + elt + ctrl
 
@@ -323,8 +333,8 @@ FF_TERMS = ("lanes", "addr", "const")
 def lane_bits(f: Features) -> int:
     """Datapath bits of the vector units: ``cols`` post-processing lanes (bias add,
     requantise, round, clamp) and ``rows`` element-wise lanes (pool, residual add)."""
-    return (f.cols * (f.acc_bits + MULT_BITS + SHIFT_BITS)
-            + f.rows * (f.acc_bits + f.in_bits + MULT_BITS + SHIFT_BITS))
+    elt = f.rows * (f.acc_bits + f.in_bits + MULT_BITS + SHIFT_BITS) if f.eltwise else 0
+    return f.cols * (f.acc_bits + MULT_BITS + SHIFT_BITS) + elt
 
 
 def lut_terms(f: Features, mems: list[Memory] | None = None) -> dict[str, float]:
@@ -530,7 +540,7 @@ def record_features(rec: dict[str, Any], family: str) -> Features:
     p = rec["program"]
     return features_from_arch(rec["arch"], family=family, rom_words=p["rom_words"],
                               program_words=p["instr_words"], program_bits=p["instr_bits"],
-                              param_words=p["param_words"])
+                              param_words=p["param_words"], eltwise=p.get("eltwise", False))
 
 
 def load_calibration(family: str, path: str | Path | None = None) -> list[dict]:
