@@ -31,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="override the architecture's dataflow")
     p.add_argument("--weight-store", choices=("rom", "external"), default=None,
                    help="override where the weights live: baked ROM or external memory")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override an ArchSpec field, e.g. --set act_words=12288 (repeatable)")
     p.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency",
                    help="what the mapper minimises (default latency)")
     p.add_argument("-o", "--out", default=None,
@@ -38,14 +40,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_arch(spec: str, dataflow: str | None = None, weight_store: str | None = None):
+def parse_sets(items: list[str]) -> dict:
+    """``["act_words=12288", ...]`` -> ``{"act_words": 12288}`` (values parsed as TOML scalars)."""
+    import tomllib
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--set {item!r} must look like FIELD=VALUE, e.g. act_words=12288")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value.strip()  # a bare word: a string value
+    return out
+
+
+def resolve_arch(spec: str, dataflow: str | None = None, weight_store: str | None = None,
+                 sets: list[str] | None = None):
     """The ArchSpec of ``--arch`` with the command-line overrides applied (CliError if bad)."""
-    from mapping.arch import ArchSpecError, resolve
+    import dataclasses
+
+    from mapping.arch import ArchSpec, ArchSpecError, resolve
 
     try:
         arch = resolve(spec)
         changes = {k: v for k, v in (("dataflow", dataflow), ("weight_store", weight_store))
                    if v is not None}
+        extra = parse_sets(sets or [])
+        known = {f.name for f in dataclasses.fields(ArchSpec)}
+        unknown = sorted(set(extra) - known)
+        if unknown:
+            raise CliError(f"--set {', '.join(unknown)}: unknown ArchSpec field(s); allowed: "
+                           f"{', '.join(sorted(known))}")
+        changes.update(extra)
+        if extra and "name" not in extra:
+            changes["name"] = arch.name + "".join(f"+{k}={v}" for k, v in sorted(extra.items()))
         if changes:
             arch = arch.replace(**changes)
     except ArchSpecError as exc:
@@ -112,7 +142,7 @@ def summary(cm, seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    arch = resolve_arch(args.arch, args.dataflow, args.weight_store)
+    arch = resolve_arch(args.arch, args.dataflow, args.weight_store, args.set)
     out = Path(args.out) if args.out else Path("build") / args.model
     start = time.perf_counter()
     cm = compile_zoo_model(args.model, arch, out, bits=args.bits, objective=args.objective)
