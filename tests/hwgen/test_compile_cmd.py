@@ -1,0 +1,81 @@
+"""``hwgen compile``: the command line, its summary and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwgen.cli import main
+from hwgen.cli.compile_cmd import parse_sets, resolve_arch
+
+
+def err_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def test_unknown_model_is_one_line(capsys, tmp_path):
+    assert main(["compile", "no-such-model", "-o", str(tmp_path / "b")]) == 2
+    err = err_line(capsys)
+    assert "hwgen compile: error:" in err and "no-such-model" in err and "mlp-digits" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_bad_arch_bits_and_sets(capsys, tmp_path):
+    assert main(["compile", "mlp-digits", "--arch", "huge-99x99", "-o", str(tmp_path)]) == 2
+    assert "tiny-4x4" in err_line(capsys)
+    assert main(["compile", "mlp-digits", "--bits", "1", "-o", str(tmp_path)]) == 2
+    assert "--bits 1" in err_line(capsys)
+    assert main(["compile", "mlp-digits", "--set", "act_words", "-o", str(tmp_path)]) == 2
+    assert "FIELD=VALUE" in err_line(capsys)
+    assert main(["compile", "mlp-digits", "--set", "colz=4", "-o", str(tmp_path)]) == 2
+    assert "unknown ArchSpec field" in err_line(capsys)
+    assert main(["compile", "mlp-digits", "--set", "rows=0", "-o", str(tmp_path)]) == 2
+    assert "ArchSpec.rows" in err_line(capsys)
+
+
+def test_bits_wider_than_the_array(capsys, tmp_path):
+    assert main(["compile", "jsc-mlp", "--arch", "tiny-4x4", "--bits", "12", "-o",
+                 str(tmp_path)]) == 2
+    assert "in_bits=8" in err_line(capsys)
+
+
+def test_arch_overrides():
+    arch = resolve_arch("tiny-4x4", "os", "external", ["act_words=12288", "ext_bandwidth=0.5"])
+    assert (arch.dataflow, arch.weight_store, arch.act_words, arch.ext_bandwidth) == (
+        "os", "external", 12288, 0.5)
+    assert arch.name == "tiny-4x4+act_words=12288+ext_bandwidth=0.5"
+    assert parse_sets(["double_buffer=false", "dataflow=os"]) == {"double_buffer": False,
+                                                                  "dataflow": "os"}
+
+
+def test_compile_jsc_prints_summary(capsys, tmp_path):
+    out = tmp_path / "jsc"
+    assert main(["compile", "jsc-mlp", "--arch", "tiny-4x4", "--dataflow", "os", "-o",
+                 str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "jsc-mlp on tiny-4x4 (4x4 os" in text and str(out) in text
+    for layer in ("fc1", "fc2", "fc3", "fc4"):
+        assert layer in text
+    assert "host-executed" not in text
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["arch"]["dataflow"] == "os" and man["model"] == "jsc-mlp"
+    assert (out / "report.md").read_text().startswith("# jsc-mlp on tiny-4x4")
+
+
+@pytest.mark.slow
+def test_compile_transformer_lists_host_ops(capsys, tmp_path):
+    out = tmp_path / "tt"
+    assert main(["compile", "tiny-transformer", "--arch", "tiny-4x4", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "host-executed (not on the accelerator)" in text
+    for op in ("softmax (softmax)", "norm1 (layernorm)", "gelu (gelu)", "norm2 (layernorm)"):
+        assert op in text
+    report = (out / "report.md").read_text()
+    assert "Host-executed ops" in report and "## Kernels" in report
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["kind"] == "kernels" and len(man["kernels"]) == 10
+    for k in man["kernels"]:
+        assert (out / k["dir"] / "hwgen_accel.v").is_file()
