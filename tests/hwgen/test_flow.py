@@ -176,3 +176,54 @@ def test_transformer_kernels_bit_exact(graphs):
     out, layers, _ = run_accelerator(acc, a.reshape(-1))
     np.testing.assert_array_equal(out, env["matmul"][0, head].reshape(-1))
     assert layers == [placeholder.layers[0].predicted_cycles]
+
+
+# ------------------------------------------------------------------ per-layer cycles sweep
+SWEEP_ARCHS = {"tiny-4x4": preset("tiny-4x4"), "edge-8x8": preset("edge-8x8")}
+
+
+def _run_model_amaranth(graph, arch, seed=0):
+    """One input through the flow's program on the Amaranth top: (out, golden, layers, pred)."""
+    from test_top import run_accelerator
+
+    sched = map_graph(graph, arch)
+    x_name = graph.inputs[0]
+    out_name = graph.node(graph.outputs[0]).inputs[0]
+    prog = compile_program(arch, flow.program_layers(graph, sched), output=out_name)
+    shape = graph.node(x_name).out_shape
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << 7), (1 << 7) - 1
+    x = rng.integers(0 if len(shape) == 4 else lo, hi + 1, size=shape)  # resnet input is ReLU'd
+    y_shape = graph.node(out_name).out_shape
+    ref = flow.to_stream(golden.run(graph, x), flow.stream_layout(y_shape))
+    out, layers, _ = run_accelerator(Accelerator(arch, prog),
+                                     flow.to_stream(x, flow.stream_layout(shape))[0],
+                                     max_cycles=400_000)
+    return out, ref[0], layers, [li.predicted_cycles for li in prog.layers]
+
+
+def _sweep_arch(name, arch_name, dataflow):
+    arch = SWEEP_ARCHS[arch_name].replace(dataflow=dataflow)
+    if name == "resnet-block" and arch.act_words < 12288:
+        arch = arch.replace(act_words=12288)  # input + conv1 + conv2 (input live for the add)
+    return arch
+
+
+def test_layer_cycles_equal_prediction_jsc_tiny_os(graphs):
+    out, ref, layers, pred = _run_model_amaranth(graphs("jsc-mlp"),
+                                                 _sweep_arch("jsc-mlp", "tiny-4x4", "os"))
+    np.testing.assert_array_equal(out, ref)
+    assert layers == pred
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch_name", list(SWEEP_ARCHS))
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize("name", ["mlp-digits", "cnn-digits", "jsc-mlp", "resnet-block"])
+def test_layer_cycles_equal_prediction_sweep(graphs, name, arch_name, dataflow):
+    """Every model x {tiny-4x4, edge-8x8} x {ws, os}: bit-exact on one input and every
+    layer's hardware counter equal to mapping.timing (the 0.5% bound, met exactly)."""
+    out, ref, layers, pred = _run_model_amaranth(graphs(name), _sweep_arch(name, arch_name,
+                                                                           dataflow))
+    np.testing.assert_array_equal(out, ref)
+    assert layers == pred
