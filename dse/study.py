@@ -19,7 +19,10 @@ leaves no RUNNING trial of its own. On restart, batches whose indices are all
 stored are replayed into the mirror without evaluation; the first incomplete
 batch is asked again with the same seed (so the same points), its stored
 indices are reused (checked to have the same parameters) and only the missing
-indices are evaluated — each exactly once. A RUNNING trial found in the study
+indices are evaluated — each exactly once. Sampler caches the mirror keeps in its
+study system attributes are copied to the stored study right after a batch is
+asked (before any of its trials is stored), tagged with the batch, and on restart
+restored only for finished batches. A RUNNING trial found in the study
 (written by another tool) is marked FAIL and its index is evaluated again once.
 """
 
@@ -45,6 +48,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 STRATEGIES = ("grid", "random", "tpe", "nsga2")
 INDEX_ATTR = "dse.index"
 METRICS_ATTR = "metrics"
+CACHE = "dse.cache:"
 
 
 class StudyError(ValueError):
@@ -163,15 +167,30 @@ class StudyRunner:
         done = self.stored()
         mirror = optuna.create_study(directions=self.directions)
         n_batches = math.ceil(self.n_trials / self.batch)
+        first_open = next((b for b in range(n_batches)
+                           if not all(i in done for i in self._indices(b))), n_batches)
+        # sampler caches in the mirror's study system attributes (NSGA-II's parent population
+        # per generation) are stored as "dse.cache:<key>" = [batch that made it, value]; only
+        # those of finished batches are restored, so an interrupted batch recomputes its own
+        # exactly as the first attempt did (the computation draws from the batch's rng)
+        saved: dict[str, Any] = {}
+        for k, (b, v) in self._stored_caches().items():
+            if b < first_open:
+                mirror._storage.set_study_system_attr(mirror._study_id, k, v)
+                saved[k] = v
         finished = sum(1 for i in done if i < self.n_trials)
         if progress:
             progress(finished, self.n_trials)
         for b in range(n_batches):
-            idx = range(b * self.batch, min((b + 1) * self.batch, self.n_trials))
+            idx = self._indices(b)
             if all(i in done for i in idx):
                 mirror.add_trials([self._mirror_copy(done[i]) for i in idx])
                 continue
             trials, points = self._ask(mirror, b, idx)
+            for k, v in mirror._storage.get_study_system_attrs(mirror._study_id).items():
+                if saved.get(k) != v:  # stored before any trial of this batch
+                    self.storage.set_study_system_attr(self.study._study_id, CACHE + k, [b, v])
+                    saved[k] = v
             for i, p in zip(idx, points, strict=True):
                 if i in done and dict(done[i].params) != p:
                     raise StudyError(
@@ -194,6 +213,13 @@ class StudyRunner:
             if progress:
                 progress(finished, self.n_trials)
         return self.evaluated
+
+    def _indices(self, b: int) -> range:
+        return range(b * self.batch, min((b + 1) * self.batch, self.n_trials))
+
+    def _stored_caches(self) -> dict[str, tuple[int, Any]]:
+        attrs = self.storage.get_study_system_attrs(self.study._study_id)
+        return {k[len(CACHE):]: tuple(v) for k, v in attrs.items() if k.startswith(CACHE)}
 
     def _tell(self, mirror: optuna.Study, trial, m: dict) -> optuna.trial.FrozenTrial:
         vals = self.values_of(m)
