@@ -84,31 +84,30 @@ def make_objective(pruned: PrunedModels):
     ds = entry.dataset()
     calib = calibration_inputs(entry)
 
+    seen: dict[tuple, tuple] = {}  # a repeated setting is not evaluated twice
+
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         a_bits = trial.suggest_int("a_bits", 2, 8)
         w_bits = trial.suggest_int("w_bits", 2, 8)
         ratio = trial.suggest_float("prune_ratio", 0.0, 0.8, step=RATIO_STEP)
+        key = (a_bits, w_bits, round(ratio, 2))
+        if key in seen:
+            values, attrs = seen[key]
+            for k, v in attrs.items():
+                trial.set_user_attr(k, v)
+            return values
         model = pruned.get(ratio)
         g = prepare(model, entry.example_input(), calib, bits=a_bits, w_bits=w_bits,
                     acc_bits=ACC_BITS)
         acc = float(np.mean(golden.predict(g, ds.x_test) == ds.y_test))
         widths = [int(n.out_shape[-1]) for n in g.nodes() if n.op == "linear"]
-        trial.set_user_attr("widths", widths)
-        trial.set_user_attr("macs", g.total_macs)
-        return acc, float(size_bits(g))
+        attrs = {"widths": widths, "macs": g.total_macs}
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        seen[key] = ((acc, float(size_bits(g))), attrs)
+        return seen[key][0]
 
     return objective
-
-
-def pareto(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the non-dominated (max accuracy, min size) points, by brute force."""
-    keep = []
-    for i, (a, s) in enumerate(points):
-        dominated = any((a2 >= a and s2 <= s) and (a2 > a or s2 < s)
-                        for j, (a2, s2) in enumerate(points) if j != i)
-        if not dominated:
-            keep.append(i)
-    return keep
 
 
 def main(fast: bool = False, sampler: str = "tpe") -> dict:
@@ -135,17 +134,24 @@ def main(fast: bool = False, sampler: str = "tpe") -> dict:
 
     trials = [{"number": t.number, **t.params, "accuracy": t.values[0],
                "size_bits": int(t.values[1]), **t.user_attrs} for t in study.trials]
-    front = sorted((t for t in trials if t["number"] in {b.number for b in study.best_trials}),
-                   key=lambda t: t["size_bits"])
+    # study.best_trials is the Pareto front; samplers may propose the same setting
+    # twice, so keep one trial (the first) per distinct (accuracy, size) point.
+    on_front = {b.number for b in study.best_trials}
+    front, seen = [], set()
+    for t in sorted(trials, key=lambda t: (t["size_bits"], t["number"])):
+        if t["number"] in on_front and (t["accuracy"], t["size_bits"]) not in seen:
+            seen.add((t["accuracy"], t["size_bits"]))
+            front.append(t)
     print(f"== {MODEL}: {n_trials} trials, sampler {type(smp).__name__}(seed={SEED})")
     print(f"{'trial':>5} {'a_bits':>6} {'w_bits':>6} {'prune':>5} {'widths':>12} "
           f"{'MACs':>6} {'size kbit':>9} {'accuracy':>8}")
     for t in trials:
-        mark = " *" if t in front else ""
+        mark = " *" if t["number"] in on_front else ""
         print(f"{t['number']:5d} {t['a_bits']:6d} {t['w_bits']:6d} {t['prune_ratio']:5.1f} "
               f"{str(t['widths']):>12} {t['macs']:6d} {t['size_bits'] / 1000:9.1f} "
               f"{t['accuracy']:8.4f}{mark}")
-    print("\nPareto front (* above): no other trial is both more accurate and smaller")
+    print("\nPareto front (* above, one trial per point): no other trial is both more "
+          "accurate and smaller")
     for t in front:
         print(f"  {t['size_bits'] / 1000:7.1f} kbit  accuracy {t['accuracy']:.4f}  "
               f"(a{t['a_bits']} w{t['w_bits']}, prune {t['prune_ratio']:.1f})")
