@@ -150,6 +150,18 @@ def build_program(arch, eltwise: bool = False):
     return compile_program(arch, [layer, pool, add])
 
 
+def eltwise_liveness(arch, prog) -> tuple[bool, bool]:
+    """(pool_mult, add_mult): can the baked program select the element-wise engine's
+    average-pool / residual-add multipliers? Yosys keeps them only if the ``kind``
+    field of some instruction word, decoded as an ELT word, has bit 0 / bit 1 set."""
+    from hwgen.isa import decode, elt_fields
+
+    kinds = 0
+    for word in prog.instructions:
+        kinds |= decode(elt_fields(arch), word)["kind"]
+    return bool(kinds & 1), bool(kinds & 2)
+
+
 def measure(split: str, arch_dict: dict, family: str) -> dict:
     """Build, emit and synthesise one design; a calibration record."""
     from boards.synth import synthesize
@@ -168,13 +180,15 @@ def measure(split: str, arch_dict: dict, family: str) -> dict:
         rep = synthesize(Path(tmp) / f"{TOP_MODULE}.v", TOP_MODULE, TARGETS[family])
         wall = time.perf_counter() - t0
     rom_words = len(prog.weight_image) if arch.weight_store == "rom" else 0
+    pool, add = eltwise_liveness(arch, prog)
     return {
         "split": split,
         "arch": arch.to_dict(),
         "program": {"rom_words": rom_words, "rom_bits": rom_words * arch.ext_word_bits,
                     "instr_words": len(prog.instructions), "instr_bits": word_bits(arch),
                     "param_words": len(prog.params), "param_bits": param_bits(arch),
-                    "layers": len(prog.layers), "eltwise": eltwise},
+                    "layers": len(prog.layers), "eltwise": eltwise,
+                    "pool_mult": pool, "add_mult": add},
         "measured": {"lut": rep.lut, "ff": rep.ff, "carry": rep.carry, "dsp": rep.dsp,
                      "bram": rep.bram, "cells": rep.cells},
         "hwgen_commit": _hwgen_commit(),
@@ -206,6 +220,20 @@ def _cost(d: dict) -> int:
 def _key(arch: dict, eltwise: bool = False) -> str:
     return json.dumps({k: v for k, v in arch.items() if k != "name"} | {"_eltwise": eltwise},
                       sort_keys=True)
+
+
+def backfill(records: list[dict]) -> list[dict]:
+    """Add ``pool_mult``/``add_mult`` to records written before they were stored
+    (recomputed from the deterministic program of the record's ArchSpec)."""
+    from mapping.arch import ArchSpec
+
+    for rec in records:
+        p = rec["program"]
+        if "pool_mult" not in p:
+            arch = ArchSpec(**rec["arch"])
+            p["pool_mult"], p["add_mult"] = eltwise_liveness(
+                arch, build_program(arch, p.get("eltwise", False)))
+    return records
 
 
 def collect(family: str, designs: list[tuple[str, dict]], jobs: int) -> list[dict]:
@@ -250,9 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     designs = grid()[: args.max_designs]
     if args.fit_only:
-        records = rm.load_calibration(args.family)
+        records = backfill(rm.load_calibration(args.family))
+        rm.save_calibration(args.family, records)
     else:
-        records = collect(args.family, designs, args.jobs)
+        records = backfill(collect(args.family, designs, args.jobs))
     return fit_and_report(args.family, records, sys.argv)
 
 

@@ -9,8 +9,8 @@ restated here (see docs/boards.md "Resource model").
 
 - **DSP** is derived exactly: one multiplier per PE (``in_bits x w_bits``), one
   ``acc_bits x 16`` requantisation multiplier per post-processing lane (``cols``
-  lanes), per element-wise lane (``rows`` lanes, only when the program has pool
-  or add layers: see :class:`Features`) two ``in_bits x 16`` residual-add
+  lanes), per element-wise lane (``rows`` lanes, only when the program can
+  select them: see :class:`Features`) two ``in_bits x 16`` residual-add
   scalings and one ``acc_bits x 16`` average-pool scaling, and the tile
   engine's ``row x cw`` accumulator-address product, each split into DSP
   blocks by Yosys's ``mul2dsp`` rule for the family (:func:`dsp_blocks`).
@@ -134,9 +134,13 @@ class Features:
     ``rom_words``: words of the baked weight ROM (0 with an external weight
     store), ``ext_word_bits`` wide; ``program_words``/``program_bits``: the
     instruction ROM; ``param_words``: per-channel parameter entries;
-    ``eltwise``: the program has pool or residual-add layers. The program is
-    baked in, so Yosys removes logic its constant fields never use: without
-    element-wise layers the element-wise engine's multipliers disappear.
+    ``pool_mult``/``add_mult``: the baked program can select the element-wise
+    engine's average-pool / residual-add multipliers. The program is baked in,
+    so Yosys removes logic its constant fields never use: the multipliers stay
+    only if some instruction word, read as an ELT word, has the ``kind`` bit of
+    average pooling (bit 0) / residual add (bit 1) set — always with such
+    layers, by accident of the encoding without them (see
+    ``benchmarks/calibrate_resource_model.py: eltwise_liveness``).
     """
 
     family: str
@@ -159,7 +163,8 @@ class Features:
     program_words: int = 0
     program_bits: int = 0
     param_words: int = 0
-    eltwise: bool = False
+    pool_mult: bool = False
+    add_mult: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +178,7 @@ ARCH_FIELDS = ("rows", "cols", "dataflow", "in_bits", "w_bits", "acc_bits", "act
 def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words: int = 0,
                        rom_bits: int | None = None, program_words: int = 0,
                        program_bits: int = 0, param_words: int = 0,
-                       eltwise: bool = False) -> Features:
+                       pool_mult: bool = False, add_mult: bool = False) -> Features:
     """:class:`Features` from ``ArchSpec.to_dict()`` output and the program's sizes.
 
     Give the weight ROM as ``rom_words`` (words of ``ext_word_bits``) or
@@ -198,7 +203,7 @@ def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words:
             raise ResourceModelError(f"{name} = {v!r} must be a non-negative integer")
     f = Features(family=family, **{k: arch[k] for k in ARCH_FIELDS}, rom_words=rom_words,
                  program_words=program_words, program_bits=program_bits, param_words=param_words,
-                 eltwise=bool(eltwise))
+                 pool_mult=bool(pool_mult), add_mult=bool(add_mult))
     for k in ("rows", "cols", "in_bits", "w_bits", "acc_bits", "act_words", "act_banks",
               "w_words", "w_banks", "acc_words", "acc_banks", "ext_word_bits"):
         v = getattr(f, k)
@@ -286,8 +291,8 @@ def dsp_count(f: Features) -> int:
     fam = f.family
     pe = f.rows * f.cols * dsp_blocks(f.in_bits, f.w_bits, fam)
     lanes = f.cols * dsp_blocks(f.acc_bits, MULT_BITS + 1, fam)
-    elt = f.rows * (2 * dsp_blocks(f.in_bits, MULT_BITS + 1, fam)
-                    + dsp_blocks(f.acc_bits, MULT_BITS + 1, fam)) if f.eltwise else 0
+    elt = f.rows * (2 * dsp_blocks(f.in_bits, MULT_BITS + 1, fam) * f.add_mult
+                    + dsp_blocks(f.acc_bits, MULT_BITS + 1, fam) * f.pool_mult)
     ctrl = dsp_blocks(bits_for(f.rows), bits_for(f.cols + 1), fam)
     return pe + lanes + elt + ctrl
 
@@ -333,7 +338,7 @@ FF_TERMS = ("lanes", "addr", "const")
 def lane_bits(f: Features) -> int:
     """Datapath bits of the vector units: ``cols`` post-processing lanes (bias add,
     requantise, round, clamp) and ``rows`` element-wise lanes (pool, residual add)."""
-    elt = f.rows * (f.acc_bits + f.in_bits + MULT_BITS + SHIFT_BITS) if f.eltwise else 0
+    elt = f.rows * (f.acc_bits * f.pool_mult + f.in_bits * f.add_mult)
     return f.cols * (f.acc_bits + MULT_BITS + SHIFT_BITS) + elt
 
 
@@ -355,7 +360,7 @@ def lut_terms(f: Features, mems: list[Memory] | None = None) -> dict[str, float]
         kind, n = map_memory(m, f.family)
         if kind == "dist":
             dist_mux += m.arrays * (math.ceil(m.depth / cell_depth) - 1) * m.width
-        elif kind == "logic":
+        elif kind == "logic" and m.name != "program":  # program fields fold into control
             rom_logic += m.arrays * n
     addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
     return {
@@ -540,7 +545,8 @@ def record_features(rec: dict[str, Any], family: str) -> Features:
     p = rec["program"]
     return features_from_arch(rec["arch"], family=family, rom_words=p["rom_words"],
                               program_words=p["instr_words"], program_bits=p["instr_bits"],
-                              param_words=p["param_words"], eltwise=p.get("eltwise", False))
+                              param_words=p["param_words"], pool_mult=p["pool_mult"],
+                              add_mult=p["add_mult"])
 
 
 def load_calibration(family: str, path: str | Path | None = None) -> list[dict]:
