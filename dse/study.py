@@ -9,13 +9,14 @@ The loop works in *batches* of ``batch`` points with a fixed index range
 (``b * batch ... ``). For batch ``b`` a fresh sampler seeded with
 ``seed * 1_000_003 + b`` asks ``batch`` points from an in-memory mirror of the
 study (the finished trials of batches ``< b``); the batch is evaluated (in this
-process or on Dask), then every point is told to the mirror and written to the
-RDB study *in index order*, one transaction per trial as it is told. So serial and
+process or on Dask), then every point is told to the mirror in index order and the
+batch's new trials are written to the RDB study in one transaction
+(:func:`dse.storage.add_trials_batch`). So serial and
 parallel runs, and interrupted and uninterrupted runs, ask the same points.
 
 Resume rule: trials are written only when finished (COMPLETE, or FAIL when the
-point cannot run), each with its index ``dse.index``; a killed run therefore
-leaves no RUNNING trial of its own. On restart, batches whose indices are all
+point cannot run), each with its index ``dse.index``, a batch at a time; a killed
+run therefore leaves no RUNNING trial of its own. On restart, batches whose indices are all
 stored are replayed into the mirror without evaluation; the first incomplete
 batch is asked again with the same seed (so the same points), its stored
 indices are reused (checked to have the same parameters) and only the missing
@@ -41,7 +42,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from dse.space import Space
-from dse.storage import open_storage
+from dse.storage import add_trials_batch, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -200,6 +201,7 @@ class StudyRunner:
             todo = [k for k, i in enumerate(idx) if i not in done]
             results = executor.map([points[k] for k in todo]) if todo else []
             by_k = dict(zip(todo, results, strict=True))
+            new: list[optuna.trial.FrozenTrial] = []
             for k, i in enumerate(idx):
                 if i in done:
                     m = json.loads(done[i].user_attrs[METRICS_ATTR])
@@ -207,9 +209,10 @@ class StudyRunner:
                     m = by_k[k]
                 told = self._tell(mirror, trials[k], m) if trials[k] is not None else None
                 if i not in done:  # told keeps the sampler's attributes (e.g. generation)
-                    self.study.add_trial(self._frozen(i, points[k], m, told))
-                    self.evaluated += 1
-                    finished += 1
+                    new.append(self._frozen(i, points[k], m, told))
+            add_trials_batch(self.study, new)  # the batch's new trials: one transaction
+            self.evaluated += len(new)
+            finished += len(new)
             if progress:
                 progress(finished, self.n_trials)
         return self.evaluated
