@@ -134,7 +134,7 @@ def render(cm) -> str:
     out.append(_table(("memory", "elements", "bits", "size"),
                       memory_rows(arch, cm.program, wwords), right={2, 3}))
     out += ["", "## Files", ""]
-    for name in sorted(man.get("files", {})):
+    for name in sorted(set(man.get("files", {})) | {"manifest.json", "report.md"}):
         out.append(f"- `{name}`")
     for k in cm.kernels:
         out.append(f"- `{k['dir']}/` (kernel {k['name']})")
