@@ -282,24 +282,23 @@ def main(fast: bool = False, out_dir: str | Path | None = None) -> dict:
     with_dsp = synthesize_unit(vpath, dsp=True)
     predicted_dsp = arch.rows * arch.cols * dsp_blocks(arch.in_bits, arch.w_bits, "ecp5")
     regs = SystolicArray.register_bits(arch, TAG_BITS)
-    # DSP inference: the same design once more with -nodsp. Synthesising LUT
-    # multipliers is slow, so the fast mode compares a single-PE (1x1) unit.
-    cmp_arch = arch if not fast else ArchSpec(rows=1, cols=1, dataflow="os",
-                                              in_bits=arch.in_bits, w_bits=arch.w_bits,
-                                              acc_bits=arch.acc_bits, name="lab4b-1x1")
-    cmp_path = vpath if not fast else out / f"{TOP}_1x1.v"
-    if fast:
-        cmp_path.write_text(to_verilog(cmp_arch))
-    cmp_dsp = with_dsp if not fast else synthesize_unit(cmp_path, dsp=True)
+    # DSP inference: synthesise a small unit once with DSP blocks and once with
+    # -nodsp. LUT multipliers take Yosys much longer to build and optimise (an 8x8
+    # array with -nodsp: ~6 minutes), so we compare a 1x1 (fast) or 4x4 (full) unit.
+    side = 1 if fast else 4
+    cmp_arch = ArchSpec(rows=side, cols=side, dataflow="os", in_bits=arch.in_bits,
+                        w_bits=arch.w_bits, acc_bits=arch.acc_bits, name=f"lab4b-{side}x{side}")
+    cmp_path = out / f"{TOP}_{side}x{side}.v"
+    cmp_path.write_text(to_verilog(cmp_arch))
+    cmp_dsp = synthesize_unit(cmp_path, dsp=True)
     cmp_nodsp = synthesize_unit(cmp_path, dsp=False)
-    rows = [(f"{arch.rows}x{arch.cols} unit, DSP inference", with_dsp)]
-    if fast:
-        rows.append(("1x1 unit, DSP inference", cmp_dsp))
-    rows.append((f"{cmp_arch.rows}x{cmp_arch.cols} unit, -nodsp", cmp_nodsp))
+    rows = [(f"{arch.rows}x{arch.cols} unit, DSP inference", with_dsp),
+            (f"{side}x{side} unit, DSP inference", cmp_dsp),
+            (f"{side}x{side} unit, -nodsp", cmp_nodsp)]
     for label, r in rows:
         print(f"{label:28s} LUT {r['lut']:6d}  FF {r['ff']:5d}  DSP {r['dsp']:3d}  "
               f"carry {r['carry']:5d}  ({r['seconds']} s{', cached' if r['cached'] else ''})")
-    pes = cmp_arch.rows * cmp_arch.cols
+    pes = side * side
     print(f"predicted: {predicted_dsp} MULT18X18D (one per PE, boards.resource_model.dsp_blocks)"
           f", ~{regs} flip-flops (SystolicArray.register_bits)")
     print(f"one {arch.in_bits}x{arch.w_bits} multiplier without a DSP block costs "
