@@ -49,7 +49,7 @@ def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], pat
         ax.scatter([], [], marker="x", c="k", label="verified: measured (synthesis, RTL sim)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(f"{xlabel} (estimated, level 0)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("throughput, inferences/s (estimated)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

@@ -62,8 +62,9 @@ def write_all(result, space, model: str, board: str, ev) -> None:
                                      "samples_l2", "verify_error")]
     write_csv(run / "verified.csv", result.verified, vcols)
     have_res = ev.resources.available
-    xkeys = [("lut", "LUTs", "lut_l1"), ("dsp", "DSP blocks", "dsp_l1")] if have_res else \
-        [("pes", "PEs", None), ("onchip_bits", "on-chip memory bits", None)]
+    xkeys = [("lut", "LUTs (estimated, level 0)", "lut_l1"),
+             ("dsp", "DSP blocks (estimated, level 0)", "dsp_l1")] if have_res else \
+        [("pes", "PEs (exact)", None), ("onchip_bits", "on-chip memory bits (exact)", None)]
     figs = []
     for key, label, mk in xkeys:
         name = f"throughput_vs_{key}.png"
