@@ -48,7 +48,7 @@ def _fmt(v, digits: int = 0) -> str:
 def _err(pred, meas) -> str:
     if pred in (None, "") or meas in (None, "") or not pred:
         return "—"
-    return f"{100.0 * (meas - pred) / pred:+.1f}%"
+    return f"{100.0 * (meas - pred) / pred:+.2f}%"
 
 
 def write_all(result, space, model: str, board: str, ev) -> None:

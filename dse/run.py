@@ -78,15 +78,22 @@ def bit_widths(space: Space) -> list[tuple]:
 
 
 def choose_verify(frontier: list[dict], k: int, resource_key: str) -> list[dict]:
-    """Top ``k`` frontier points by throughput per resource, among those within one
-    percentage point of the frontier's best accuracy."""
+    """Top ``k`` distinct frontier designs by throughput per resource, among those within
+    one percentage point of the frontier's best accuracy."""
     if not frontier or k <= 0:
         return []
     best = max((f.get("accuracy") or 0.0) for f in frontier)
     good = [f for f in frontier if (f.get("accuracy") or 0.0) >= best - 0.01] or frontier
     good.sort(key=lambda f: (-f["throughput"] / max(1.0, float(f.get(resource_key) or 1)),
                              f["index"]))
-    return good[:k]
+    out, seen = [], set()
+    for f in good:  # one point per distinct level-0 design (others differ in unused fields)
+        sig = tuple(f.get(c) for c in ("rows", "cols", "dataflow", "bits", "cycles",
+                                       "onchip_bits", "lut", "dsp", "bram", "accuracy"))
+        if sig not in seen:
+            seen.add(sig)
+            out.append(f)
+    return out[:k]
 
 
 def run_dse(model: str, board: str, run_dir: str | Path, *, space: Space | None = None,
