@@ -42,6 +42,7 @@ SOURCE = "estimated (boards.resource_model, calibrated on yosys synthesis)"
 
 # hwgen constants restated (hwgen.program / hwgen.postproc / hwgen.controller)
 MULT_BITS, SHIFT_BITS = 15, 6
+OS_CW_BITS = 16  # width of the OS walk's column count (at most 18: one DSP column)
 
 
 class ResourceModelError(ValueError):
@@ -68,6 +69,7 @@ class FamilyRules:
     bram_cost: float
     lutram: tuple[int, int, float]
     lutram_luts: int
+    lutram_mux_cost: float
     logic_cost_ram: float = 1.0
     logic_cost_rom: float = 1.0 / 16
 
@@ -80,6 +82,9 @@ RULES: dict[str, FamilyRules] = {
         dsp_a_max=18, dsp_b_max=18, dsp_a_partial=18, dsp_min=2, signed_only=False,
         bram_shapes=((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
         bram_cost=128.0, lutram=(16, 4, 4.0), lutram_luts=4,
+        # not read from Yosys: bracketed by measured choices, 0.381 < k <= 0.457
+        # (128x12 1R -> block, 128x10 4R -> distributed; see the tests)
+        lutram_mux_cost=0.42,
     ),
 }
 
@@ -263,8 +268,9 @@ def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
     """(``"block"`` | ``"dist"`` | ``"logic"``, count per copy): the cheapest mapping.
 
     Costs as ``memory_libmap``: block RAM ``bram_cost`` per block, distributed
-    RAM ``cost`` per cell plus one per 2:1 multiplexer bit of the read mux over
-    cells stacked in depth (not for ROMs), logic ``logic_cost_*`` per bit; a RAM
+    RAM ``cost`` per cell plus ``lutram_mux_cost`` per 2:1 read-multiplexer bit
+    over cells stacked in depth (not for ROMs), logic ``logic_cost_*`` per bit;
+    a memory with several read ports is one copy per port either way; a RAM
     tie goes to block RAM, a ROM tie to logic (both measured). The count is
     blocks, cells or bits.
     """
@@ -277,7 +283,7 @@ def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
     d, w, cost = r.lutram
     rows = math.ceil(mem.depth / d)
     cells = rows * math.ceil(mem.width / w)
-    dist_cost = cost * cells + (rows - 1) * mem.width  # + the depth read mux, 1 per 2:1 bit
+    dist_cost = cost * cells + r.lutram_mux_cost * (rows - 1) * mem.width  # + depth read mux
     options = [(r.bram_cost * blocks, 0, "block", blocks), (dist_cost, 1, "dist", cells),
                (r.logic_cost_ram * bits, 2, "logic", bits)]
     _, _, kind, n = min(options)
@@ -294,6 +300,10 @@ def dsp_count(f: Features) -> int:
     elt = f.rows * (2 * dsp_blocks(f.in_bits, MULT_BITS + 1, fam) * f.add_mult
                     + dsp_blocks(f.acc_bits, MULT_BITS + 1, fam) * f.pool_mult)
     ctrl = dsp_blocks(bits_for(f.rows), bits_for(f.cols + 1), fam)
+    # OS: the next m block's accumulator row advances by cw * rows, a constant
+    # multiply that stays a multiplier unless rows is a power of two
+    if f.dataflow == "os" and f.rows & (f.rows - 1):
+        ctrl += dsp_blocks(OS_CW_BITS, f.rows.bit_length(), fam)
     return pe + lanes + elt + ctrl
 
 
@@ -337,9 +347,10 @@ FF_TERMS = ("lanes", "addr", "const")
 
 def lane_bits(f: Features) -> int:
     """Datapath bits of the vector units: ``cols`` post-processing lanes (bias add,
-    requantise, round, clamp) and ``rows`` element-wise lanes (pool, residual add)."""
-    elt = f.rows * (f.acc_bits * f.pool_mult + f.in_bits * f.add_mult)
-    return f.cols * (f.acc_bits + MULT_BITS + SHIFT_BITS) + elt
+    requantise, round, clamp) and ``rows`` element-wise lanes (the max-pool
+    comparator and round/clamp always stay: the ELT decode cannot be proven dead)."""
+    return ((f.cols + f.rows) * (f.acc_bits + MULT_BITS + SHIFT_BITS)
+            + f.rows * f.in_bits * (1 + f.add_mult))
 
 
 def lut_terms(f: Features, mems: list[Memory] | None = None) -> dict[str, float]:

@@ -174,7 +174,9 @@ MEASURED_MEMORIES = [
     (1024, 32, 1, False, ("block", 2)), (2048, 32, 1, False, ("block", 4)),
     (2048, 16, 1, False, ("block", 2)), (256, 8, 4, False, ("block", 1)),
     (64, 8, 4, False, ("dist", 8)),
-    (64, 28, 1, False, ("block", 1)),  # a 2-bank accumulator buffer: 28 cells + a 4:1 mux
+    # measured inside generated accelerators (accumulator / weight / activation banks)
+    (64, 28, 1, False, ("block", 1)), (128, 12, 1, False, ("block", 1)),
+    (128, 10, 4, False, ("dist", 24)), (16, 26, 1, False, ("dist", 7)),
     (32, 32, 1, True, ("logic", 1024)), (64, 32, 1, True, ("logic", 2048)),
     (128, 16, 1, True, ("logic", 2048)), (128, 32, 1, True, ("block", 1)),
     (256, 32, 1, True, ("block", 1)),
