@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import models
-from hwgen.flow import compile_model
+from hwgen.flow import compile_model, to_stream
 from mapping import timing
 from mapping.arch import preset
 from mapping.passes import prepare_entry
@@ -50,8 +50,8 @@ def expected_layer_cycles(build) -> list[int]:
 
 
 def check_run(build, res, x_int):
-    ref = golden.run(build.graph, x_int)
-    np.testing.assert_array_equal(res.outputs, ref.reshape(len(x_int), -1))
+    ref = to_stream(golden.run(build.graph, x_int), build.manifest["output"]["layout"])
+    np.testing.assert_array_equal(res.outputs, ref)
     assert res.bit_exact and res.mismatches == []
     want = expected_layer_cycles(build)
     assert (res.layer_cycles == np.array(want)[None, :]).all()
