@@ -100,7 +100,9 @@ def model_error(verified: list[dict], path: Path):
             lo, hi = min(p.min(), m.min()) * 0.9, max(p.max(), m.max()) * 1.1
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         else:
-            ax.text(0.5, 0.5, "no measurement", ha="center", transform=ax.transAxes)
+            why = ("no level-0 prediction (no calibrated model)"
+                   if any(v.get(mk) is not None for v in verified) else "no measurement")
+            ax.text(0.5, 0.5, why, ha="center", transform=ax.transAxes, fontsize=8)
         ax.set_xlabel(f"{label}: level-0 prediction")
         ax.set_ylabel(f"{label}: measured")
         ax.grid(True, alpha=0.3)
