@@ -69,3 +69,17 @@ def test_bad_sample_count(build, capsys):
     assert "--samples 0" in err_line(capsys)
     assert main(["sim", str(build), "--samples", "100000"]) == 2
     assert "only 360" in err_line(capsys)
+
+
+def test_icarus_waves(build, capsys):
+    try:
+        find_simulator("icarus")
+    except SimulatorNotFoundError as exc:
+        pytest.skip(str(exc))
+    assert main(["sim", str(build), "--simulator", "icarus", "--samples", "1", "--waves"]) == 0
+    out = capsys.readouterr().out
+    assert "1/1 samples bit-exact" in out and ", icarus, 1 samples" in out
+    path = out.split("waves: ")[1].split()[0]
+    from pathlib import Path
+
+    assert Path(path).is_file() and Path(path).stat().st_size > 0 and path.endswith(".fst")
