@@ -193,7 +193,7 @@ class Level0Evaluator:
                 n = timing.add_cycles(e.elements, arch)
             out[f"cycles.{e.name}"] = n
             cycles += n
-        cycles += self.layers.io_elements  # input and output streams, one element a cycle
+        cycles += self.layers.io_elements + timing.RUN_OVERHEAD  # streams + sequencer (timing.run_cycles)
         out["cycles"] = cycles
         out["latency_us"] = cycles / arch.clock_mhz
         out["throughput"] = arch.clock_mhz * 1e6 / cycles

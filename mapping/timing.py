@@ -40,6 +40,15 @@ def os_pipeline_depth(arch: ArchSpec) -> int:
     return arch.rows + arch.cols + 3
 
 
+RUN_OVERHEAD = 4  # start..done beyond streams + layers: 1 after the last input,
+#                   2 to fetch and decode END, 1 output read latency
+
+
+def run_cycles(input_elements: int, layer_cycles_total: int, output_elements: int) -> int:
+    """Cycles from ``start`` to ``done`` of one inference (docs/timing.md, "Whole model")."""
+    return input_elements + layer_cycles_total + output_elements + RUN_OVERHEAD
+
+
 # ---- tiles ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Tile:

@@ -32,6 +32,7 @@ import hwgen
 from hwgen.dma import EXT_ADDR_BITS, burst_len_bits
 from hwgen.flow import FORMAT_VERSION, GRAPH_FILE, MANIFEST_FILE, to_stream
 from mapping.arch import ArchSpec
+from mapping.timing import run_cycles
 from sim import golden
 from sim.runner import run_cocotb
 
@@ -71,9 +72,9 @@ class Build:
 
     @property
     def predicted_run(self) -> int:
-        """Estimated start-to-done cycles: input stream + layers + output stream."""
+        """Estimated start-to-done cycles (``mapping.timing.run_cycles``)."""
         prog = self.manifest["program"]
-        return sum(self.predicted) + prog["input_count"] + prog["output_count"]
+        return run_cycles(prog["input_count"], sum(self.predicted), prog["output_count"])
 
 
 def load_build(path: str | Path) -> Build:

@@ -41,7 +41,7 @@ def demo_report(s: dict, compile_seconds: float, total_seconds: float, out: Path
     meas = [int(res.layer_cycles[:, i].max()) for i in range(len(res.predicted))]
     lines.append(f"  cycles       per layer measured {meas} vs predicted {res.predicted}; "
                  f"inference {max(res.run_cycles):,} cycles start..done "
-                 f"({res.predicted_run:,} predicted for streams + layers)")
+                 f"({res.predicted_run:,} predicted)")
     lines.append(f"  sim speed    {res.cycles_per_second:,.0f} cycles/s (Verilator sample loop); "
                  f"build {'cached' if res.build_cached else f'{res.build_seconds:.0f} s'}, "
                  f"simulation {s['wall']:.1f} s")

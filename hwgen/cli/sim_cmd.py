@@ -149,8 +149,8 @@ def format_result(s: dict[str, Any]) -> str:
                      f"{(meas - res.predicted[i]) / res.predicted[i]:+.2%}{flag}")
     run_meas = max(res.run_cycles)
     lines.append(f"    {'start..done':<12} {run_meas:>10,} vs {res.predicted_run:>10,}  "
-                 f"(predicted = input + layers + output streams; {run_meas - res.predicted_run:+} "
-                 "cycles of sequencer overhead, see docs/flow.md)")
+                 f"{(run_meas - res.predicted_run) / res.predicted_run:+.2%}  "
+                 "(mapping.timing.run_cycles: streams + layers + sequencer)")
     lines.append(f"  simulation: {res.total_cycles:,} cycles in {res.loop_seconds:.1f} s = "
                  f"{res.cycles_per_second:,.0f} cycles/s (measured, sample loop); "
                  f"{s['wall']:.1f} s wall incl. build/start-up")

@@ -56,6 +56,9 @@ def check_run(build, res, x_int):
     want = expected_layer_cycles(build)
     assert (res.layer_cycles == np.array(want)[None, :]).all()
     assert len(set(res.run_cycles)) == 1
+    prog = build.manifest["program"]
+    assert res.run_cycles[0] == timing.run_cycles(prog["input_count"], sum(want),
+                                                  prog["output_count"])
 
 
 def test_verilator_20_digits_bit_and_cycle_exact(mlp_tiny):
