@@ -39,12 +39,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _progress_bar(total: int):
     stream = sys.stderr
-    start = time.perf_counter()
+    first: list[tuple[int, float]] = []  # (samples, time) at the first report: after the build
 
     def show(done: int, _total: int) -> None:
         width = 30
         fill = width * done // max(1, total)
-        rate = done / max(1e-9, time.perf_counter() - start)
+        now = time.perf_counter()
+        if not first:
+            first.append((done, now))
+        d0, t0 = first[0]
+        rate = (done - d0) / (now - t0) if now > t0 else 0.0
         stream.write(f"\r  [{'#' * fill}{'.' * (width - fill)}] {done}/{total} samples "
                      f"({rate:,.1f}/s)")
         if done >= total:
