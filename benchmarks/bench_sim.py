@@ -59,7 +59,7 @@ def main() -> int:
         ("Verilator speed, sample loop (cocotb, per-sample Python)",
          f"{r2.cycles_per_second:,.0f} cycles/s"),
         ("per-layer cycles measured / predicted", f"{meas} / {r1.predicted}"),
-        ("start..done per inference measured / predicted streams + layers",
+        ("start..done per inference measured / predicted (timing.run_cycles)",
          f"{max(r1.run_cycles):,} / {r1.predicted_run:,}"),
         ("accuracy float / golden int8 / hardware",
          f"{acc['float']:.2%} / {acc['golden']:.2%} / {acc['hardware']:.2%}"),
