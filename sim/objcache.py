@@ -29,6 +29,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sim.tools import patched_environ
+
 CACHE_ENV = "HWGEN_SIM_OBJCACHE_DIR"
 
 
@@ -108,16 +110,8 @@ def objcache_environment(cache_dir: Path) -> Iterator[None]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     values = {"OBJCACHE": f"{sys.executable} {Path(__file__).resolve()}",
               CACHE_ENV: str(cache_dir)}
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
+    with patched_environ(values):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ from sim.tools import (
     SimulatorInfo,
     check_verilator_fst,
     find_simulator,
+    patched_environ,
     simulator_environment,
 )
 
@@ -241,15 +242,9 @@ def _verilator_make_env(simulator: str) -> Iterator[None]:
         yield
         return
     saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = f"{saved} {VERILATOR_MAKEFLAGS}" if saved else VERILATOR_MAKEFLAGS
-    try:
-        with objcache_environment(objcache_dir()):
-            yield
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
+    flags = f"{saved} {VERILATOR_MAKEFLAGS}" if saved else VERILATOR_MAKEFLAGS
+    with patched_environ({"MAKEFLAGS": flags}), objcache_environment(objcache_dir()):
+        yield
 
 
 @contextlib.contextmanager

@@ -169,15 +169,10 @@ def available_simulators() -> list[str]:
 
 
 @contextlib.contextmanager
-def simulator_environment(info: SimulatorInfo) -> Iterator[None]:
-    """Set ``info.env`` in ``os.environ`` for the duration of the block, then restore it.
-
-    cocotb's runner reads ``os.environ`` (``shutil.which`` and the environment
-    of its sub-processes), so this is the one place the simulator's
-    environment is applied.
-    """
-    saved = {key: os.environ.get(key) for key in info.env}
-    os.environ.update(info.env)
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the duration of the block, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -186,3 +181,15 @@ def simulator_environment(info: SimulatorInfo) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def simulator_environment(info: SimulatorInfo) -> Iterator[None]:
+    """Set ``info.env`` in ``os.environ`` for the duration of the block, then restore it.
+
+    cocotb's runner reads ``os.environ`` (``shutil.which`` and the environment
+    of its sub-processes), so this is the one place the simulator's
+    environment is applied.
+    """
+    with patched_environ(info.env):
+        yield
