@@ -233,13 +233,40 @@ def write_json(path: Path, data: Any) -> None:
 
 
 # --------------------------------------------------------------------- compile
+def given_schedule(graph: DataflowGraph, arch: ArchSpec, schedule: Schedule) -> Schedule:
+    """Check a caller's schedule against the graph and ``arch`` (legal mappings of every
+    compute node's loop nest, in order) and price it with ``mapping.cost.evaluate``."""
+    from mapping.cost import check_layer, evaluate
+    from mapping.timing import check
+
+    if not isinstance(schedule, Schedule):
+        raise FlowError(f"schedule must be a mapping.schedule.Schedule, got "
+                        f"{type(schedule).__name__}")
+    nodes = graph.compute_nodes()
+    want = [(n.name, n.nest) for n in nodes]
+    have = [(lm.layer, lm.nest) for lm in schedule.layers]
+    if want != have:
+        raise FlowError("schedule does not match the graph: it maps "
+                        f"{[x[0] for x in have]}, the graph's compute layers are "
+                        f"{[x[0] for x in want]} (same names, loop nests and order needed)")
+    for lm in schedule.layers:
+        check_layer(lm.nest, arch, lm.layer)
+        check(lm, arch)
+    return Schedule(arch_name=arch.name, layers=list(schedule.layers),
+                    costs=[evaluate(lm, arch) for lm in schedule.layers])
+
+
 def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
                   model: str = "model", objective: str = "latency",
-                  settings: dict[str, Any] | None = None) -> CompiledModel:
+                  settings: dict[str, Any] | None = None,
+                  schedule: Schedule | None = None) -> CompiledModel:
     """Compile a quantised, lowered graph for ``arch`` into ``out_dir`` (see module docstring).
 
     ``model`` names the model in the manifest and report; ``settings`` (JSON
-    values, e.g. ``{"bits": 8}``) are recorded in the manifest.
+    values, e.g. ``{"bits": 8}``) are recorded in the manifest. ``schedule``
+    compiles the given schedule (e.g. ``mapping.naive.naive_schedule``) instead
+    of the mapper's: it must map every compute node of the graph, in order, on
+    ``arch`` (checked; its costs are re-evaluated by ``mapping.cost``).
     """
     from hwgen import report
     from hwgen.emit import emit
@@ -259,7 +286,11 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        schedule = map_graph(graph, arch, objective)
+        if schedule is None:
+            schedule = map_graph(graph, arch, objective)
+        else:
+            schedule = given_schedule(graph, arch, schedule)
+            objective = "given schedule"  # what the manifest and report record
     except MappingError as exc:
         raise FlowError(f"{model} on {arch.name}: {exc}") from None
     if kind == "kernels":

@@ -227,3 +227,43 @@ def test_layer_cycles_equal_prediction_sweep(graphs, name, arch_name, dataflow):
                                                                            dataflow))
     np.testing.assert_array_equal(out, ref)
     assert layers == pred
+
+
+# ------------------------------------------------------------------ given schedule
+def test_given_naive_schedule_compiles_and_runs_bit_exact(graphs, tmp_path):
+    """compile_model(schedule=naive) builds that schedule (manifest, schedule.json, predicted
+    cycles) and the hardware runs it bit-exactly in exactly mapping.timing's cycles."""
+    from test_top import run_accelerator
+
+    from mapping.naive import naive_schedule
+    from mapping.schedule import Schedule
+
+    g = graphs("mlp-digits")
+    naive = naive_schedule(g, TINY)
+    cm = flow.compile_model(g, TINY, tmp_path / "naive", model="mlp-digits", schedule=naive)
+    assert cm.manifest["objective"] == "given schedule"
+    s = Schedule.from_json((tmp_path / "naive" / "schedule.json").read_text())
+    assert s.layers == naive.layers
+    assert [(lm.tile_m, lm.tile_n, lm.tile_k) for lm in s.layers] == [(1, 4, 4)] * 3
+    naive_pred = [timing.layer_cycles(lm, TINY).cycles for lm in naive.layers]
+    assert [x["predicted_cycles"] for x in cm.manifest["layers"]] == naive_pred
+    assert sum(naive_pred) > sum(c.cycles for c in map_graph(g, TINY).costs)
+    x = np.random.default_rng(3).integers(-128, 128, size=(1, 64))
+    out, layers, _ = run_accelerator(Accelerator(TINY, cm.program), x[0],
+                                     max_cycles=4 * sum(naive_pred) + 1000)
+    np.testing.assert_array_equal(out, golden.run(g, x)[0])
+    assert layers == naive_pred
+
+
+def test_given_schedule_must_match_the_graph(graphs, tmp_path):
+    from mapping.naive import naive_schedule
+
+    g, other = graphs("mlp-digits"), graphs("cnn-digits")
+    with pytest.raises(flow.FlowError, match=r"schedule does not match the graph: it maps "
+                                             r"\['conv1', 'conv2', 'fc'\]"):
+        flow.compile_model(g, TINY, tmp_path, schedule=naive_schedule(other, TINY))
+    with pytest.raises(flow.FlowError, match="differs from the array's 'ws'"):
+        flow.compile_model(g, TINY, tmp_path,
+                           schedule=naive_schedule(g, TINY.replace(dataflow="os")))
+    with pytest.raises(flow.FlowError, match="must be a mapping.schedule.Schedule"):
+        flow.compile_model(g, TINY, tmp_path, schedule={"layers": []})
