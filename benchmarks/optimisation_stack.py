@@ -305,8 +305,10 @@ def chart(results: dict[str, dict[str, Row]], path: Path) -> None:
         c = colours.get(name, "tab:gray")
         cyc = [by[k].cycles for k in steps]
         ax = axes[0]
-        ax.plot(x[:-1], cyc[:-1], "o-", color=c, label=name)
-        ax.plot([x[-2], x[-1]], cyc[-2:], "o--", color=c, alpha=0.6)
+        ax.plot(x[:-1], cyc[:-1], "-", color=c, label=name)
+        ax.plot([x[-2], x[-1]], cyc[-2:], "--", color=c, alpha=0.6)
+        for i, k in enumerate(steps):
+            ax.plot(x[i], cyc[i], "o", color=c, mfc=c if by[k].cycles_src == "m" else "white")
         for i in range(1, len(steps)):
             prev = cyc[i - 1] if i < len(steps) - 1 else cyc[-3]
             ax.annotate(f"{prev / cyc[i]:.2f}x", (x[i], cyc[i]), textcoords="offset points",
@@ -322,9 +324,8 @@ def chart(results: dict[str, dict[str, Row]], path: Path) -> None:
                 ax.set_yscale("log")
             del j
     axes[0].set_yscale("log")
-    axes[0].set_title("cycles per inference (RTL-measured; ratio vs previous step)"
-                      if any(r.cycles_src == "m" for by in results.values() for r in by.values())
-                      else "cycles per inference (estimated)", fontsize=10)
+    axes[0].set_title("cycles per inference, ratio vs previous step\n(filled: RTL-measured, "
+                      "hollow: timing contract)", fontsize=10)
     axes[1].set_title("ECP5 LUTs (filled: synthesised, hollow: resource model)", fontsize=10)
     axes[2].set_title("model size: weight bits", fontsize=10)
     for ax in axes:
