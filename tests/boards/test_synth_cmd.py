@@ -78,3 +78,17 @@ def test_synth_does_not_fit_exit_1(build, synth_cache, capsys, monkeypatch):
 def test_cli_errors(argv, match, capsys):
     assert main(argv) == 2
     assert match in capsys.readouterr().err
+
+
+def test_throughput_cycles_from_manifest():
+    from hwgen.cli.synth_cmd import run_cycles_of
+
+    # docs/timing.md "Whole model": input stream + layers + output stream + 4 sequencer cycles
+    man = {"predicted_cycles_total": 2468, "program": {"input_count": 64, "output_count": 10}}
+    assert run_cycles_of(man) == [(64 + 2468 + 10 + 4, "estimated",
+                                   "mapping.timing.run_cycles, start..done incl. streams")]
+    assert run_cycles_of({"predicted_cycles_total": 1000}) == [
+        (1000, "estimated", "layer cycles only")]
+    both = run_cycles_of({**man, "measured_cycles_total": 2550})
+    assert [k for _, k, _ in both] == ["measured", "estimated"] and both[0][0] == 2550
+    assert run_cycles_of({}) == []
