@@ -88,7 +88,7 @@ def run(args) -> int:
                          verbose=args.verbose)
         fr = fit(rep, dev, strict=False)
         pnr = None
-        if args.pnr:
+        if args.pnr and fr.fits:  # nextpnr would only fail, after minutes, on a no-fit
             kw = dict(freq_mhz=args.freq, seed=args.seed, cache=cache, timeout=args.timeout,
                       verbose=args.verbose)
             if args.bitstream:
@@ -130,6 +130,8 @@ def run(args) -> int:
             print(f"bitstream: {pnr.bitstream}")
     elif dev.family == "xc7":
         print("Fmax: not available (Xilinx: synthesis only, no open place-and-route)")
+    elif args.pnr:
+        print(f"Fmax: not placed: the design does not fit {dev.name}")
     _throughput(manifest, fmax, target)
     if args.json:
         out = {"synth": json.loads(rep.to_json()), "fit": {

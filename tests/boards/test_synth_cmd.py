@@ -92,3 +92,19 @@ def test_throughput_cycles_from_manifest():
     both = run_cycles_of({**man, "measured_cycles_total": 2550})
     assert [k for _, k, _ in both] == ["measured", "estimated"] and both[0][0] == 2550
     assert run_cycles_of({}) == []
+
+
+def test_synth_no_fit_skips_pnr(build, synth_cache, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from boards import pnr
+    from boards.catalogue import BOARDS
+
+    _, path, top = build
+    small = replace(BOARDS["icebreaker"], device=replace(BOARDS["icebreaker"].device, dsps=2))
+    monkeypatch.setitem(BOARDS, "icebreaker", small)
+    monkeypatch.setattr(pnr, "estimate_fmax", lambda *a, **k: pytest.fail("placed a no-fit"))
+    assert main(["synth", "--verilog", str(path), "--top", top, "--board", "icebreaker",
+                 "--pnr"]) == 1
+    out = capsys.readouterr().out
+    assert "fit: NO" in out and "Fmax: not placed: the design does not fit iCE40UP5K" in out
