@@ -1,20 +1,23 @@
 """Level-0 (analytic) evaluation of design points: mapper cycles, energy, resources, accuracy.
 
 Per point: the ``ArchSpec`` of the point; for every compute layer the mapper's
-best mapping for the point's objective (:func:`mapping.mapper.search_layer`),
+best mapping for the point's objective (as :func:`mapping.mapper.search_layer`),
 its cycles and accesses; energy from :mod:`mapping.energy`; pooling / residual
 add cycles from :mod:`mapping.timing`; resources from a
 :class:`dse.resources.ResourceEstimator`; accuracy from a
 :class:`dse.accuracy.AccuracyTable`. Every figure is an *estimate* of the
 analytic models (level 0).
 
-Layer results are cached on the fields that decide them: for the ``latency``
-objective the chosen mapping depends on rows, cols, dataflow, double
-buffering, the weight store and its word packing, and on ``w_words`` /
-``acc_words`` only up to the largest weight tile / partial-sum footprint the
-layer can have (beyond that every candidate fits, so larger buffers give the
-same mapping). ``energy``/``edp`` also depend on every energy-table input.
-Many points share layer results, so most evaluations are dictionary lookups.
+Layer results are cached on the fields that decide them. The candidate set of
+a layer (cycles, accesses and validity of every tile/order choice) depends on
+rows, cols, dataflow, double buffering, the weight store and its word packing,
+and on ``w_words`` / ``acc_words`` only up to the largest weight tile /
+partial-sum footprint the layer can have (beyond that every candidate fits).
+For that key :func:`dse.mapsearch.survivors` prices the grid once and keeps the
+few candidates that can win for any energy table; the ``latency`` choice and
+every ``energy``/``edp`` choice (one per energy table) are then read off the
+survivors, exactly as :func:`mapping.mapper.search_layer` would choose. Many
+points share layer results, so most evaluations are dictionary lookups.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from dse.mapsearch import survivors
 from dse.model import ModelLayers, nests_for_bits
 from dse.resources import ResourceEstimator
 from dse.space import Space
@@ -31,7 +35,7 @@ from mapping.arch import ArchSpec
 from mapping.cost import act_requirement
 from mapping.energy import ACCESS_KEYS, energy_table
 from mapping.loopnest import LoopNest
-from mapping.mapper import FULL_RANGE_UPTO, axis_array_dims, candidate_sizes, search_layer
+from mapping.mapper import FULL_RANGE_UPTO, axis_array_dims, candidate_sizes
 from mapping.schedule import MappingError
 
 LEVEL = 0
@@ -68,6 +72,7 @@ class Level0Evaluator:
         self.resources, self.budget = resources, dict(budget)
         self.accuracy = accuracy
         self._layer: dict[tuple, LayerResult] = {}
+        self._surv: dict[tuple, object] = {}  # layer_key -> Survivors or error text
         self._energy: dict[tuple, Any] = {}
         self._res: dict[tuple, dict | None] = {}
         self._nests: dict[tuple, list[LoopNest]] = {}
@@ -92,33 +97,39 @@ class Level0Evaluator:
             b = self._bounds[key] = (wmax, amax)
         return b
 
-    def layer_key(self, i: int, nest: LoopNest, arch: ArchSpec, objective: str) -> tuple:
+    def layer_key(self, i: int, nest: LoopNest, arch: ArchSpec) -> tuple:
+        """What decides the layer's candidate set (cycles, accesses, validity)."""
         wmax, amax = self._bound(i, nest, arch)
-        key = (i, objective, arch.rows, arch.cols, arch.dataflow, arch.double_buffer,
-               arch.weight_store, arch.weights_per_ext_word, arch.ext_latency,
-               arch.ext_bandwidth, min(arch.w_words, wmax), min(arch.acc_words, amax))
-        if objective != "latency":  # the energy table decides the mapping too
-            key += (arch.act_words, arch.w_words, arch.acc_words, arch.in_bits, arch.w_bits,
-                    arch.acc_bits, arch.ext_word_bits, nest.in_bits, nest.w_bits, nest.out_bits)
-        return key
+        return (i, arch.rows, arch.cols, arch.dataflow, arch.double_buffer,
+                arch.weight_store, arch.weights_per_ext_word, arch.ext_latency,
+                arch.ext_bandwidth, min(arch.w_words, wmax), min(arch.acc_words, amax))
 
     def layer(self, i: int, name: str, nest: LoopNest, arch: ArchSpec,
               objective: str) -> LayerResult:
-        key = self.layer_key(i, nest, arch, objective)
+        key = self.layer_key(i, nest, arch)
+        if objective != "latency":  # the energy table decides among the survivors
+            key += (objective, arch.act_words, arch.w_words, arch.acc_words, arch.in_bits,
+                    arch.w_bits, arch.acc_bits, arch.ext_word_bits, nest.in_bits,
+                    nest.w_bits, nest.out_bits)
         r = self._layer.get(key)
         if r is not None:
             self.hits += 1
             return r
-        self.misses += 1
-        try:
-            res = search_layer(nest, arch, objective, name)
-        except MappingError as exc:
-            r = LayerResult(error=str(exc))
+        skey = key[:11]
+        s = self._surv.get(skey)
+        if s is None:
+            self.misses += 1
+            try:
+                s = survivors(nest, arch, name)
+            except MappingError as exc:
+                s = str(exc)
+            self._surv[skey] = s
+        if isinstance(s, str):
+            r = LayerResult(error=s)
         else:
-            lm = res.mapping
-            r = LayerResult("", res.cost.cycles, nest.macs,
-                            tuple(int(res.cost.accesses[k]) for k in ACCESS_KEYS),
-                            (lm.tile_m, lm.tile_n, lm.tile_k), "".join(lm.order))
+            table = energy_table(nest, arch) if objective != "latency" else None
+            cyc, acc, tiles, order = s.row(s.best(objective, table, nest.macs))
+            r = LayerResult("", cyc, nest.macs, acc, tiles, order)
         self._layer[key] = r
         return r
 
