@@ -2,7 +2,8 @@
 
 Workers build their evaluator once per process from an :class:`EvalConfig`
 (model, board, space, run directory) and keep its layer caches across batches.
-A batch is cut into contiguous chunks, one Dask task each; results come back
+A batch is cut into one task per worker (points grouped by array shape, so
+each worker's caches see disjoint shapes); results come back
 in point order, so a parallel run tells the sampler exactly what a serial run
 tells it.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,16 +68,14 @@ def evaluate_points(cfg: EvalConfig, points: list[dict[str, Any]]) -> list[dict[
     return build_evaluator(cfg).evaluate_many(points)
 
 
-def chunks(items: list, n: int) -> list[list]:
-    """``items`` cut into at most ``n`` contiguous, nearly equal chunks (order kept)."""
-    n = max(1, min(n, len(items)))
-    size, extra = divmod(len(items), n)
-    out, s = [], 0
-    for i in range(n):
-        e = s + size + (1 if i < extra else 0)
-        out.append(items[s:e])
-        s = e
-    return [c for c in out if c]
+AFFINITY_FIELDS = ("rows", "cols", "dataflow", "double_buffer", "bits")
+
+
+def affinity(point: dict[str, Any], n: int) -> int:
+    """Worker (0..n-1) for ``point``: a stable hash of the fields that decide its layers'
+    candidate grids (so one worker prices each grid)."""
+    key = repr([point.get(f) for f in AFFINITY_FIELDS])
+    return zlib.crc32(key.encode()) % n
 
 
 class SerialExecutor:
@@ -89,7 +89,7 @@ class SerialExecutor:
     def map(self, points: list[dict]) -> list[dict]:
         return evaluate_points(self.cfg, points)
 
-    def submit_call(self, fn, *args):
+    def submit_call(self, fn, *args, priority: int = 0):
         return fn(*args)
 
     def close(self) -> None:
@@ -114,15 +114,34 @@ class DaskExecutor:
         self.jobs = max(1, len(self.client.scheduler_info().get("workers", {})) or jobs)
 
     def map(self, points: list[dict]) -> list[dict]:
-        parts = chunks(points, 2 * self.jobs)
-        futures = [self.client.submit(evaluate_points, self.cfg, p, pure=False) for p in parts]
-        out: list[dict] = []
-        for f in futures:
-            out.extend(f.result())
-        return out
+        """Level 0 of ``points`` in point order. Points go to workers by their array
+        shape (:func:`affinity`), so each worker's layer caches see disjoint shapes and no
+        layer is priced on two workers (a preference: other workers may steal)."""
+        workers = sorted(self.client.scheduler_info().get("workers", {}))
+        if len(workers) < 2:
+            parts = [list(range(len(points)))]
+        else:
+            parts = [[] for _ in workers]
+            for i, p in enumerate(points):
+                parts[affinity(p, len(workers))].append(i)
+        futures = []
+        for w, idx in enumerate(parts):
+            if idx:
+                kw = {"workers": [workers[w]], "allow_other_workers": True} if len(parts) > 1 \
+                    else {}
+                futures.append((idx, self.client.submit(evaluate_points, self.cfg,
+                                                        [points[i] for i in idx], pure=False,
+                                                        **kw)))
+        out: list[dict | None] = [None] * len(points)
+        for idx, f in futures:
+            for i, r in zip(idx, f.result(), strict=True):
+                out[i] = r
+        return out  # type: ignore[return-value]
 
-    def submit_call(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
+    def submit_call(self, fn, *args, priority: int = 0):
+        """``fn(*args)`` as a task; futures among ``args`` become dependencies; higher
+        ``priority`` runs first."""
+        return self.client.submit(fn, *args, pure=False, priority=priority)
 
     def close(self) -> None:
         self.client.close()

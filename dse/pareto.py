@@ -31,3 +31,31 @@ def pareto_mask(values, directions: list[str]) -> np.ndarray:
         lt = (c[None, :, :] < blk[:, None, :]).any(axis=2)
         keep[s:s + CHUNK] = ~(le & lt).any(axis=1)
     return keep
+
+
+def collapse(rows: list[dict], keys: list[str], prefer=None) -> list[tuple[dict, list[dict]]]:
+    """Group ``rows`` with equal values of ``keys`` (e.g. frontier points with the same
+    objective vector); ``(representative, members)`` per group, in first-seen order.
+
+    The representative is the member with the smallest ``prefer(row)`` (default: the
+    row's position). Pareto semantics are unchanged: equal vectors are all non-dominated
+    or all dominated, so a group is one point of the front shown once.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    out = []
+    for members in groups.values():
+        rep = min(members, key=prefer) if prefer else members[0]
+        out.append((rep, members))
+    return out
+
+
+def varying(members: list[dict], names) -> dict[str, list]:
+    """Parameters of ``names`` whose value differs among ``members`` -> sorted values."""
+    out = {}
+    for n in names:
+        vals = sorted({m.get(n) for m in members}, key=lambda v: (str(type(v)), v))
+        if len(vals) > 1:
+            out[n] = vals
+    return out

@@ -51,15 +51,112 @@ def _err(pred, meas) -> str:
     return f"{100.0 * (meas - pred) / pred:+.2f}%"
 
 
+MAX_ROWS = 40
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}"
+
+
+def frontier_section(result, space) -> list[str]:
+    """The frontier, one row per objective vector: parameters that vary across the
+    frontier, the level-0 figures, and how many points share the row's objectives
+    (and which of their parameters differ)."""
+    from dse.pareto import varying
+
+    groups = result.groups
+    reps = [g[0] for g in groups]
+    shown = [n for n in space.names if len({r.get(n) for r in reps}) > 1] or list(space.names)
+    dup = len(result.frontier) - len(groups)
+    lines = ["", f"## Pareto frontier ({len(result.frontier)} points, {len(groups)} distinct "
+             "objective vectors)", ""]
+    if dup:
+        lines += [f"{dup} frontier points have the same objectives as another one (they "
+                  "differ only in parameters that no objective sees, e.g. banks, buffer "
+                  "sizes beyond what the mapping uses, or were sampled twice): each row "
+                  "below is one objective vector, shown by its member with the fewest "
+                  "on-chip memory bits; `equal` counts the members and names the "
+                  "parameters that differ among them. `pareto.csv` lists every member "
+                  "(columns `group`, `group_size`).", ""]
+    head = ["#", *shown, "throughput/s (est.)", "cycles (est.)", "LUT (est.)", "DSP (est.)",
+            "BRAM (est.)", "accuracy % (meas.)", "equal"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = sorted(groups, key=lambda g: (-g[0]["throughput"], g[0]["index"]))
+    for rep, members in order[:MAX_ROWS]:
+        var = varying(members, space.names)
+        same = str(len(members))
+        if var:
+            same += " (" + "; ".join(f"{k}: {'/'.join(map(str, v))}" for k, v in var.items()) + ")"
+        elif len(members) > 1:
+            same += " (same parameters)"
+        cells = [str(rep["index"]), *(str(rep.get(n)) for n in shown),
+                 _fmt(rep["throughput"]), _fmt(rep["cycles"]), _fmt(rep.get("lut")),
+                 _fmt(rep.get("dsp")), _fmt(rep.get("bram")), _pct(rep.get("accuracy")), same]
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(groups) > MAX_ROWS:
+        lines.append(f"\n({len(groups) - MAX_ROWS} more objective vectors in pareto.csv)")
+    return lines
+
+
+def verified_section(result, board: str) -> list[str]:
+    """Verified points: level-0 predictions beside synthesis / simulation / P&R."""
+    lines = ["", "## Verified frontier points: level-0 prediction vs measurement", ""]
+    if not result.verified:
+        return lines + ["None requested (`--verify-frontier K`)."]
+    lines += ["Predictions (L0) are estimated by the analytic models; L1 is measured by Yosys "
+              "synthesis, L2 by RTL simulation (cycles from the hardware counter, outputs "
+              "compared with `sim.golden`). Error = (measured - predicted) / predicted.", "",
+              "| # | cycles L0 | cycles L2 | error | LUT L0 | LUT L1 | error | DSP L0 | DSP L1 | "
+              "error | BRAM L0 | BRAM L1 | error | bit-exact (samples) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for v in result.verified:
+        cells = [str(v["index"]), _fmt(v["cycles"]), _fmt(v.get("cycles_l2"), 1),
+                 _err(v["cycles"], v.get("cycles_l2"))]
+        for k in ("lut", "dsp", "bram"):
+            cells += [_fmt(v.get(k)), _fmt(v.get(f"{k}_l1")), _err(v.get(k), v.get(f"{k}_l1"))]
+        be = v.get("bit_exact_l2")
+        cells.append("—" if be is None else f"{'yes' if be else 'NO'} ({v.get('samples_l2')})")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Throughput (inferences/s):", "",
+              "| # | L0 at board clock (est.) | board clock / measured cycles | "
+              "Fmax (P&R, meas.) | Fmax / measured cycles (meas.) |", "|---|---|---|---|---|"]
+    for v in result.verified:
+        fmax = v.get("fmax_mhz_pnr")
+        lines.append(f"| {v['index']} | {_fmt(v['throughput'])} | "
+                     f"{_fmt(v.get('throughput_l2'))} | "
+                     f"{'—' if fmax is None else f'{fmax:.1f} MHz'} | "
+                     f"{_fmt(v.get('throughput_pnr'))} |")
+    if result.pnr == "off":
+        lines += ["", "Fmax not measured (place-and-route is off; `--pnr` runs nextpnr). "
+                  "Throughput assumes the board clock."]
+    elif result.pnr != "on":
+        lines += ["", f"Fmax not measured on {board}: {result.pnr}."]
+    errs = [v for v in result.verified if v.get("verify_error")]
+    if errs:
+        lines += ["", "Failures (the run went on):", ""]
+        lines += [f"- #{v['index']}: {v['verify_error'][:400]}" for v in errs]
+    lines += ["", "Stage times (s, measured): " + "; ".join(
+        f"#{v['index']}: build {v.get('build_seconds', '—')}, synth "
+        f"{v.get('synth_seconds_l1', '—')}"
+        + ("" if v.get("cached_l1") is not True else " (cached)")
+        + f", sim {v.get('sim_seconds_l2', '—')}"
+        + (f", P&R {v['pnr_seconds_pnr']}" if v.get("pnr_seconds_pnr") is not None else "")
+        for v in result.verified)]
+    return lines
+
+
 def write_all(result, space, model: str, board: str, ev) -> None:
     run = result.run_dir
     layers = [c.name for c in ev.layers.compute] + [e.name for e in ev.layers.eltwise]
     cols = columns(result.points, space.names, layers)
     write_csv(run / "points.csv", result.points, cols)
-    write_csv(run / "pareto.csv", result.frontier, cols)
+    write_csv(run / "pareto.csv", result.frontier,
+              cols + [("group", "group"), ("group_size", "group_size")])
     vcols = cols + [(k, k) for k in ("lut_l1", "ff_l1", "dsp_l1", "bram_l1", "cycles_l2",
                                      "predicted_run_l2", "bit_exact_l2", "mismatches_l2",
-                                     "samples_l2", "verify_error")]
+                                     "samples_l2", "throughput_l2", "fmax_mhz_pnr",
+                                     "throughput_pnr", "build_seconds", "synth_seconds_l1",
+                                     "sim_seconds_l2", "pnr_seconds_pnr", "verify_error")]
     write_csv(run / "verified.csv", result.verified, vcols)
     have_res = ev.resources.available
     xkeys = [("lut", "LUTs (estimated, level 0)", "lut_l1"),
@@ -116,37 +213,8 @@ def render(result, space, model, board, ev, figs, acc_table, chosen) -> str:
         lines += ["", "**No calibrated resource model for this family: LUT/FF/DSP/BRAM "
                   "columns are empty.** The trade-off uses PEs and on-chip memory bits (exact "
                   "counts from the ArchSpec); board fit is checked on memory bits only."]
-    lines += ["", f"## Pareto frontier ({len(result.frontier)} points)", "",
-              "| # | rows x cols | df | bits | objective | throughput/s | cycles | LUT | DSP | "
-              "BRAM | accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for p in sorted(result.frontier, key=lambda p: -p["throughput"])[:40]:
-        lines.append(f"| {p['index']} | {p['rows']}x{p['cols']} | {p['dataflow']} | "
-                     f"{p.get('bits', '')} | {p.get('objective', '')} | "
-                     f"{_fmt(p['throughput'])} | {_fmt(p['cycles'])} | {_fmt(p.get('lut'))} | "
-                     f"{_fmt(p.get('dsp'))} | {_fmt(p.get('bram'))} | "
-                     f"{_fmt(100 * p['accuracy'], 1) if p.get('accuracy') is not None else '—'}"
-                     " |")
-    if len(result.frontier) > 40:
-        lines.append(f"\n({len(result.frontier) - 40} more in pareto.csv)")
-    lines += ["", "## Verified frontier points (level 0 prediction vs measurement)", ""]
-    if not result.verified:
-        lines.append("None requested (`--verify-frontier K`).")
-    else:
-        lines += ["| # | cycles L0 | cycles L2 | error | LUT L0 | LUT L1 | error | DSP L0 | "
-                  "DSP L1 | BRAM L0 | BRAM L1 | bit-exact (samples) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for v in result.verified:
-            if v.get("verify_error"):
-                lines.append(f"| {v['index']} | {_fmt(v['cycles'])} | failed: "
-                             f"{v['verify_error'][:200]} |||||||||| ")
-                continue
-            lines.append(
-                f"| {v['index']} | {_fmt(v['cycles'])} | {_fmt(v.get('cycles_l2'), 1)} | "
-                f"{_err(v['cycles'], v.get('cycles_l2'))} | {_fmt(v.get('lut'))} | "
-                f"{_fmt(v.get('lut_l1'))} | {_err(v.get('lut'), v.get('lut_l1'))} | "
-                f"{_fmt(v.get('dsp'))} | {_fmt(v.get('dsp_l1'))} | {_fmt(v.get('bram'))} | "
-                f"{_fmt(v.get('bram_l1'))} | {v.get('bit_exact_l2')} "
-                f"({v.get('samples_l2', '—')}) |")
+    lines += frontier_section(result, space)
+    lines += verified_section(result, board)
     if acc_table:
         lines += ["", "## Accuracy per bit width (measured, sim.golden, test split)", "",
                   "| bits | accuracy |", "|---|---|"]

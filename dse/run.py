@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.execute import DaskExecutor, EvalConfig, SerialExecutor, build_evaluator
-from dse.pareto import pareto_mask
+from dse.pareto import collapse, pareto_mask
 from dse.space import Space, default_space
 from dse.storage import sqlite_url
 from dse.study import Objective, StudyRunner, study_name
@@ -37,6 +37,8 @@ class DseResult:
     resource_source: str
     seconds: dict[str, float] = field(default_factory=dict)
     evaluated: int = 0
+    groups: list[tuple[dict, list[dict]]] = field(default_factory=list)  # equal objectives
+    pnr: str = "off"  # "on", "off" or why place-and-route is not available
 
 
 def objectives_for(resources_available: bool, has_accuracy: bool) -> list[Objective]:
@@ -77,30 +79,38 @@ def bit_widths(space: Space) -> list[tuple]:
     return [space.quant_key(space.point(0))]
 
 
-def choose_verify(frontier: list[dict], k: int, resource_key: str) -> list[dict]:
-    """Top ``k`` distinct frontier designs by throughput per resource, among those within
-    one percentage point of the frontier's best accuracy."""
-    if not frontier or k <= 0:
+def choose_verify(groups: list[tuple[dict, list[dict]]], k: int,
+                  resource_key: str) -> list[dict]:
+    """Top ``k`` frontier groups (points with equal objectives, :func:`dse.pareto.collapse`)
+    by throughput per resource, among those within one percentage point of the frontier's
+    best accuracy; one representative per group."""
+    if not groups or k <= 0:
         return []
-    best = max((f.get("accuracy") or 0.0) for f in frontier)
-    good = [f for f in frontier if (f.get("accuracy") or 0.0) >= best - 0.01] or frontier
+    reps = [g[0] for g in groups]
+    best = max((f.get("accuracy") or 0.0) for f in reps)
+    good = [f for f in reps if (f.get("accuracy") or 0.0) >= best - 0.01] or reps
     good.sort(key=lambda f: (-f["throughput"] / max(1.0, float(f.get(resource_key) or 1)),
                              f["index"]))
-    out, seen = [], set()
-    for f in good:  # one point per distinct level-0 design (others differ in unused fields)
-        sig = tuple(f.get(c) for c in ("rows", "cols", "dataflow", "bits", "cycles",
-                                       "onchip_bits", "lut", "dsp", "bram", "accuracy"))
-        if sig not in seen:
-            seen.add(sig)
-            out.append(f)
-    return out[:k]
+    return good[:k]
+
+
+def group_frontier(frontier: list[dict], objs: list[Objective]) -> list[tuple[dict, list]]:
+    """Frontier points grouped by objective vector; the representative has the fewest
+    on-chip memory bits (then the lowest index). Members get ``group`` (representative's
+    index) and ``group_size``."""
+    groups = collapse(frontier, [o.metric for o in objs],
+                      prefer=lambda r: (r.get("onchip_bits") or 0, r["index"]))
+    for rep, members in groups:
+        for m in members:
+            m["group"], m["group_size"] = rep["index"], len(members)
+    return groups
 
 
 def run_dse(model: str, board: str, run_dir: str | Path, *, space: Space | None = None,
             strategy: str = "nsga2", trials: int = 10_000, batch: int = 100, seed: int = 0,
             jobs: int = 1, scheduler: str | None = None, storage: str | None = None,
             verify: int = 0, verify_samples: int = 8, simulator: str = "verilator",
-            progress: Callable[[str, int, int], None] | None = None) -> DseResult:
+            pnr: bool = False, progress: Callable[[str, int, int], None] | None = None) -> DseResult:
     """Run (or resume) a DSE of zoo ``model`` on ``board`` into ``run_dir`` (module docstring).
 
     ``jobs`` > 1 or ``scheduler`` use Dask (a LocalCluster of ``jobs`` workers, or the
@@ -141,50 +151,79 @@ def run_dse(model: str, board: str, run_dir: str | Path, *, space: Space | None 
             vals = [[p[o.metric] for o in objs] for p in ok]
             mask = pareto_mask(vals, [o.direction for o in objs])
             frontier = [p for p, m in zip(ok, mask, strict=True) if m]
+        groups = group_frontier(frontier, objs)
         res_key = "lut" if ev.resources.available else "pes"
-        chosen = choose_verify(frontier, verify, res_key)
+        chosen = choose_verify(groups, verify, res_key)
         t2 = time.perf_counter()
         verified = verify_points(executor, model, board, space, chosen, run, verify_samples,
-                                 simulator, progress)
+                                 simulator, progress, pnr)
         secs["verify"] = time.perf_counter() - t2
     finally:
         executor.close()
     secs["total"] = time.perf_counter() - t0
+    from dse.verify import pnr_supported
+
+    ok_pnr, why = pnr_supported(board)
     result = DseResult(run, name, points, frontier, verified, objs, ev.resources.source, secs,
-                       runner.evaluated)
+                       runner.evaluated, groups, ("on" if ok_pnr else why) if pnr else "off")
     report.write_all(result, space, model, board, ev)
     return result
 
 
 def verify_points(executor, model: str, board: str, space: Space, chosen: list[dict],
-                  run: Path, samples: int, simulator: str, progress) -> list[dict]:
-    """Levels 1 and 2 of ``chosen`` (in parallel on the executor); cached in verified.json."""
-    from dse.verify import verify_point
+                  run: Path, samples: int, simulator: str, progress,
+                  pnr: bool = False) -> list[dict]:
+    """Levels 1 and 2 (and place-and-route with ``pnr``) of ``chosen``; cached in
+    verified.json.
+
+    Each point is one build task, then its synthesis and its simulation as two tasks that
+    depend on the build (and place-and-route after synthesis), so two workers run one
+    point's Yosys beside another point's Verilator. Synthesis goes first, largest
+    predicted design first (longest task first).
+    """
+    from dse import verify as V
 
     cache_file = run / "verified.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    todo = [p for p in chosen if str(p["index"]) not in cache]
-    futs = []
-    for p in todo:
-        point = {n: p[n] for n in space.names}
-        futs.append((p, executor.submit_call(verify_point, model, board, space.to_dict(), point,
-                                             str(run / "builds" / f"p{p['index']}"), (1, 2),
-                                             samples, simulator)))
-    for n, (p, f) in enumerate(futs):
-        cache[str(p["index"])] = f.result() if hasattr(f, "result") else f
+    if pnr and not V.pnr_supported(board)[0]:
+        pnr = False  # the report says "synthesis only"
+
+    def stale(e: dict) -> bool:
+        return pnr and "pnr" not in e and "place-and-route" not in e.get("error", "")
+
+    todo = [p for p in chosen if str(p["index"]) not in cache or stale(cache[str(p["index"])])]
+    todo.sort(key=lambda p: -float(p.get("lut") or p.get("pes") or 0))
+    sub = executor.submit_call
+    jobs = []
+    for n, p in enumerate(todo):
+        point = {k: p[k] for k in space.names}
+        b = sub(V.build_task, model, space.to_dict(), point,
+                str(run / "builds" / f"p{p['index']}"), priority=100 - n)
+        s = sub(V.synth_task, b, board, priority=50 - n)
+        m = sub(V.sim_task, b, model, samples, simulator, priority=20 - n)
+        r = sub(V.pnr_task, b, s, board, priority=10 - n) if pnr else None
+        jobs.append((p, b, s, m, r))
+    for n, (p, *fs) in enumerate(jobs):
+        b, s, m, r = (None if f is None else (f.result() if hasattr(f, "result") else f)
+                      for f in fs)
+        cache[str(p["index"])] = V.merge(b, s, m, r)
         cache_file.write_text(json.dumps(cache, indent=1, sort_keys=True))
         if progress:
-            progress("verify", n + 1, len(futs))
+            progress("verify", n + 1, len(jobs))
     out = []
     for p in chosen:
         v: dict[str, Any] = dict(p)
         r = cache[str(p["index"])]
         v["verify_error"] = r.get("error", "")
-        for k, val in r.get("l1", {}).items():
-            v[f"{k}_l1"] = val
-        for k, val in r.get("l2", {}).items():
-            v[f"{k}_l2"] = val
+        v["build_seconds"] = r.get("build_seconds")
+        for lvl in ("l1", "l2"):
+            for k, val in r.get(lvl, {}).items():
+                v[f"{k}_{lvl}"] = val
+        for k, val in r.get("pnr", {}).items():
+            v[f"{k}_pnr"] = val
         if v.get("cycles_l2"):
             v["throughput_l2"] = p["throughput"] * p["cycles"] / v["cycles_l2"]
+            if v.get("fmax_mhz_pnr"):
+                v["throughput_pnr"] = v["fmax_mhz_pnr"] * 1e6 / v["cycles_l2"]
         out.append(v)
     return out

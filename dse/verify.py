@@ -71,20 +71,94 @@ def level2(build_dir: str, model: str, samples: int = 8, simulator: str = "veril
             "source": "measured (RTL simulation)"}
 
 
-def verify_point(model: str, board: str, space_dict: dict, point: dict, out_dir: str,
-                 levels: tuple[int, ...] = (1, 2), samples: int = 8,
-                 simulator: str = "verilator") -> dict[str, Any]:
-    """Build a point and run the requested levels; errors are returned, not raised."""
-    out: dict[str, Any] = {"build_dir": out_dir}
+def level1_pnr(build_dir: str, board: str) -> dict[str, Any]:
+    """nextpnr place-and-route of a build (measured Fmax); ECP5 out of context, iCE40 with
+    its ports wrapped (:func:`boards.pnr.estimate_fmax`). Reuses the cached synthesis."""
+    from boards.pnr import estimate_fmax
+    from sim.accelerator import load_build
+
+    b = load_build(build_dir)
+    t0 = time.perf_counter()
+    rep = estimate_fmax(b.verilog, b.manifest["top_module"], board)
+    return {"fmax_mhz": round(float(rep.fmax), 2), "target_mhz": rep.target_mhz,
+            "io_mode": rep.io_mode, "pnr_seconds": round(time.perf_counter() - t0, 1),
+            "source": rep.source}
+
+
+def pnr_supported(board: str) -> tuple[bool, str]:
+    """(True, "") if the open tools place and route ``board``'s family, else (False, why)."""
+    import boards
+
+    dev = boards.catalogue.device_of(board)
+    if getattr(dev, "supports_pnr", False):
+        return True, ""
+    return False, f"synthesis only: no open-source place-and-route for {dev.family}"
+
+
+def _stage(name: str, fn, *args) -> dict[str, Any]:
     try:
+        return fn(*args)
+    except Exception as exc:  # reported per point in report.md; the run goes on
+        return {"error": f"{name}: {type(exc).__name__}: {exc}"}
+
+
+def build_task(model: str, space_dict: dict, point: dict, out_dir: str) -> dict[str, Any]:
+    """Compile the point into ``out_dir`` (a Dask task): build dir and seconds, or error."""
+    def go() -> dict[str, Any]:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         build_point(model, space_dict, point, out_dir)
-        out["build_seconds"] = round(time.perf_counter() - t0, 1)
-        if 1 in levels:
-            out["l1"] = level1(out_dir, board)
-        if 2 in levels:
-            out["l2"] = level2(out_dir, model, samples=samples, simulator=simulator)
-    except Exception as exc:  # reported per point in report.md; the run goes on
-        out["error"] = f"{type(exc).__name__}: {exc}"
+        return {"build_dir": out_dir, "build_seconds": round(time.perf_counter() - t0, 1)}
+    return _stage("build", go)
+
+
+def synth_task(build: dict, board: str) -> dict[str, Any]:
+    """Level 1 of a built point (a Dask task depending on :func:`build_task`)."""
+    if "error" in build:
+        return {"error": "synthesis skipped: the build failed"}
+    return _stage("synthesis", level1, build["build_dir"], board)
+
+
+def sim_task(build: dict, model: str, samples: int, simulator: str) -> dict[str, Any]:
+    """Level 2 of a built point (a Dask task depending on :func:`build_task`)."""
+    if "error" in build:
+        return {"error": "simulation skipped: the build failed"}
+    return _stage("simulation", level2, build["build_dir"], model, samples, simulator)
+
+
+def pnr_task(build: dict, synth: dict, board: str) -> dict[str, Any]:
+    """Place-and-route after synthesis (a Dask task depending on :func:`synth_task`)."""
+    if "error" in build or "error" in synth:
+        return {"error": "place-and-route skipped: the build or synthesis failed"}
+    return _stage("place-and-route", level1_pnr, build["build_dir"], board)
+
+
+def merge(build: dict, synth: dict | None, sim: dict | None,
+          pnr: dict | None = None) -> dict[str, Any]:
+    """One verified.json entry: ``l1`` (synthesis), ``l2`` (simulation), ``pnr`` and
+    ``error`` (every failed stage, ``; ``-joined)."""
+    out: dict[str, Any] = {k: v for k, v in build.items() if k != "error"}
+    errors = [build["error"]] if "error" in build else []
+    for key, part in (("l1", synth), ("l2", sim), ("pnr", pnr)):
+        if part is None:
+            continue
+        if "error" in part:
+            if "skipped" not in part["error"]:
+                errors.append(part["error"])
+        else:
+            out[key] = part
+    if errors:
+        out["error"] = "; ".join(errors)
     return out
+
+
+def verify_point(model: str, board: str, space_dict: dict, point: dict, out_dir: str,
+                 levels: tuple[int, ...] = (1, 2), samples: int = 8,
+                 simulator: str = "verilator", pnr: bool = False) -> dict[str, Any]:
+    """Build a point and run the requested levels in this process; errors are returned per
+    stage, not raised."""
+    build = build_task(model, space_dict, point, out_dir)
+    synth = synth_task(build, board) if 1 in levels else None
+    sim = sim_task(build, model, samples, simulator) if 2 in levels else None
+    place = pnr_task(build, synth or {}, board) if pnr and 1 in levels else None
+    return merge(build, synth, sim, place)

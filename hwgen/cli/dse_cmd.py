@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))
 
 
 def add_parser(subparsers) -> None:
@@ -21,14 +24,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch", type=int, default=100, help="points asked per sampler round "
                    "(NSGA-II population; default 100)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1, help="Dask LocalCluster workers (default 1: "
-                   "in process)")
+    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="Dask LocalCluster workers "
+                   f"(default {DEFAULT_JOBS}: this machine's cores, at most 2; 1 = in process)")
     p.add_argument("--scheduler", help="use an existing Dask cluster (tcp://host:port)")
     p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///RUN/study.db)")
     p.add_argument("--space", help="space TOML file (default: the built-in space)")
     p.add_argument("--verify-frontier", type=int, default=3, metavar="K",
                    help="synthesise and simulate the top K frontier points (default 3)")
     p.add_argument("--samples", type=int, default=8, help="test samples per RTL simulation")
+    p.add_argument("--pnr", action="store_true", help="also place and route the verified "
+                   "points with nextpnr (ECP5, iCE40) for a measured Fmax; Xilinx boards are "
+                   "synthesis only")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
     p.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run directory")
     p.set_defaults(func=run)
@@ -77,7 +83,7 @@ def run(args) -> int:
                       trials=args.trials, batch=args.batch, seed=args.seed, jobs=args.jobs,
                       scheduler=args.scheduler, storage=args.storage,
                       verify=args.verify_frontier, verify_samples=args.samples,
-                      simulator=args.simulator, progress=bar)
+                      simulator=args.simulator, pnr=args.pnr, progress=bar)
     except (SpaceError, StudyError) as exc:
         raise CliError(str(exc)) from None
     sys.stderr.write("\n")
@@ -88,7 +94,9 @@ def run(args) -> int:
     for v in res.verified:
         print(f"  #{v['index']}: cycles L0 {v['cycles']} L2 {v.get('cycles_l2', '-')}, "
               f"LUT L0 {v.get('lut', '-')} L1 {v.get('lut_l1', '-')}, bit-exact "
-              f"{v.get('bit_exact_l2', '-')} {v.get('verify_error', '')}")
+              f"{v.get('bit_exact_l2', '-')}"
+              + (f", Fmax {v['fmax_mhz_pnr']} MHz" if v.get("fmax_mhz_pnr") else "")
+              + (f" FAILED: {v['verify_error']}" if v.get("verify_error") else ""))
     print(f"report: {res.run_dir / 'report.md'}")
     bad = [v for v in res.verified if v.get("verify_error") or v.get("bit_exact_l2") is False]
     return 1 if bad else 0

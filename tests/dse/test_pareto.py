@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dse.pareto import pareto_mask
+from dse.pareto import collapse, pareto_mask, varying
 
 
 def brute(values, directions):
@@ -55,3 +55,13 @@ def test_chunking_consistent():
         if vals[i, 1] < best:
             exp[i], best = True, vals[i, 1]
     assert (m == exp).all()
+
+
+def test_collapse_groups_equal_vectors():
+    rows = [{"index": i, "t": t, "l": lut, "a": a}
+            for i, (t, lut, a) in enumerate([(1, 2, 4), (1, 2, 5), (3, 4, 4), (1, 2, 6)])]
+    groups = collapse(rows, ["t", "l"], prefer=lambda r: -r["index"])
+    assert [(g[0]["index"], [m["index"] for m in g[1]]) for g in groups] == [
+        (3, [0, 1, 3]), (2, [2])]
+    assert varying(groups[0][1], ["t", "a"]) == {"a": [4, 5, 6]}
+    assert varying(groups[1][1], ["t", "a"]) == {}

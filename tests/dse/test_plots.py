@@ -63,4 +63,29 @@ def test_tradeoff_plot_contains_frontier(result, tmp_path):
 def test_report_names_fidelity(result):
     text = (result.run_dir / "report.md").read_text()
     assert "estimated" in text and "measured" in text
-    assert f"## Pareto frontier ({len(result.frontier)} points)" in text
+    assert (f"## Pareto frontier ({len(result.frontier)} points, {len(result.groups)} "
+            "distinct objective vectors)") in text
+
+
+def test_frontier_groups_are_distinct_objective_vectors(result):
+    """pareto.csv: every member carries its group; a group = all frontier points with one
+    objective vector (brute force over the CSV), the representative is a member, and the
+    report's frontier table has exactly one row per group."""
+    rows = read(result.run_dir / "pareto.csv")
+    objs = [o.metric for o in result.objectives]
+    key = {m: (f"{m}_l0" if f"{m}_l0" in rows[0] else "accuracy_golden") for m in objs}
+    by_vec = {}
+    for r in rows:
+        by_vec.setdefault(tuple(r[key[m]] for m in objs), set()).add(r["index"])
+    by_group = {}
+    for r in rows:
+        by_group.setdefault(r["group"], set()).add(r["index"])
+        assert int(r["group_size"]) == sum(1 for x in rows if x["group"] == r["group"])
+    assert sorted(map(sorted, by_group.values())) == sorted(map(sorted, by_vec.values()))
+    for g, members in by_group.items():
+        assert g in members
+    text = (result.run_dir / "report.md").read_text()
+    table = text.split("## Pareto frontier")[1].split("##")[0]
+    body = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| #")]
+    assert len(body) == min(len(by_group), 40)
+    assert {ln.split(" | ")[0][2:] for ln in body} <= set(by_group)
