@@ -9,6 +9,7 @@ model on the test split. Missing figures are empty cells, never invented.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from dse import plots
@@ -184,6 +185,11 @@ def write_all(result, space, model: str, board: str, ev) -> None:
     if result.verified:
         plots.model_error(result.verified, run / "model_error.png")
         figs.append("model_error.png")
+    (run / "timings.json").write_text(json.dumps(
+        {"seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+         "evaluated": result.evaluated, "points": len(result.points),
+         "frontier": len(result.frontier), "frontier_groups": len(result.groups),
+         "verified": len(result.verified)}, indent=1, sort_keys=True))
     (run / "report.md").write_text(render(result, space, model, board, ev, figs, acc_table,
                                           chosen))
 
