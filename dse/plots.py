@@ -22,10 +22,12 @@ def _save(fig, path: Path):
 
 
 def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], path: Path,
-             verified: list[dict] | None = None, xkey_measured: str | None = None):
-    """Throughput vs a resource: every feasible point, the 2-D front, the run's frontier,
-    and verified points' measured figures beside their level-0 predictions."""
-    fig, ax = plt.subplots(figsize=(7, 4.6))
+             verified: list[dict] | None = None, xkey_measured: str | None = None,
+             budget: float | None = None, title: str = "", n_objectives: int = 0):
+    """Throughput vs a resource: every feasible point, the 2-D front, the run's frontier
+    (coloured by bit width: frontier points below the 2-D front trade another objective),
+    the board's budget, and verified points' measurements beside their predictions."""
+    fig, ax = plt.subplots(figsize=(7.5, 5))
     pts = [r for r in rows if r.get(xkey) is not None and r.get("throughput") is not None]
     x = np.array([r[xkey] for r in pts], float)
     y = np.array([r["throughput"] for r in pts], float)
@@ -34,10 +36,23 @@ def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], pat
         m = pareto_mask(np.c_[x, y], ["minimize", "maximize"])
         o = np.argsort(x[m])
         ax.step(x[m][o], y[m][o], where="post", c="tab:blue", lw=1.2,
-                label=f"2-D front ({xlabel} vs throughput)", zorder=2)
-    fx = [r[xkey] for r in frontier if r.get(xkey) is not None]
-    fy = [r["throughput"] for r in frontier if r.get(xkey) is not None]
-    ax.scatter(fx, fy, s=22, c="tab:red", label=f"Pareto frontier ({len(fx)})", zorder=3)
+                label="2-D front (this resource and throughput only)", zorder=2)
+    front = [r for r in frontier if r.get(xkey) is not None]
+    fx = [r[xkey] for r in front]
+    fy = [r["throughput"] for r in front]
+    # one collection with every frontier point (tests read it back), coloured by bit width
+    bits = sorted({r.get("bits") for r in front if r.get("bits") is not None})
+    cmap = plt.get_cmap("plasma", max(2, len(bits) + 1))
+    colour = {b: cmap(i) for i, b in enumerate(bits)}
+    cols = [colour.get(r.get("bits"), "tab:red") for r in front]
+    what = f"{n_objectives}-objective " if n_objectives else ""
+    ax.scatter(fx, fy, s=24, c=cols if cols else "tab:red", edgecolors="k", linewidths=0.3,
+               label=f"{what}Pareto frontier ({len(fx)}), by bit width:", zorder=3)
+    for b in bits:
+        ax.scatter([], [], s=24, color=colour[b], edgecolors="k", linewidths=0.3,
+                   label=f"  frontier, {b}-bit")
+    if budget:
+        ax.axvline(budget, c="tab:red", ls="--", lw=0.9, label=f"board budget ({budget:,.0f})")
     for v in verified or []:
         if xkey_measured and v.get(xkey_measured) is not None:
             ax.scatter([v[xkey_measured]], [v.get("throughput_l2", v["throughput"])], marker="x",
@@ -50,9 +65,14 @@ def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], pat
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("throughput, inferences/s (estimated)")
+    ax.set_ylabel("throughput, inferences/s (estimated, board clock)")
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    leg = ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
+    for h, t in zip(leg.legend_handles, leg.get_texts(), strict=False):
+        if "Pareto frontier" in t.get_text() and hasattr(h, "set_facecolor"):
+            h.set_facecolor("white")  # the colours are per bit width, listed below it
     return _save(fig, path)
 
 
@@ -62,6 +82,7 @@ def accuracy_vs_bits(table: list[tuple[str, float]], path: Path):
     labels = [k for k, _ in table]
     acc = [100 * a for _, a in table]
     ax.plot(range(len(acc)), acc, "o-", c="tab:green")
+    ax.margins(x=0.1, y=0.2)  # room for the labels
     for i, a in enumerate(acc):
         ax.annotate(f"{a:.1f}%", (i, a), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=8)
@@ -69,19 +90,24 @@ def accuracy_vs_bits(table: list[tuple[str, float]], path: Path):
                   fontsize=8)
     ax.set_xlabel("bit width (activations = weights)")
     ax.set_ylabel("test accuracy, % (measured, sim.golden)")
+    ax.set_title("accuracy of the quantised model (y axis does not start at 0)", fontsize=8)
     ax.grid(True, alpha=0.3)
     return _save(fig, path)
 
 
 def layer_utilisation(point: dict, layers: list[str], path: Path, title: str):
-    """Per-layer PE-array utilisation (MACs / (PEs x cycles)) of one design."""
+    """Per-layer PE-array utilisation (MACs / (PEs x cycles)) of one design, each bar
+    labelled with the layer's share of the compute cycles (a low utilisation matters
+    only where the cycles are)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     u = [100 * point.get(f"util.{n}", 0.0) for n in layers]
+    cyc = [float(point.get(f"cycles.{n}") or 0) for n in layers]
+    tot = sum(cyc) or 1.0
     ax.bar(layers, u, color="tab:purple")
     for i, v in enumerate(u):
-        ax.annotate(f"{v:.0f}%", (i, v), textcoords="offset points", xytext=(0, 3),
-                    ha="center", fontsize=8)
-    ax.set_ylim(0, 105)
+        ax.annotate(f"{v:.0f}%\n({100 * cyc[i] / tot:.0f}% of cycles)", (i, v),
+                    textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7.5)
+    ax.set_ylim(0, 118)
     ax.set_ylabel("PE utilisation, % (estimated)")
     ax.set_title(title, fontsize=9)
     return _save(fig, path)

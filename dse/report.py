@@ -160,14 +160,17 @@ def write_all(result, space, model: str, board: str, ev) -> None:
                                      "sim_seconds_l2", "pnr_seconds_pnr", "verify_error")]
     write_csv(run / "verified.csv", result.verified, vcols)
     have_res = ev.resources.available
-    xkeys = [("lut", "LUTs (estimated, level 0)", "lut_l1"),
-             ("dsp", "DSP blocks (estimated, level 0)", "dsp_l1")] if have_res else \
-        [("pes", "PEs (exact)", None), ("onchip_bits", "on-chip memory bits (exact)", None)]
+    xkeys = [("lut", "LUTs (estimated, level 0)", "lut_l1", "lut"),
+             ("dsp", "DSP blocks (estimated, level 0)", "dsp_l1", "dsp")] if have_res else \
+        [("pes", "PEs (exact)", None, None),
+         ("onchip_bits", "on-chip memory bits (exact)", None, "bram_bits")]
     figs = []
-    for key, label, mk in xkeys:
+    for key, label, mk, bkey in xkeys:
         name = f"throughput_vs_{key}.png"
         plots.tradeoff(result.points, key, label, result.frontier, run / name,
-                       result.verified, mk)
+                       result.verified, mk, budget=ev.budget.get(bkey) if bkey else None,
+                       title=f"{model} on {board}: level-0 estimates of {len(result.points):,}"
+                       " points", n_objectives=len(result.objectives))
         figs.append(name)
     acc_table = sorted((q, a) for q, a in ev._acc.items() if a is not None and not q[1])
     if acc_table:
@@ -179,8 +182,9 @@ def write_all(result, space, model: str, board: str, ev) -> None:
     if chosen:
         plots.layer_utilisation(chosen, [c.name for c in ev.layers.compute],
                                 run / "layer_utilisation.png",
-                                f"design #{chosen['index']}: {chosen['rows']}x{chosen['cols']} "
-                                f"{chosen['dataflow']}")
+                                f"{'chosen (verified)' if result.verified else 'fastest frontier'}"
+                                f" design #{chosen['index']}: {chosen['rows']}x{chosen['cols']} "
+                                f"{chosen['dataflow']}, {chosen.get('bits', '')}-bit")
         figs.append("layer_utilisation.png")
     if result.verified:
         plots.model_error(result.verified, run / "model_error.png")
