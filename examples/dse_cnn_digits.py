@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--verify", type=int, default=0, help="frontier points to synthesise "
                     "and simulate")
+    ap.add_argument("--pnr", action="store_true", help="also place and route them (Fmax)")
     args = ap.parse_args()
     space = Space(
         params=(Param("rows", (2, 4, 8, 16)), Param("cols", (2, 4, 8, 16)),
@@ -35,10 +36,12 @@ def main() -> int:
     )
     res = run_dse("cnn-digits", "ulx3s-85f", args.run_dir, space=space, strategy="nsga2",
                   trials=args.trials, batch=50, seed=0, jobs=args.jobs, verify=args.verify,
+                  pnr=args.pnr,
                   progress=lambda stage, done, total: print(f"\r{stage}: {done}/{total}",
                                                             end="", file=sys.stderr))
     print(file=sys.stderr)
     print(f"{len(res.points)} points, {len(res.frontier)} on the frontier "
+          f"({len(res.groups)} distinct objective vectors) "
           f"(objectives: {', '.join(o.metric for o in res.objectives)})")
     for p in sorted(res.frontier, key=lambda p: -p["throughput"])[:10]:
         print(f"  #{p['index']:4d} {p['rows']:2d}x{p['cols']:<2d} {p['dataflow']} "
@@ -46,7 +49,10 @@ def main() -> int:
               f"accuracy={p['accuracy']:.3f}")
     for v in res.verified:
         print(f"  verified #{v['index']}: cycles {v['cycles']} predicted, "
-              f"{v.get('cycles_l2')} measured; bit-exact {v.get('bit_exact_l2')}")
+              f"{v.get('cycles_l2')} measured; LUT {v.get('lut')} predicted, "
+              f"{v.get('lut_l1')} synthesised; bit-exact {v.get('bit_exact_l2')}"
+              + (f"; Fmax {v['fmax_mhz_pnr']} MHz" if v.get("fmax_mhz_pnr") else "")
+              + (f"; FAILED {v['verify_error']}" if v.get("verify_error") else ""))
     print(f"report: {res.run_dir / 'report.md'}")
     return 0
 
