@@ -67,7 +67,38 @@ def _f(v, d=0) -> str:
     return f"{v:,.{d}f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def full_run(trials: int, jobs: int | None, pnr: bool) -> str:
+def pnr_cost(vrows: list[dict], ver: dict, env: dict) -> str:
+    """nextpnr on the chosen point's build after the run (its synthesis is cached): what
+    ``--pnr`` would add per point."""
+    from dse.verify import level1_pnr
+
+    ok = [r for r in vrows if "l1" in ver.get(r["index"], {}) and "l2" in ver[r["index"]]]
+    if not ok:
+        return "P&R cost not measured: no verified point synthesised."
+    r = ok[0]
+    v = ver[r["index"]]
+    saved = os.environ.get("HWGEN_CACHE")
+    os.environ["HWGEN_CACHE"] = env["HWGEN_CACHE"]
+    try:
+        t0 = time.perf_counter()
+        p = level1_pnr(v["build_dir"], "ulx3s-85f")
+        secs = time.perf_counter() - t0
+    except Exception as exc:  # reported, not fatal to the benchmark
+        return f"P&R of #{r['index']} failed: {type(exc).__name__}: {exc}"
+    finally:
+        if saved is None:
+            os.environ.pop("HWGEN_CACHE", None)
+        else:
+            os.environ["HWGEN_CACHE"] = saved
+    cyc = v["l2"]["cycles"]
+    return (f"`--pnr` cost, measured after the run on the chosen point #{r['index']} (its "
+            f"synthesis cached): nextpnr-ecp5 out of context {secs:.0f} s; Fmax "
+            f"{p['fmax_mhz']:.1f} MHz (target {p['target_mhz']:g} MHz), so measured throughput "
+            f"{p['fmax_mhz'] * 1e6 / cyc:,.0f} inferences/s (Fmax / {cyc:,.0f} measured cycles) "
+            f"vs {float(r['throughput_l0']):,.0f}/s estimated at the board clock.")
+
+
+def full_run(trials: int, jobs: int | None, pnr: bool, pnr_after: bool = True) -> str:
     objcache = Path(os.environ.get("HWGEN_SIM_OBJCACHE")
                     or Path.home() / ".cache" / "hwgen" / "sim" / "objcache")
     with tempfile.TemporaryDirectory(prefix="bench-dse-") as tmp:
@@ -95,6 +126,7 @@ def full_run(trials: int, jobs: int | None, pnr: bool) -> str:
         import csv
         with open(run / "verified.csv") as fh:
             vrows = list(csv.DictReader(fh))
+        pnr_line = pnr_cost(vrows, ver, env) if pnr_after else ""
     s = t["seconds"]
     body = [f"\nAcceptance run `{' '.join(cmd)} -o RUN` (fresh run directory; cold Yosys "
             "and simulation-build caches; Verilator's design-independent run-time object "
@@ -134,7 +166,7 @@ def full_run(trials: int, jobs: int | None, pnr: bool) -> str:
             cells[-1] += f" — FAILED: {v['error'][:200]}"
         lines = "| " + " | ".join(str(c) for c in cells) + " |"
         body.append(lines)
-    body += ["", f"```\n{p.stdout.strip()}\n```"]
+    body += ["", pnr_line, "", f"```\n{p.stdout.strip()}\n```"]
     return "\n".join(body) + "\n"
 
 
@@ -155,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| warm | {r['warm_s']:.2f} | {r['n'] / r['warm_s']:,.0f} | 0 |\n")
     print(body, flush=True)
     if args.full:
-        full = full_run(args.trials, args.jobs, args.pnr)
+        full = full_run(args.trials, args.jobs, args.pnr, not args.pnr)
         print(full)
         body += full
     write_section("dse", "Design-space exploration", "python benchmarks/bench_dse.py "
