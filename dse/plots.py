@@ -114,22 +114,32 @@ def layer_utilisation(point: dict, layers: list[str], path: Path, title: str):
 
 
 def model_error(verified: list[dict], path: Path):
-    """Level-0 predictions vs level-1/2 measurements (cycles and LUTs), y = x dashed."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-    for ax, (pk, mk, label) in zip(axes, (("cycles", "cycles_l2", "cycles per inference"),
-                                          ("lut", "lut_l1", "LUTs")), strict=True):
-        pairs = [(v[pk], v[mk]) for v in verified
+    """Level-0 predictions vs level-1/2 measurements (cycles, LUT, DSP, BRAM), y = x dashed,
+    each point labelled with its index and % error."""
+    fig, axes = plt.subplots(2, 2, figsize=(8, 6.6))
+    panels = (("cycles", "cycles_l2", "cycles per inference (RTL sim)"),
+              ("lut", "lut_l1", "LUTs (Yosys)"), ("dsp", "dsp_l1", "DSP blocks (Yosys)"),
+              ("bram", "bram_l1", "BRAM blocks (Yosys)"))
+    for ax, (pk, mk, label) in zip(axes.flat, panels, strict=True):
+        pairs = [(v[pk], v[mk], v["index"]) for v in verified
                  if v.get(pk) is not None and v.get(mk) is not None]
         if pairs:
-            p, m = np.array(pairs, float).T
-            ax.scatter(p, m, c="tab:orange")
-            lo, hi = min(p.min(), m.min()) * 0.9, max(p.max(), m.max()) * 1.1
-            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            p = np.array([a for a, _, _ in pairs], float)
+            m = np.array([b for _, b, _ in pairs], float)
+            ax.scatter(p, m, c="tab:orange", zorder=3)
+            for a, b, i in pairs:
+                err = f"{100 * (b - a) / a:+.2f}%" if a else ""
+                ax.annotate(f"#{i} {err}", (a, b), textcoords="offset points", xytext=(4, -10),
+                            fontsize=7)
+            lo, hi = min(p.min(), m.min()), max(p.max(), m.max())
+            pad = 0.1 * max(hi - lo, 0.1 * max(abs(hi), 1.0))
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
         else:
             why = ("no level-0 prediction (no calibrated model)"
                    if any(v.get(mk) is not None for v in verified) else "no measurement")
             ax.text(0.5, 0.5, why, ha="center", transform=ax.transAxes, fontsize=8)
-        ax.set_xlabel(f"{label}: level-0 prediction")
-        ax.set_ylabel(f"{label}: measured")
+        ax.set_xlabel("level-0 prediction (estimated)", fontsize=8)
+        ax.set_ylabel("measured", fontsize=8)
+        ax.set_title(label, fontsize=9)
         ax.grid(True, alpha=0.3)
     return _save(fig, path)
