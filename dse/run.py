@@ -194,11 +194,14 @@ def verify_points(executor, model: str, board: str, space: Space, chosen: list[d
     todo = [p for p in chosen if str(p["index"]) not in cache or stale(cache[str(p["index"])])]
     todo.sort(key=lambda p: -float(p.get("lut") or p.get("pes") or 0))
     sub = executor.submit_call
+    builds = [sub(V.build_task, model, space.to_dict(), {k: p[k] for k in space.names},
+                  str(run / "builds" / f"p{p['index']}"), priority=100 - n)
+              for n, p in enumerate(todo)]
+    # all builds first (seconds each): Dask queues root tasks behind ready dependent ones,
+    # so a build submitted beside a synthesis would wait for it
+    builds = [f.result() if hasattr(f, "result") else f for f in builds]
     jobs = []
-    for n, p in enumerate(todo):
-        point = {k: p[k] for k in space.names}
-        b = sub(V.build_task, model, space.to_dict(), point,
-                str(run / "builds" / f"p{p['index']}"), priority=100 - n)
+    for n, (p, b) in enumerate(zip(todo, builds, strict=True)):
         s = sub(V.synth_task, b, board, priority=50 - n)
         m = sub(V.sim_task, b, model, samples, simulator, priority=20 - n)
         r = sub(V.pnr_task, b, s, board, priority=10 - n) if pnr else None

@@ -52,8 +52,8 @@ def add_trials_batch(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]
     Optuna's public ``Study.add_trial`` issues some 50 ORM statements and one
     commit per trial (about 20-100 ms here), which makes 10,000-point studies
     storage-bound. This writes the same rows through Optuna's own ORM models
-    (``optuna.storages._rdb.models``, Optuna 5) with one flush per table and
-    one commit per batch, so a batch is stored entirely or not at all. The
+    (``optuna.storages._rdb.models``, Optuna 5) with one bulk INSERT per table
+    and one commit per batch, so a batch is stored entirely or not at all. The
     first batch written per process is read back with the public API and
     compared (:func:`_check_round_trip`); any mismatch, or another storage
     type, falls back to ``add_trial``.
@@ -68,7 +68,7 @@ def add_trials_batch(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]
     try:
         from optuna.distributions import distribution_to_json
         from optuna.storages._rdb import models as M
-        from sqlalchemy import func
+        from sqlalchemy import func, insert
         from sqlalchemy.orm import Session
 
         sid = study._study_id
@@ -84,24 +84,28 @@ def add_trials_batch(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]
                 rows.append(tm)
             session.add_all(rows)
             session.flush()
-            extra = []
+            params, values, uattrs, sattrs = [], [], [], []
             for tm, ft in zip(rows, trials, strict=True):
+                tid = tm.trial_id
                 for k, v in ft.params.items():
                     d = ft.distributions[k]
-                    extra.append(M.TrialParamModel(trial_id=tm.trial_id, param_name=k,
-                                                   param_value=d.to_internal_repr(v),
-                                                   distribution_json=distribution_to_json(d)))
+                    params.append({"trial_id": tid, "param_name": k,
+                                   "param_value": d.to_internal_repr(v),
+                                   "distribution_json": distribution_to_json(d)})
                 for o, v in enumerate(ft.values or []):
                     stored, kind = M.TrialValueModel.value_to_stored_repr(v)
-                    extra.append(M.TrialValueModel(trial_id=tm.trial_id, objective=o,
-                                                   value=stored, value_type=kind))
+                    values.append({"trial_id": tid, "objective": o, "value": stored,
+                                   "value_type": kind})
                 for k, v in ft.user_attrs.items():
-                    extra.append(M.TrialUserAttributeModel(trial_id=tm.trial_id, key=k,
-                                                           value_json=json.dumps(v)))
+                    uattrs.append({"trial_id": tid, "key": k, "value_json": json.dumps(v)})
                 for k, v in ft.system_attrs.items():
-                    extra.append(M.TrialSystemAttributeModel(trial_id=tm.trial_id, key=k,
-                                                             value_json=json.dumps(v)))
-            session.add_all(extra)
+                    sattrs.append({"trial_id": tid, "key": k, "value_json": json.dumps(v)})
+            # bulk INSERT ... executemany (no per-object unit-of-work bookkeeping)
+            for model, data in ((M.TrialParamModel, params), (M.TrialValueModel, values),
+                                (M.TrialUserAttributeModel, uattrs),
+                                (M.TrialSystemAttributeModel, sattrs)):
+                if data:
+                    session.execute(insert(model), data)
             last_id = rows[-1].trial_id
     except (ImportError, AttributeError, TypeError) as exc:  # another Optuna version
         _BULK_OK["ok"] = False

@@ -74,12 +74,32 @@ def make_sampler(strategy: str, seed: int, population: int):
     with warnings.catch_warnings():  # constraints_func is the documented way in optuna 5.0
         warnings.simplefilter("ignore")
         if strategy == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                              constraints_func=constraints)
+            return _BatchTPE(seed=seed, multivariate=True, constraints_func=constraints)
         if strategy == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=population,
-                                                 constraints_func=constraints)
+            return _BatchNSGAII(seed=seed, population_size=population,
+                                constraints_func=constraints)
     raise StudyError(f"unknown strategy {strategy!r}; strategies: {', '.join(STRATEGIES)}")
+
+
+class _SearchSpaceOncePerBatch:
+    """A sampler serves one batch (:meth:`StudyRunner._ask`): no trial finishes while it
+    asks, so the relative search space (Optuna intersects the distributions of every
+    finished trial, O(trials) per ask) is the same for the whole batch: computed once.
+    The points asked are the same as without the cache."""
+
+    def infer_relative_search_space(self, study, trial):
+        cached = getattr(self, "_dse_space", None)
+        if cached is None:
+            cached = self._dse_space = super().infer_relative_search_space(study, trial)
+        return dict(cached)
+
+
+class _BatchNSGAII(_SearchSpaceOncePerBatch, optuna.samplers.NSGAIISampler):
+    pass
+
+
+class _BatchTPE(_SearchSpaceOncePerBatch, optuna.samplers.TPESampler):
+    pass
 
 
 def distributions(space: Space) -> dict[str, CategoricalDistribution]:
