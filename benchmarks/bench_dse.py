@@ -1,6 +1,7 @@
 """Level-0 evaluation throughput and the full `hwgen dse` acceptance run.
 
     python benchmarks/bench_dse.py [--points 10000] [--full] [--trials 10000] [--jobs 2] [--pnr]
+                                   [--pnr-cost]
 
 Level 0: random points of the default space for cnn-digits on ulx3s-85f, evaluated
 in this process: *cold* (empty layer caches, every new layer shape prices its
@@ -98,7 +99,7 @@ def pnr_cost(vrows: list[dict], ver: dict, env: dict) -> str:
             f"vs {float(r['throughput_l0']):,.0f}/s estimated at the board clock.")
 
 
-def full_run(trials: int, jobs: int | None, pnr: bool, pnr_after: bool = True) -> str:
+def full_run(trials: int, jobs: int | None, pnr: bool, pnr_after: bool = False) -> str:
     objcache = Path(os.environ.get("HWGEN_SIM_OBJCACHE")
                     or Path.home() / ".cache" / "hwgen" / "sim" / "objcache")
     with tempfile.TemporaryDirectory(prefix="bench-dse-") as tmp:
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=None, help="--jobs of the run (default: the "
                     "CLI's)")
     ap.add_argument("--pnr", action="store_true", help="the run also places and routes")
+    ap.add_argument("--pnr-cost", action="store_true", help="after the run, time nextpnr on "
+                    "the chosen point (what --pnr adds; >10 min for a 30k-LUT design)")
     args = ap.parse_args(argv)
     r = level0(args.points)
     body = (f"Level 0, {r['n']:,} random points of the default space (cnn-digits, ulx3s-85f), "
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| warm | {r['warm_s']:.2f} | {r['n'] / r['warm_s']:,.0f} | 0 |\n")
     print(body, flush=True)
     if args.full:
-        full = full_run(args.trials, args.jobs, args.pnr, not args.pnr)
+        full = full_run(args.trials, args.jobs, args.pnr, args.pnr_cost and not args.pnr)
         print(full)
         body += full
     write_section("dse", "Design-space exploration", "python benchmarks/bench_dse.py "

@@ -160,8 +160,9 @@ def write_all(result, space, model: str, board: str, ev) -> None:
                                      "sim_seconds_l2", "pnr_seconds_pnr", "verify_error")]
     write_csv(run / "verified.csv", result.verified, vcols)
     have_res = ev.resources.available
-    xkeys = [("lut", "LUTs (estimated, level 0)", "lut_l1", "lut"),
-             ("dsp", "DSP blocks (estimated, level 0)", "dsp_l1", "dsp")] if have_res else \
+    xkeys = [("lut", "LUTs (dots: estimated, level 0; x: synthesised)", "lut_l1", "lut"),
+             ("dsp", "DSP blocks (dots: estimated, level 0; x: synthesised)", "dsp_l1",
+              "dsp")] if have_res else \
         [("pes", "PEs (exact)", None, None),
          ("onchip_bits", "on-chip memory bits (exact)", None, "bram_bits")]
     figs = []
