@@ -92,6 +92,9 @@ class SerialExecutor:
     def submit_call(self, fn, *args, priority: int = 0):
         return fn(*args)
 
+    def wait_any(self, futures: list) -> list:
+        return list(futures)  # submit_call already ran them
+
     def close(self) -> None:
         pass
 
@@ -142,6 +145,12 @@ class DaskExecutor:
         """``fn(*args)`` as a task; futures among ``args`` become dependencies; higher
         ``priority`` runs first."""
         return self.client.submit(fn, *args, pure=False, priority=priority)
+
+    def wait_any(self, futures: list) -> list:
+        """The futures of ``futures`` that are done (waits for at least one)."""
+        from dask.distributed import wait
+
+        return list(wait(futures, return_when="FIRST_COMPLETED").done)
 
     def close(self) -> None:
         self.client.close()

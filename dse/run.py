@@ -10,6 +10,7 @@ and the plots (:mod:`dse.report`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -176,10 +177,9 @@ def verify_points(executor, model: str, board: str, space: Space, chosen: list[d
     """Levels 1 and 2 (and place-and-route with ``pnr``) of ``chosen``; cached in
     verified.json.
 
-    Each point is one build task, then its synthesis and its simulation as two tasks that
-    depend on the build (and place-and-route after synthesis), so two workers run one
-    point's Yosys beside another point's Verilator. Synthesis goes first, largest
-    predicted design first (longest task first).
+    Every point is built first (seconds each); then its synthesis and its simulation are
+    separate tasks (place-and-route after its synthesis), dispatched longest first with at
+    most ``jobs`` in flight, so two workers run one point's Yosys beside another's.
     """
     from dse import verify as V
 
@@ -195,24 +195,34 @@ def verify_points(executor, model: str, board: str, space: Space, chosen: list[d
     todo.sort(key=lambda p: -float(p.get("lut") or p.get("pes") or 0))
     sub = executor.submit_call
     builds = [sub(V.build_task, model, space.to_dict(), {k: p[k] for k in space.names},
-                  str(run / "builds" / f"p{p['index']}"), priority=100 - n)
-              for n, p in enumerate(todo)]
-    # all builds first (seconds each): Dask queues root tasks behind ready dependent ones,
-    # so a build submitted beside a synthesis would wait for it
+                  str(run / "builds" / f"p{p['index']}")) for p in todo]
     builds = [f.result() if hasattr(f, "result") else f for f in builds]
-    jobs = []
-    for n, (p, b) in enumerate(zip(todo, builds, strict=True)):
-        s = sub(V.synth_task, b, board, priority=50 - n)
-        m = sub(V.sim_task, b, model, samples, simulator, priority=20 - n)
-        r = sub(V.pnr_task, b, s, board, priority=10 - n) if pnr else None
-        jobs.append((p, b, s, m, r))
-    for n, (p, *fs) in enumerate(jobs):
-        b, s, m, r = (None if f is None else (f.result() if hasattr(f, "result") else f)
-                      for f in fs)
-        cache[str(p["index"])] = V.merge(b, s, m, r)
-        cache_file.write_text(json.dumps(cache, indent=1, sort_keys=True))
-        if progress:
-            progress("verify", n + 1, len(jobs))
+    # then our own longest-first queue with at most `jobs` tasks in flight: every synthesis
+    # (largest predicted design first), then the simulations, then place-and-route. (Dask's
+    # priorities do not hold here: workers take queued root tasks two at a time.)
+    queue = [("l1", n, V.synth_task, (b, board)) for n, b in enumerate(builds)]
+    queue += [("l2", n, V.sim_task, (b, model, samples, simulator)) for n, b in enumerate(builds)]
+    parts: list[dict] = [{} for _ in todo]
+    inflight: dict = {}
+    seq = itertools.count()
+    finished = 0
+    while queue or inflight:
+        while queue and len(inflight) < max(1, executor.jobs):
+            kind, n, fn, args = queue.pop(0)
+            inflight[next(seq)] = (kind, n, executor.submit_call(fn, *args))
+        done = executor.wait_any([f for _, _, f in inflight.values()])
+        for key in [k for k, (_, _, f) in inflight.items() if any(f is d for d in done)]:
+            kind, n, f = inflight.pop(key)
+            parts[n][kind] = f.result() if hasattr(f, "result") else f
+            if kind == "l1" and pnr:
+                queue.append(("pnr", n, V.pnr_task, (builds[n], parts[n]["l1"], board)))
+            if all(k in parts[n] for k in ("l1", "l2", *(("pnr",) if pnr else ()))):
+                cache[str(todo[n]["index"])] = V.merge(builds[n], parts[n]["l1"],
+                                                       parts[n]["l2"], parts[n].get("pnr"))
+                cache_file.write_text(json.dumps(cache, indent=1, sort_keys=True))
+                finished += 1
+                if progress:
+                    progress("verify", finished, len(todo))
     out = []
     for p in chosen:
         v: dict[str, Any] = dict(p)
