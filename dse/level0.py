@@ -4,7 +4,10 @@ Per point: the ``ArchSpec`` of the point; for every compute layer the mapper's
 best mapping for the point's objective (as :func:`mapping.mapper.search_layer`),
 its cycles and accesses; energy from :mod:`mapping.energy`; pooling / residual
 add cycles from :mod:`mapping.timing`; resources from a
-:class:`dse.resources.ResourceEstimator`; accuracy from a
+:class:`dse.resources.ResourceEstimator` given the sizes of the program the
+point's build bakes in (:func:`dse.resources.program_sizes`: weight image,
+instruction ROM, parameters, live element-wise multipliers, from the chosen
+mappings); accuracy from a
 :class:`dse.accuracy.AccuracyTable`. Every figure is an *estimate* of the
 analytic models (level 0).
 
@@ -22,13 +25,12 @@ points share layer results, so most evaluations are dictionary lookups.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from dse.mapsearch import survivors
 from dse.model import ModelLayers, nests_for_bits
-from dse.resources import ResourceEstimator
+from dse.resources import ProgramSizes, ResourceEstimator, program_sizes
 from dse.space import Space
 from mapping import timing
 from mapping.arch import ArchSpec
@@ -75,6 +77,7 @@ class Level0Evaluator:
         self._surv: dict[tuple, object] = {}  # layer_key -> Survivors or error text
         self._energy: dict[tuple, Any] = {}
         self._res: dict[tuple, dict | None] = {}
+        self._prog: dict[tuple, ProgramSizes] = {}
         self._nests: dict[tuple, list[LoopNest]] = {}
         self._bounds: dict[tuple, tuple[int, int]] = {}
         self._acc: dict[tuple, float | None] = {}
@@ -146,14 +149,24 @@ class Level0Evaluator:
             e += n * p
         return e
 
-    def resource(self, arch: ArchSpec, rom_words: int) -> dict | None:
+    def program(self, arch: ArchSpec, mappings: tuple) -> ProgramSizes:
+        """Sizes of the point's baked program; ``mappings``: ``(tiles, order)`` per layer."""
+        key = (mappings, arch.weights_per_ext_word, arch.double_buffer, arch.act_words,
+               arch.w_words, arch.acc_words)
+        p = self._prog.get(key)
+        if p is None:
+            p = self._prog[key] = program_sizes(arch, self.layers, mappings)
+        return p
+
+    def resource(self, arch: ArchSpec, mappings: tuple) -> dict | None:
         key = (arch.rows, arch.cols, arch.dataflow, arch.in_bits, arch.w_bits, arch.acc_bits,
                arch.act_words, arch.act_banks, arch.w_words, arch.w_banks, arch.acc_words,
                arch.acc_banks, arch.double_buffer, arch.weight_store, arch.ext_word_bits,
-               rom_words)
-        if key not in self._res:
-            self._res[key] = self.resources.estimate(arch, rom_words)
-        return self._res[key]
+               mappings)
+        r = self._res.get(key, False)
+        if r is False:
+            r = self._res[key] = self.resources.estimate(arch, self.program(arch, mappings))
+        return r
 
     def acc_of(self, qkey: tuple) -> float | None:
         if qkey not in self._acc:
@@ -178,8 +191,7 @@ class Level0Evaluator:
         nests = self.nests(qkey)
         cycles = energy = 0
         compute_cycles = 0
-        wpw = arch.weights_per_ext_word
-        rom_words = 0
+        mappings = []
         for i, (c, nest) in enumerate(zip(self.layers.compute, nests, strict=True)):
             inp, outp = act_requirement(nest)
             if inp + outp > arch.act_words:
@@ -196,7 +208,7 @@ class Level0Evaluator:
             out[f"cycles.{c.name}"] = r.cycles
             out[f"util.{c.name}"] = r.macs / (arch.pes * r.cycles)
             out[f"tiles.{c.name}"] = "{}x{}x{}:{}".format(*r.tiles, r.order)
-            rom_words += math.ceil(nest.weight_count / wpw)
+            mappings.append((r.tiles, r.order))
         for e in self.layers.eltwise:
             if e.window:
                 n = timing.pool_cycles(e.out_pixels, e.channels, e.window, arch)
@@ -210,7 +222,7 @@ class Level0Evaluator:
         out["throughput"] = arch.clock_mhz * 1e6 / cycles
         out["energy_nj"] = energy / 1000.0
         out["utilization"] = self._macs / (arch.pes * compute_cycles)
-        res = self.resource(arch, 0 if arch.weight_store == "external" else rom_words)
+        res = self.resource(arch, tuple(mappings))
         violation = 0.0
         if res is not None:
             for k in ("lut", "ff", "dsp", "bram"):
