@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from hwgen.cli import CliError
+from mapping.timing import run_cycles
 
 DEFAULT_ARCH = "edge-8x8"
 
@@ -127,9 +128,10 @@ def summary(cm, seconds: float) -> str:
     if cm.program is not None:
         prog = cm.program
         layer_sum = sum(li.predicted_cycles for li in prog.layers)
-        total = layer_sum + prog.input_count + prog.output_count
+        total = run_cycles(prog.input_count, layer_sum, prog.output_count)
         lines.append(f"  {len(prog.layers)} program layers, {layer_sum:,} layer cycles, "
-                     f"{total:,} cycles per inference incl. input/output streams (estimated)")
+                     f"{total:,} cycles start..done per inference incl. input/output streams "
+                     "(estimated)")
     else:
         lines.append(f"  {len(cm.kernels)} kernels (one program per array op) in "
                      f"{cm.out_dir / 'kernels'}")

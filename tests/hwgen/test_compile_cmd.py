@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -60,6 +61,12 @@ def test_compile_jsc_prints_summary(capsys, tmp_path):
     for layer in ("fc1", "fc2", "fc3", "fc4"):
         assert layer in text
     assert "host-executed" not in text
+    # start..done = 16 input + the layers + 5 output elements + 4 sequencer cycles
+    # (docs/timing.md, "Whole model"), from the per-layer figures printed above it
+    layer = [int(ln.split()[-3].replace(",", "")) for ln in text.splitlines()
+             if ln.strip().startswith("fc")]
+    total = re.search(r"([\d,]+) cycles start..done", text).group(1)
+    assert int(total.replace(",", "")) == 16 + sum(layer) + 5 + 4
     man = json.loads((out / "manifest.json").read_text())
     assert man["arch"]["dataflow"] == "os" and man["model"] == "jsc-mlp"
     assert (out / "report.md").read_text().startswith("# jsc-mlp on tiny-4x4")
