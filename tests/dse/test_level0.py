@@ -1,5 +1,6 @@
 """Level 0 vs independent references: mapping.mapper.map_graph on the lowered graph (cycles,
-energy), mapping.timing for pooling, the I/O stream length, the boards resource model."""
+energy), mapping.timing for pooling, the I/O stream length. Resources (the boards resource
+model given the compiled program's sizes): tests/dse/test_resources.py."""
 
 import random
 
@@ -8,7 +9,7 @@ import pytest
 import models
 from dse.level0 import Level0Evaluator
 from dse.model import model_layers, nests_for_bits
-from dse.resources import NoResourceModel, estimator_for
+from dse.resources import NoResourceModel
 from dse.space import default_space
 from mapping import timing
 from mapping.graph import trace
@@ -76,20 +77,3 @@ def test_nests_carry_bits():
     L = model_layers("cnn-digits")
     n = nests_for_bits(L, 4, {"conv2": 6})
     assert [(x.in_bits, x.w_bits, x.out_bits) for x in n] == [(4, 4, 4), (4, 6, 6), (6, 4, 4)]
-
-
-def test_resources_match_boards_model():
-    est = estimator_for("ecp5")
-    if not est.available:
-        pytest.skip(f"no calibrated ECP5 resource model yet: {est.source}")
-    from boards import resource_model as rm
-
-    sp = default_space()
-    ev = Level0Evaluator(sp, model_layers("cnn-digits"), est, {"lut": 10**9})
-    p = {**sp.point(1234), "act_words": 4096}
-    m = ev.evaluate(p)
-    arch = sp.arch(p)
-    words = sum(-(-n.weight_count // arch.weights_per_ext_word)
-                for n in nests_for_bits(model_layers("cnn-digits"), arch.w_bits, {}))
-    ref = rm.estimate(arch.to_dict(), family="ecp5", rom_words=words)
-    assert (m["lut"], m["dsp"], m["bram"]) == (ref.lut, ref.dsp, ref.bram)
