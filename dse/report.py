@@ -99,6 +99,15 @@ def frontier_section(result, space) -> list[str]:
     return lines
 
 
+def verified_line(v: dict) -> str:
+    """One line per verified point for the terminal: predicted vs measured cycles and LUTs."""
+    return (f"#{v['index']}: cycles L0 {v['cycles']} L2 {v.get('cycles_l2', '-')}, "
+            f"LUT L0 {v.get('lut', '-')} L1 {v.get('lut_l1', '-')}, bit-exact "
+            f"{v.get('bit_exact_l2', '-')}"
+            + (f", Fmax {v['fmax_mhz_pnr']} MHz" if v.get("fmax_mhz_pnr") else "")
+            + (f" FAILED: {v['verify_error']}" if v.get("verify_error") else ""))
+
+
 def verified_section(result, board: str) -> list[str]:
     """Verified points: level-0 predictions beside synthesis / simulation / P&R."""
     lines = ["", "## Verified frontier points: level-0 prediction vs measurement", ""]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dse.report import verified_line  # noqa: E402
 from dse.run import run_dse  # noqa: E402
 from dse.space import Param, Space  # noqa: E402
 
@@ -48,11 +49,7 @@ def main() -> int:
               f"bits={p['bits']} {p['objective']:7s} {p['throughput']:9.0f}/s "
               f"accuracy={p['accuracy']:.3f}")
     for v in res.verified:
-        print(f"  verified #{v['index']}: cycles {v['cycles']} predicted, "
-              f"{v.get('cycles_l2')} measured; LUT {v.get('lut')} predicted, "
-              f"{v.get('lut_l1')} synthesised; bit-exact {v.get('bit_exact_l2')}"
-              + (f"; Fmax {v['fmax_mhz_pnr']} MHz" if v.get("fmax_mhz_pnr") else "")
-              + (f"; FAILED {v['verify_error']}" if v.get("verify_error") else ""))
+        print(f"  verified {verified_line(v)}")
     print(f"report: {res.run_dir / 'report.md'}")
     return 0
 

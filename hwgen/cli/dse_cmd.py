@@ -66,6 +66,7 @@ def run(args) -> int:
     try:
         import boards
         import models
+        from dse.report import verified_line
         from dse.run import run_dse
         from dse.space import Space, SpaceError, default_space
         from dse.study import StudyError
@@ -92,11 +93,7 @@ def run(args) -> int:
           f"{len(res.frontier)}, verified {len(res.verified)}; level 0 {s['level0']:.1f} s, "
           f"verify {s['verify']:.1f} s, total {s['total']:.1f} s")
     for v in res.verified:
-        print(f"  #{v['index']}: cycles L0 {v['cycles']} L2 {v.get('cycles_l2', '-')}, "
-              f"LUT L0 {v.get('lut', '-')} L1 {v.get('lut_l1', '-')}, bit-exact "
-              f"{v.get('bit_exact_l2', '-')}"
-              + (f", Fmax {v['fmax_mhz_pnr']} MHz" if v.get("fmax_mhz_pnr") else "")
-              + (f" FAILED: {v['verify_error']}" if v.get("verify_error") else ""))
+        print(f"  {verified_line(v)}")
     print(f"report: {res.run_dir / 'report.md'}")
     bad = [v for v in res.verified if v.get("verify_error") or v.get("bit_exact_l2") is False]
     return 1 if bad else 0
