@@ -109,3 +109,54 @@ def test_grid_covers_space_once(tmp_path):
     again = run_dse("cnn-digits", "ulx3s-85f", tmp_path / "g", space=sp, strategy="grid",
                     trials=10**6, batch=16)
     assert again.evaluated == 0 and len(again.points) == sp.size
+
+
+def _drive(sampler_for, batches: int, batch: int) -> list[dict]:
+    """Ask/tell ``batches`` batches the way StudyRunner does (a fresh sampler per batch,
+    all asks before any tell) on a closed-form 2-objective problem; FAIL every 7th."""
+    import optuna
+
+    from dse.study import distributions
+
+    dists = distributions(Space.from_dict(SMALL))
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    asked = []
+    for b in range(batches):
+        study.sampler = sampler_for(b)
+        trials = [study.ask(dists) for _ in range(batch)]
+        for t in trials:
+            p = t.params
+            asked.append(dict(p))
+            t.set_user_attr("violation", float(p["rows"] * p["cols"] > 32))
+            if (p["rows"] + 3 * p["cols"] + len(asked)) % 7 == 0:
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(t, [p["rows"] * p["cols"] + p["act_banks"],
+                               p["cols"] - 0.1 * p["rows"] + (p["dataflow"] == "os")])
+    return asked
+
+
+@pytest.mark.parametrize("strategy", ["nsga2", "tpe"])
+def test_batch_samplers_ask_what_stock_optuna_asks(strategy):
+    """The per-batch caches (generation, parents, shared incremental search space) must
+    not change a single point: compare with Optuna's own samplers, same seeds."""
+    import warnings
+
+    import optuna
+
+    from dse.study import make_sampler, shared_search_space
+
+    def stock(b):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cons = lambda t: (float(t.user_attrs.get("violation", 0.0)),)  # noqa: E731
+            if strategy == "nsga2":
+                return optuna.samplers.NSGAIISampler(seed=100 + b, population_size=12,
+                                                     constraints_func=cons)
+            return optuna.samplers.TPESampler(seed=100 + b, multivariate=True,
+                                              constraints_func=cons)
+
+    shared = shared_search_space(strategy)
+    ours = _drive(lambda b: make_sampler(strategy, 100 + b, 12, shared), 6, 12)
+    assert ours == _drive(stock, 6, 12)
+    assert len({tuple(sorted(p.items())) for p in ours}) > 20  # it really searched
