@@ -29,6 +29,12 @@ build (it is still printed to the build log), and the classes in
 :data:`VERILATOR_WARNINGS_OFF` are silenced because Amaranth/Yosys output
 produces them by construction.
 
+**Power-up state.** Verilator builds with ``--x-initial unique`` and runs with
+``+verilator+rand+reset+2`` (seeded from ``seed``): every variable without an
+explicit initial value (the scratchpad memories, :data:`hwgen.memory.SCRATCH_RAM`)
+starts random, so a design whose outputs depended on power-up contents fails its
+bit-exact checks. Icarus starts them as ``x``.
+
 **Precompiled headers.** When Verilator splits a large design into several
 C++ files (``VM_PARALLEL_BUILDS=1``) its Makefile first compiles a precompiled
 header and then reads it with ``$(CFG_CXXFLAGS_PCH_I) Vtop__pch.h.fast``. The
@@ -142,7 +148,8 @@ def _verilog_text(verilog: str | os.PathLike) -> str:
 def _build_args(simulator: str, build_args: Sequence[str], waves: str | None) -> list[str]:
     args = list(build_args)
     if simulator == "verilator":
-        args = ["-Wno-fatal", *(f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF), *args]
+        args = ["-Wno-fatal", *(f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF),
+                "--x-initial", "unique", *args]
         if waves == "fst":
             args.append("--trace-fst")
     return args
@@ -334,11 +341,13 @@ def run_cocotb(verilog: str | os.PathLike, toplevel: str, test_module: str | os.
 
     test_args: list[str] = []
     plusargs: list[str] = []
+    if simulator == "verilator":  # uninitialised state random (module docstring)
+        plusargs = ["+verilator+rand+reset+2", f"+verilator+seed+{seed + 1}"]
     extra_os_env: dict[str, str] = {}
     if waves_file is not None and simulator == "verilator":
         test_args = ["--trace-file", str(waves_file)]
     elif waves_file is not None:
-        plusargs = [f"+dumpfile_path={waves_file}"]
+        plusargs = [*plusargs, f"+dumpfile_path={waves_file}"]
         if fmt == "vcd":  # the runner appends "-fst"; a later vvp format flag wins
             extra_os_env["SIM_CMD_SUFFIX"] = "-vcd"
 
