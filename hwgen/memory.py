@@ -38,7 +38,6 @@ from amaranth.lib.wiring import In, Out
 
 from mapping.arch import ArchSpec
 
-
 SCRATCH_RAM = re.compile(r"(?:act|w|acc)_bank\d+(?:_copy\d+)?")
 """Names of the scratchpad memories in the Verilog (``_Banks`` names them
 ``<buffer>_bank<b>`` or ``<buffer>_bank<b>_copy<k>``): no power-up contents."""

@@ -68,7 +68,7 @@ def _initialised(text: str) -> dict[str, list[int]]:
 
     out: dict[str, list[int]] = {}
     for block in re.findall(r"initial begin\n(.*?)\n  end", text, re.S):
-        for name, idx, val in re.findall(r"\\?(\w+) ?\[(\d+)\] = \d+'s?([bdh]\w+);", block):
+        for name, _i, val in re.findall(r"\\?(\w+) ?\[(\d+)\] = \d+'s?([bdh]\w+);", block):
             base = {"b": 2, "d": 10, "h": 16}[val[0]]
             out.setdefault(name, []).append(int(val[1:], base))
     return out
