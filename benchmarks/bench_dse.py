@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,39 +103,46 @@ def pnr_cost(vrows: list[dict], ver: dict, env: dict) -> str:
 def full_run(trials: int, jobs: int | None, pnr: bool, pnr_after: bool = False) -> str:
     objcache = Path(os.environ.get("HWGEN_SIM_OBJCACHE")
                     or Path.home() / ".cache" / "hwgen" / "sim" / "objcache")
-    with tempfile.TemporaryDirectory(prefix="bench-dse-") as tmp:
-        env = {**os.environ, "HWGEN_CACHE": f"{tmp}/cache", "HWGEN_SIM_CACHE": f"{tmp}/sim",
-               "HWGEN_SIM_OBJCACHE": str(objcache)}
-        cmd = ["hwgen", "dse", "cnn-digits", "--board", "ulx3s-85f"]
-        if trials != 10_000:
-            cmd += ["--trials", str(trials)]
-        if jobs is not None:
-            cmd += ["--jobs", str(jobs)]
-        if pnr:
-            cmd.append("--pnr")
-        run = Path(tmp, "run")
-        load0 = os.getloadavg()
-        t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "hwgen", *cmd[1:], "-o", str(run)], cwd=ROOT,
-                           capture_output=True, text=True, env=env)
-        secs = time.perf_counter() - t0
-        load1 = os.getloadavg()
-        if p.returncode not in (0, 1) or not (run / "timings.json").is_file():
-            return f"\nAcceptance run `{' '.join(cmd)}` failed (exit {p.returncode}):\n\n" \
-                   f"```\n{p.stderr[-3000:]}\n```\n"
-        t = json.loads((run / "timings.json").read_text())
-        ver = json.loads((run / "verified.json").read_text())
-        import csv
-        with open(run / "verified.csv") as fh:
-            vrows = list(csv.DictReader(fh))
-        pnr_line = pnr_cost(vrows, ver, env) if pnr_after else ""
+    tmp = tempfile.mkdtemp(prefix="bench-dse-")  # kept when the run fails (its logs)
+    env = {**os.environ, "HWGEN_CACHE": f"{tmp}/cache", "HWGEN_SIM_CACHE": f"{tmp}/sim",
+           "HWGEN_SIM_OBJCACHE": str(objcache)}
+    cmd = ["hwgen", "dse", "cnn-digits", "--board", "ulx3s-85f"]
+    if trials != 10_000:
+        cmd += ["--trials", str(trials)]
+    if jobs is not None:
+        cmd += ["--jobs", str(jobs)]
+    if pnr:
+        cmd.append("--pnr")
+    run = Path(tmp, "run")
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "hwgen", *cmd[1:], "-o", str(run)], cwd=ROOT,
+                       capture_output=True, text=True, env=env)
+    secs = time.perf_counter() - t0
+    load1 = os.getloadavg()
+    if p.returncode not in (0, 1) or not (run / "timings.json").is_file():
+        return f"\nAcceptance run `{' '.join(cmd)}` failed (exit {p.returncode}; run " \
+               f"directory kept in `{tmp}`):\n\n" \
+               f"```\n{p.stderr[-3000:]}\n```\n"
+    t = json.loads((run / "timings.json").read_text())
+    ver = json.loads((run / "verified.json").read_text())
+    import csv
+    with open(run / "verified.csv") as fh:
+        vrows = list(csv.DictReader(fh))
+    pnr_line = pnr_cost(vrows, ver, env) if pnr_after else ""
+    kept = ""
+    if p.returncode == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        kept = (f" A verification failed: run directory and caches (Yosys logs of failed "
+                f"syntheses in `cache/synth/*.failed`) kept in `{tmp}`.")
     s = t["seconds"]
     body = [f"\nAcceptance run `{' '.join(cmd)} -o RUN` (fresh run directory; cold Yosys "
             "and simulation-build caches; Verilator's design-independent run-time object "
             f"cache warm): exit {p.returncode}, **{secs:.0f} s wall** (budget 600 s). Load "
             f"average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
             f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; run under "
-            "`/work/notes/heavy -2` (no other heavy job on the 2 cores).", "",
+            "`/work/notes/heavy -2` (no other heavy job on the 2 cores)." + kept, "",
             "| phase | seconds |", "|---|---|",
             f"| accuracy per bit width (sim.golden, test split) | {s.get('accuracy', 0):.1f} |",
             f"| level 0: {t['evaluated']:,} points (NSGA-II, 2 Dask workers) | "
