@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         # ---- 1. edge-8x8 on three families
         edge = compile_zoo_model(MODEL, preset("edge-8x8"), tmp / "edge", bits=BITS)
-        v = tmp / "edge" / f"{TOP_MODULE}.v"
+        v = tmp / "edge" / f"{TOP_MODULE}.il"
         reps = {}
         for b in BOARDS:
             print(f"synth edge-8x8 for {b} ...", flush=True)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # ---- 2. tiny-4x4 Fmax
         tiny = compile_zoo_model(MODEL, preset("tiny-4x4"), tmp / "tiny", bits=BITS)
-        tv = tmp / "tiny" / f"{TOP_MODULE}.v"
+        tv = tmp / "tiny" / f"{TOP_MODULE}.il"
         prog = tiny.program
         tiny_cycles = run_cycles(prog.input_count, sum(li.predicted_cycles for li in prog.layers),
                                  prog.output_count)

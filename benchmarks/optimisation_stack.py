@@ -217,7 +217,7 @@ def evaluate(name: str, cfg: Config, g, x_test, y, *, rtl: bool, synth: bool, sa
 
             t0 = time.perf_counter()
             try:
-                rep = synthesize(b.verilog, b.manifest["top_module"], BOARD)
+                rep = synthesize(b.synth_source, b.manifest["top_module"], BOARD)
                 row.res = {"lut": rep.lut, "ff": rep.ff, "dsp": rep.dsp, "bram": rep.bram}
                 row.res_src = "m"
                 print(f"  synth {name}/{cfg.key}: {row.res} ({time.perf_counter() - t0:.0f} s"

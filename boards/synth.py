@@ -6,8 +6,10 @@
 - iCE40: ``synth_ice40 -dsp`` (SB_MAC16 inference on UltraPlus),
 - Xilinx 7 series: ``synth_xilinx -family xc7 -flatten`` (flattened like the others),
 
-after ``read_verilog -sv`` (Amaranth's Verilog has no ``timescale``), then
-``stat -json``. Results are cached on disk under ``$HWGEN_CACHE/synth`` (default
+after ``read_verilog -sv`` (Amaranth's Verilog has no ``timescale``) of ``.v``/``.sv``
+files and ``read_rtlil`` of ``.il`` files (Amaranth's RTLIL, which ``hwgen.emit``
+writes beside the Verilog: Yosys reads it in seconds where the Verilog's
+per-word memory initialisation takes minutes), then ``stat -json``. Results are cached on disk under ``$HWGEN_CACHE/synth`` (default
 ``~/.cache/hwgen/synth``), keyed by the Verilog text, top, family, script and
 the Yosys package version, so a second call with the same inputs does not run
 Yosys.
@@ -55,7 +57,8 @@ def synth_command(target: str | Board | Device) -> tuple[str, str]:
 
 def synth_script(files: Sequence[str], top: str, command: str) -> str:
     """The Yosys script run for ``files`` (names relative to the work directory)."""
-    reads = "\n".join(f'read_verilog -sv "{f}"' for f in files)
+    reads = "\n".join(f'read_rtlil "{f}"' if f.endswith(".il") else f'read_verilog -sv "{f}"'
+                      for f in files)
     return (f"{reads}\n{command.format(top=top)}\n"
             "tee -q -o stat.json stat -json\n"
             "write_json netlist.json\n")

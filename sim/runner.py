@@ -31,9 +31,8 @@ produces them by construction.
 
 **Power-up state.** Verilator builds with ``--x-initial unique`` and runs with
 ``+verilator+rand+reset+2`` (seeded from ``seed``): every variable without an
-explicit initial value (the scratchpad memories, :data:`hwgen.memory.SCRATCH_RAM`)
-starts random, so a design whose outputs depended on power-up contents fails its
-bit-exact checks. Icarus starts them as ``x``.
+explicit initial value starts random instead of zero, as Icarus starts it as
+``x``, so a design whose outputs depend on undefined state fails its checks.
 
 **Precompiled headers.** When Verilator splits a large design into several
 C++ files (``VM_PARALLEL_BUILDS=1``) its Makefile first compiles a precompiled

@@ -13,8 +13,8 @@ def add_parser(subparsers) -> None:
         "any Verilog (--verilog/--top) with Yosys for a board or device, print resource "
         "use against its budget and, with --pnr, the Fmax from nextpnr.")
     p.add_argument("build_dir", nargs="?", help="build directory holding manifest.json")
-    p.add_argument("--verilog", nargs="+", metavar="FILE", help="Verilog file(s) instead "
-                   "of a build directory")
+    p.add_argument("--verilog", nargs="+", metavar="FILE", help="Verilog (.v) or RTLIL "
+                   "(.il) file(s) instead of a build directory")
     p.add_argument("--top", help="top module (default: manifest's top_module)")
     p.add_argument("--board", required=True, help="board or device name (see `hwgen boards`)")
     p.add_argument("--pnr", action="store_true", help="also place and route for Fmax "
@@ -53,8 +53,11 @@ def _inputs(args) -> tuple[list[Path], str, dict]:
     missing = [k for k in ("verilog", "top_module") if k not in manifest]
     if missing and not (args.top and "verilog" in manifest):
         raise CliError(f"{mpath} lacks key(s) {', '.join(missing)}")
-    files = manifest["verilog"]
+    files = manifest.get("rtlil") or manifest["verilog"]  # the RTLIL reads in seconds
     files = [files] if isinstance(files, str) else list(files)
+    if not all((build / f).is_file() for f in files):
+        files = manifest["verilog"]
+        files = [files] if isinstance(files, str) else list(files)
     return [build / f for f in files], args.top or manifest["top_module"], manifest
 
 
