@@ -20,6 +20,11 @@ restated here (see docs/boards.md "Resource model").
 - **LUT** and **FF** are least-squares fits of a few structural terms
   (:func:`lut_terms`, :func:`ff_terms`), plus exact parts: distributed-RAM
   LUTs and the PE array's register count (``hwgen.array.SystolicArray.register_bits``).
+  Two terms carry what real (multi-layer) programs keep and a one-GEMM program
+  does not exercise: ``elt_live``, the element-wise lanes' rounding datapaths
+  that stay with the pool / add multipliers, and ``pe_os``, the OS PE's
+  restart-or-accumulate multiplexer (which one-GEMM designs of <= 24 PEs could not
+  tell apart from the lanes).
 
 Coefficients are fitted by ``benchmarks/calibrate_resource_model.py`` and
 shipped in ``boards/data/resource_calibration_<family>.json`` so design-space
@@ -72,7 +77,7 @@ class Features:
     only if some instruction word, read as an ELT word, has the ``kind`` bit of
     average pooling (bit 0) / residual add (bit 1) set — always with such
     layers, by accident of the encoding without them (see
-    ``benchmarks/calibrate_resource_model.py: eltwise_liveness``).
+    ``benchmarks/calibration_designs.py: eltwise_liveness``).
     """
 
     family: str
@@ -131,7 +136,7 @@ def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words:
         rom_words = 0
     for name, v in (("rom_words", rom_words), ("program_words", program_words),
                     ("program_bits", program_bits), ("param_words", param_words)):
-        if not isinstance(v, int) or v < 0:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ResourceModelError(f"{name} = {v!r} must be a non-negative integer")
     f = Features(family=family, **{k: arch[k] for k in ARCH_FIELDS}, rom_words=rom_words,
                  program_words=program_words, program_bits=program_bits, param_words=param_words,
@@ -219,8 +224,9 @@ def array_register_bits(f: Features) -> int:
 
 
 # ---------------------------------------------------------------- fitted parts
-LUT_TERMS = ("pe", "lanes", "select", "dist_mux", "rom_logic", "addr", "const")
-FF_TERMS = ("lanes", "addr", "const")
+LUT_TERMS = ("pe", "pe_os", "lanes", "elt_live", "select", "dist_mux", "rom_logic", "addr",
+             "const")
+FF_TERMS = ("lanes", "elt_live", "addr", "const")
 
 
 def lane_bits(f: Features) -> int:
@@ -229,6 +235,16 @@ def lane_bits(f: Features) -> int:
     comparator and round/clamp always stay: the ELT decode cannot be proven dead)."""
     return ((f.cols + f.rows) * (f.acc_bits + MULT_BITS + SHIFT_BITS)
             + f.rows * f.in_bits * (1 + f.add_mult))
+
+
+def elt_live_bits(f: Features) -> int:
+    """Datapath bits of the element-wise lanes that only a program selecting the
+    average-pool / residual-add multipliers keeps (``rows`` lanes each): the pool's
+    ``acc_bits + 16``-bit product and the add's ``in_bits + 17``-bit sum of products,
+    each rounded by a variable shift and clamped (``hwgen.eltwise``). Without them the
+    shift of a max pool is the constant 0 and the add unit is dead logic."""
+    return f.rows * ((f.acc_bits + MULT_BITS + 1) * f.pool_mult
+                     + (f.in_bits + MULT_BITS + 2) * f.add_mult)
 
 
 def lut_terms(f: Features, mems: list[Memory] | None = None) -> dict[str, float]:
@@ -254,7 +270,9 @@ def lut_terms(f: Features, mems: list[Memory] | None = None) -> dict[str, float]
     addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
     return {
         "pe": R * C * (f.acc_bits + f.w_bits + f.in_bits),
-        "lanes": lane_bits(f),
+        # an OS PE restarts or accumulates: Mux(first, prod, acc + prod), acc_bits wide
+        "pe_os": R * C * f.acc_bits * (f.dataflow == "os"),
+        "lanes": lane_bits(f), "elt_live": elt_live_bits(f),
         "select": select, "dist_mux": dist_mux, "rom_logic": rom_logic, "addr": addr,
         "const": 1.0,
     }
@@ -264,7 +282,7 @@ def ff_terms(f: Features) -> dict[str, float]:
     """Structural FF terms beyond the array's exact register count."""
     R, C = f.rows, f.cols
     addr = (R + C + 3) * (bits_for(f.act_words) + bits_for(f.w_words) + bits_for(f.acc_words))
-    return {"lanes": lane_bits(f), "addr": addr, "const": 1.0}
+    return {"lanes": lane_bits(f), "elt_live": elt_live_bits(f), "addr": addr, "const": 1.0}
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class ProgramSizes:
     the instruction ROM; ``param_words``: per-channel parameter entries;
     ``pool_mult``/``add_mult``: some instruction word, read as an ELT word, has
     the average-pool / residual-add ``kind`` bit set (those multipliers survive
-    synthesis; ``benchmarks/calibrate_resource_model.py::eltwise_liveness``).
+    synthesis; ``benchmarks/calibration_designs.py::eltwise_liveness``).
     """
 
     rom_words: int

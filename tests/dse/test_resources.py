@@ -4,7 +4,7 @@ Reference for the program sizes: the actual build of the point
 (:func:`dse.verify.build_point`), read back from its build directory the way
 ``benchmarks/bench_synth.py::model_estimate`` reads a compiled program (weight
 image words, instruction words and width, parameter entries, and
-``benchmarks/calibrate_resource_model.py::eltwise_liveness`` on the instruction
+``benchmarks/calibration_designs.py::eltwise_liveness`` on the instruction
 words). Reference for the DSP estimates: the counts Yosys synthesised for the
 three points verified by the DSE acceptance run (``benchmarks/results/dse.md``).
 """
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _eltwise_liveness():
     spec = importlib.util.spec_from_file_location(
-        "calibrate_resource_model", ROOT / "benchmarks" / "calibrate_resource_model.py")
+        "calibration_designs", ROOT / "benchmarks" / "calibration_designs.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.eltwise_liveness
@@ -172,3 +172,22 @@ def test_dsp_of_verified_points_equals_synthesis(point, cycles, dsp, bram):
     m = ev.evaluate(point)
     assert m["cycles"] == cycles  # the design the run verified
     assert (m["dsp"], m["bram"]) == (dsp, bram)
+
+
+def test_lut_of_synthesised_zoo_points_within_ten_percent():
+    """Level 0's LUT estimate (closed-form program sizes + the shipped model) of the cnn-digits
+    DSE points whose builds were synthesised for the calibration (held-out records, measured
+    by Yosys) is within 10 % of the measured LUTs; DSP and BRAM are exact."""
+    from boards import resource_model as rm
+
+    est = estimator_for("ecp5")
+    if not est.available:
+        pytest.skip(f"no calibrated ECP5 resource model: {est.source}")
+    recs = [r for r in rm.load_calibration("ecp5") if r["split"] == "heldout"
+            and r["program"].get("label") == "cnn-digits" and r["arch"]["rows"] >= 8]
+    assert len(recs) >= 3
+    ev = Level0Evaluator(default_space(), model_layers("cnn-digits"), est, {"lut": 1e9})
+    for rec in recs:
+        m, meas = ev.evaluate(rec["point"]), rec["measured"]
+        assert abs(m["lut"] - meas["lut"]) <= 0.10 * meas["lut"], (rec["point"], m["lut"])
+        assert (m["dsp"], m["bram"]) == (meas["dsp"], meas["bram"]), rec["point"]
