@@ -10,9 +10,9 @@ after ``read_verilog -sv`` (Amaranth's Verilog has no ``timescale``) of ``.v``/`
 files and ``read_rtlil`` of ``.il`` files (Amaranth's RTLIL, which ``hwgen.emit``
 writes beside the Verilog: Yosys reads it in seconds where the Verilog's
 per-word memory initialisation takes minutes), then ``stat -json``. Results are cached on disk under ``$HWGEN_CACHE/synth`` (default
-``~/.cache/hwgen/synth``), keyed by the Verilog text, top, family, script and
-the Yosys package version, so a second call with the same inputs does not run
-Yosys.
+``~/.cache/hwgen/synth``), keyed by the source texts (not their file names or
+folders), top, family, script and the Yosys package version, so a second call
+with the same inputs does not run Yosys.
 """
 
 from __future__ import annotations
@@ -132,7 +132,10 @@ def synthesize_sources(
         raise ValueError(f"unknown FPGA family {family!r}; families: {', '.join(SYNTH_COMMANDS)}")
     command = command or SYNTH_COMMANDS[family]
     yosys_version = tools.version("yosys")  # also checks the tool is installed
-    files = [f"src{i}_{_safe(name)}" for i, (name, _) in enumerate(sources)]
+    # work-directory names by position and kind only: the same text read from another
+    # folder or file name is the same synthesis (one cache entry)
+    files = [f"src{i}{'.il' if name.endswith('.il') else '.v'}"
+             for i, (name, _) in enumerate(sources)]
     script = synth_script(files, top, command)
     key = tools.digest(*(text for _, text in sources), top, family, yosys_version, script)
     entry = _entry_dir(key)
@@ -171,10 +174,6 @@ def synthesize_sources(
     except OSError:  # a concurrent run stored the same entry first: keep theirs
         shutil.rmtree(work, ignore_errors=True)
     return _replace(report, netlist=str(entry / "netlist.json"))
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
 def _replace(report: SynthReport, **changes) -> SynthReport:

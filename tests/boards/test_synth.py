@@ -104,3 +104,17 @@ def test_mac_array_8x8(family, design_dir, synth_cache):
     path, top = mac_array_verilog(design_dir, 8, 8)
     rep = synthesize(path, top, family)
     assert rep.dsp >= 64  # yosys maps every multiplier; fitting is a separate check
+
+
+def test_cache_key_ignores_file_name_and_folder(tmp_path, monkeypatch):
+    """Tests and benchmarks emit the same design into different folders: one synthesis."""
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
+    text = ("module t(input clk, input [2:0] a, output reg [2:0] q);\n"
+            "always @(posedge clk) q <= a; endmodule\n")
+    a, b = tmp_path / "one" / "first.v", tmp_path / "two" / "second.v"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_text(text)
+    assert not synthesize(a, "t", "ecp5").cached
+    again = synthesize(b, "t", "ecp5")
+    assert again.cached and again.ff == 3
