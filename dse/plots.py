@@ -127,10 +127,13 @@ def model_error(verified: list[dict], path: Path):
             p = np.array([a for a, _, _ in pairs], float)
             m = np.array([b for _, b, _ in pairs], float)
             ax.scatter(p, m, c="tab:orange", zorder=3)
+            labels: dict[tuple, list[str]] = {}  # coinciding points share one label
             for a, b, i in pairs:
                 err = f"{100 * (b - a) / a:+.2f}%" if a else ""
-                ax.annotate(f"#{i} {err}", (a, b), textcoords="offset points", xytext=(4, -10),
-                            fontsize=7)
+                labels.setdefault((a, b), []).append(f"#{i} {err}")
+            for (a, b), texts in labels.items():
+                ax.annotate("\n".join(texts), (a, b), textcoords="offset points",
+                            xytext=(4, -10), va="top", fontsize=7)
             lo, hi = min(p.min(), m.min()), max(p.max(), m.max())
             pad = 0.1 * max(hi - lo, 0.1 * max(abs(hi), 1.0))
             ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
