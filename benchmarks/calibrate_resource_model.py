@@ -44,7 +44,6 @@ from calibration_designs import (  # noqa: E402
     GEMM_M,
     GEMM_N,
     TARGETS,
-    YOSYS_ASSERTS,
     build_program,
     cost,
     design_key,
@@ -233,10 +232,7 @@ def fit_and_report(family: str, records: list[dict], argv: list[str]) -> int:
         f"{len(fit_rows)} designs calibrate the model, {len(held)} held-out designs are only "
         f"predicted. Synthesis took {min(synth_s):.0f}-{max(synth_s):.0f} s per design "
         f"(zoo designs synthesised here: {sum(zoo_s) / 60:.0f} min of Yosys time in total, 2 "
-        "jobs on a shared 2-core machine"
-        + ("; Yosys failed an internal assertion on " + f"{len(YOSYS_ASSERTS)} more: "
-           + ", ".join(f"{m} {p['rows']}x{p['cols']} {p['dataflow']} {p['bits']}b"
-                       for _, m, p in YOSYS_ASSERTS) if YOSYS_ASSERTS else "") + ").",
+        "jobs on a shared 2-core machine).",
         "",
         "| set | designs | LUT median abs % | LUT max abs % | FF median abs % | FF max abs % "
         "| DSP exact | BRAM max abs (blocks) | BRAM exact |",

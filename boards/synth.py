@@ -9,8 +9,8 @@
 after ``read_verilog -sv`` (Amaranth's Verilog has no ``timescale``) of ``.v``/``.sv``
 files and ``read_rtlil`` of ``.il`` files (Amaranth's RTLIL, which ``hwgen.emit``
 writes beside the Verilog: Yosys reads it in seconds where the Verilog's
-per-word memory initialisation takes minutes), then ``stat -json``. Results are cached on disk under ``$HWGEN_CACHE/synth`` (default
-``~/.cache/hwgen/synth``), keyed by the source texts (not their file names or
+per-word memory initialisation takes minutes), then ``stat -json``. Results are
+cached on disk under ``$HWGEN_CACHE/synth`` (default ``~/.cache/hwgen/synth``), keyed by the source texts (not their file names or
 folders), top, family, script and the Yosys package version, so a second call
 with the same inputs does not run Yosys.
 """

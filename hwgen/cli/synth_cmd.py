@@ -53,11 +53,9 @@ def _inputs(args) -> tuple[list[Path], str, dict]:
     missing = [k for k in ("verilog", "top_module") if k not in manifest]
     if missing and not (args.top and "verilog" in manifest):
         raise CliError(f"{mpath} lacks key(s) {', '.join(missing)}")
-    files = manifest.get("rtlil") or manifest["verilog"]  # the RTLIL reads in seconds
+    rtlil = manifest.get("rtlil")  # the same design; Yosys reads it in seconds
+    files = rtlil if rtlil and (build / rtlil).is_file() else manifest["verilog"]
     files = [files] if isinstance(files, str) else list(files)
-    if not all((build / f).is_file() for f in files):
-        files = manifest["verilog"]
-        files = [files] if isinstance(files, str) else list(files)
     return [build / f for f in files], args.top or manifest["top_module"], manifest
 
 
