@@ -146,11 +146,11 @@ def place_and_route(
                               target_mhz=freq_mhz, io_mode=io_mode, seconds=seconds,
                               version=version, bitstream=bit)
         (work / "pnr_report.json").write_text(_to_json(report))
-    except BaseException:
-        failed = entry.with_name(key + ".failed")
-        shutil.rmtree(failed, ignore_errors=True)
-        os.replace(work, failed)
-        raise
+    except BaseException as exc:
+        moved = tools.keep_failed(work, entry.with_name(key + ".failed"), exc)
+        if moved is exc:
+            raise
+        raise moved from None
     if not cache:
         shutil.rmtree(entry, ignore_errors=True)
     try:

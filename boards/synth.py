@@ -158,15 +158,16 @@ def synthesize_sources(
                   file=sys.stderr)
         t0 = time.perf_counter()
         tools.run("yosys", ["-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=work,
-                  timeout=timeout, verbose=verbose, log_name="yosys.stdout")
+                  timeout=timeout, verbose=verbose, log_name="yosys.stdout",
+                  log_files=("yosys.log",))
         seconds = time.perf_counter() - t0
         report = _parse(work, top, family, yosys_version, script, seconds)
         (work / "report.json").write_text(report.to_json())
-    except BaseException:
-        failed = entry.with_name(key + ".failed")
-        shutil.rmtree(failed, ignore_errors=True)
-        os.replace(work, failed)
-        raise
+    except BaseException as exc:
+        moved = tools.keep_failed(work, entry.with_name(key + ".failed"), exc)
+        if moved is exc:
+            raise
+        raise moved from None
     if not cache:  # ignore-cache runs replace the stored result
         shutil.rmtree(entry, ignore_errors=True)
     try:
