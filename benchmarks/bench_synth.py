@@ -95,7 +95,7 @@ def model_estimate(cm) -> dict:
     from calibrate_resource_model import eltwise_liveness
 
     from boards import resource_model as rm
-    from hwgen.program import word_bits
+    from hwgen.compiler.program import word_bits
 
     arch, prog = cm.arch, cm.program
     pool, add = eltwise_liveness(arch, prog)
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from boards.pnr import estimate_fmax
     from boards.synth import synthesize
+    from hwgen.build.emit import TOP_MODULE
     from hwgen.cli.compile_cmd import compile_zoo_model
-    from hwgen.emit import TOP_MODULE
     from mapping.arch import preset
     from mapping.timing import run_cycles
 

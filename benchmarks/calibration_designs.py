@@ -117,8 +117,8 @@ def build_program(arch, eltwise: bool = False):
     """The fixed one-layer program for ``arch`` (deterministic weights); with
     ``eltwise`` followed by a 2x1 average pool and a residual add of its output
     with itself (so the element-wise engine's multipliers are kept)."""
-    from hwgen.layers import AddLayer, PoolLayer
-    from hwgen.program import ComputeLayer, compile_program
+    from hwgen.compiler.layers import AddLayer, PoolLayer
+    from hwgen.compiler.program import ComputeLayer, compile_program
     from mapping import quant
     from mapping.loopnest import LoopNest
     from mapping.schedule import LayerMapping
@@ -146,7 +146,7 @@ def eltwise_liveness(arch, prog) -> tuple[bool, bool]:
     """(pool_mult, add_mult): can the baked program select the element-wise engine's
     average-pool / residual-add multipliers? Yosys keeps them only if the ``kind``
     field of some instruction word, decoded as an ELT word, has bit 0 / bit 1 set."""
-    from hwgen.isa import decode, elt_fields
+    from hwgen.compiler.isa import decode, elt_fields
 
     kinds = 0
     for word in prog.instructions:
@@ -242,7 +242,7 @@ def build_zoo(model: str, point: dict, out_dir: str):
     as ``dse.verify.build_point`` does (same arch name and settings: same Verilog)."""
     import models
     from dse.space import default_space
-    from hwgen.flow import compile_model
+    from hwgen.build.flow import compile_model
     from mapping.passes import prepare_entry
 
     space = default_space()
@@ -256,7 +256,7 @@ def build_zoo(model: str, point: dict, out_dir: str):
 
 def program_record(arch, prog, label: str, eltwise: bool = False) -> dict:
     """The ``program`` part of a record: the baked program's sizes and shape."""
-    from hwgen.program import param_bits, word_bits
+    from hwgen.compiler.program import param_bits, word_bits
 
     rom_words = len(prog.weight_image) if arch.weight_store == "rom" else 0
     pool, add = eltwise_liveness(arch, prog)
@@ -272,8 +272,8 @@ def program_record(arch, prog, label: str, eltwise: bool = False) -> dict:
 def measure(design: dict, family: str) -> dict:
     """Build, emit and synthesise one design; a calibration record."""
     from boards.synth import synthesize
-    from hwgen.emit import TOP_MODULE, emit
-    from hwgen.top import Accelerator
+    from hwgen.build.emit import TOP_MODULE, emit
+    from hwgen.rtl.accelerator import Accelerator
     from mapping.arch import ArchSpec
 
     with tempfile.TemporaryDirectory() as tmp:

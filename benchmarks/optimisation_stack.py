@@ -44,8 +44,8 @@ from _common import RESULTS, write_section  # noqa: E402
 from optimisation_stack_chart import chart  # noqa: E402
 
 import models  # noqa: E402
-from hwgen import flow  # noqa: E402
-from hwgen import program as P  # noqa: E402
+from hwgen.build import flow  # noqa: E402
+from hwgen.compiler import program as P  # noqa: E402
 from mapping.arch import ArchSpec, preset  # noqa: E402
 from mapping.mapper import map_graph  # noqa: E402
 from mapping.naive import naive_schedule  # noqa: E402

@@ -19,7 +19,7 @@ restated here (see docs/boards.md "Resource model").
   the same cost comparison as Yosys's ``memory_libmap`` (:func:`map_memory`).
 - **LUT** and **FF** are least-squares fits of a few structural terms
   (:func:`lut_terms`, :func:`ff_terms`), plus exact parts: distributed-RAM
-  LUTs and the PE array's register count (``hwgen.array.SystolicArray.register_bits``).
+  LUTs and the PE array's register count (``hwgen.rtl.array.SystolicArray.register_bits``).
   Two terms carry what real (multi-layer) programs keep and a one-GEMM program
   does not exercise: ``elt_live``, the element-wise lanes' rounding datapaths
   that stay with the pool / add multipliers, and ``pe_os``, the OS PE's
@@ -58,7 +58,7 @@ from boards.family_rules import (  # noqa: F401  (re-exported as part of this mo
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SOURCE = "estimated (boards.resource_model, calibrated on yosys synthesis)"
 
-# hwgen constants restated (hwgen.program / hwgen.postproc / hwgen.controller)
+# hwgen constants restated (hwgen.compiler.program / hwgen.rtl.postproc / hwgen.rtl.sequencer)
 MULT_BITS, SHIFT_BITS = 15, 6
 OS_CW_BITS = 16  # width of the OS walk's column count (at most 18: one DSP column)
 
@@ -153,7 +153,7 @@ def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words:
 
 # ---------------------------------------------------------------- memories
 def memories(f: Features) -> list[Memory]:
-    """The accelerator's memories (hwgen.memory, hwgen.dma.WeightROM, the sequencer ROM)."""
+    """The accelerator's memories (hwgen.rtl.memory, hwgen.rtl.dma.WeightROM, the sequencer ROM)."""
     R, C = f.rows, f.cols
     out = []
     ba = bank_count(max(R, C), f.act_banks)
@@ -210,7 +210,7 @@ def _mapped_total(mems: list[Memory], family: str, kind: str) -> int:
 
 
 def array_register_bits(f: Features) -> int:
-    """``hwgen.array.SystolicArray.register_bits`` restated (tag = the controller's tag)."""
+    """``hwgen.rtl.array.SystolicArray.register_bits`` restated (tag = the controller's tag)."""
     R, C, ib, wb, ab = f.rows, f.cols, f.in_bits, f.w_bits, f.acc_bits
     tag = bits_for(R) + bits_for(f.acc_words) + 1 + bits_for(C + 1) + bits_for(R + 1)
     if f.dataflow == "ws":
@@ -241,7 +241,7 @@ def elt_live_bits(f: Features) -> int:
     """Datapath bits of the element-wise lanes that only a program selecting the
     average-pool / residual-add multipliers keeps (``rows`` lanes each): the pool's
     ``acc_bits + 16``-bit product and the add's ``in_bits + 17``-bit sum of products,
-    each rounded by a variable shift and clamped (``hwgen.eltwise``). Without them the
+    each rounded by a variable shift and clamped (``hwgen.rtl.eltwise``). Without them the
     shift of a max pool is the constant 0 and the add unit is dead logic."""
     return f.rows * ((f.acc_bits + MULT_BITS + 1) * f.pool_mult
                      + (f.in_bits + MULT_BITS + 2) * f.add_mult)

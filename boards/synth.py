@@ -7,7 +7,7 @@
 - Xilinx 7 series: ``synth_xilinx -family xc7 -flatten`` (flattened like the others),
 
 after ``read_verilog -sv`` (Amaranth's Verilog has no ``timescale``) of ``.v``/``.sv``
-files and ``read_rtlil`` of ``.il`` files (Amaranth's RTLIL, which ``hwgen.emit``
+files and ``read_rtlil`` of ``.il`` files (Amaranth's RTLIL, which ``hwgen.build.emit``
 writes beside the Verilog: Yosys reads it in seconds where the Verilog's
 per-word memory initialisation takes minutes), then ``stat -json``. Results are
 cached on disk under ``$HWGEN_CACHE/synth`` (default ``~/.cache/hwgen/synth``), keyed by the source texts (not their file names or

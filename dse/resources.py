@@ -10,11 +10,11 @@ resource columns are then reported missing, never invented.
 
 :func:`program_sizes` computes those sizes in closed form from the model's
 layer shapes and the chosen mapping of each compute layer, exactly as
-:func:`hwgen.program.compile_program` lays the program out (one LAYER word and
+:func:`hwgen.compiler.program.compile_program` lays the program out (one LAYER word and
 one STEP word per tile, plus one leading DMA step when double-buffered, per
 compute layer; one ELT word per pooling / residual add; END; weight tiles packed
 in first-use order) without generating it. That covers the single-program
-("chain") builds of :func:`hwgen.flow.compile_model`; kernel builds (one program
+("chain") builds of :func:`hwgen.build.flow.compile_model`; kernel builds (one program
 per array op) are not what the resource model describes.
 """
 
@@ -110,7 +110,7 @@ def estimator_for(family: str) -> ResourceEstimator:
 # ---------------------------------------------------------------- program sizes
 @dataclass(frozen=True)
 class _Layout:
-    """Where the ELT ``kind`` bits fall in the other instruction words (hwgen.isa)."""
+    """Where the ELT ``kind`` bits fall in the other instruction words (hwgen.compiler.isa)."""
 
     word_bits: int
     elt_kind: tuple[tuple[str, int], ...]  # model op -> ELT kind
@@ -129,7 +129,7 @@ def _field_at(fields, bit: int) -> tuple[str, int]:
 
 @functools.lru_cache(maxsize=4096)
 def _layout(arch: ArchSpec) -> _Layout:
-    from hwgen.isa import (
+    from hwgen.compiler.isa import (
         ELT_ADD,
         ELT_AVG,
         ELT_MAX,
@@ -149,7 +149,7 @@ def _layout(arch: ArchSpec) -> _Layout:
             name, j = _field_at(fields, lo + b)
             if name != want:
                 raise RuntimeError(
-                    f"hwgen.isa layout changed: the ELT kind bit {b} now overlays field "
+                    f"hwgen.compiler.isa layout changed: the ELT kind bit {b} now overlays field "
                     f"{name!r}, not {want!r}; update dse.resources.program_sizes")
             out.append((j, b))
     kinds = (("maxpool2d", ELT_MAX), ("avgpool2d", ELT_AVG), ("add", ELT_ADD))
@@ -160,7 +160,7 @@ def _layout(arch: ArchSpec) -> _Layout:
 def _weight_blocks(K: int, N: int, tk: int, tn: int, k_outer: bool, wpw: int,  # noqa: N803
                    modulus: int) -> tuple[int, int]:
     """(words, residues) of one layer's weight image: its (k, n) tiles packed in first-use
-    order (``hwgen.codegen``: ``ceil(k * n / wpw)`` words each); ``residues`` has bit r set
+    order (``hwgen.compiler.codegen``: ``ceil(k * n / wpw)`` words each); ``residues`` has bit r set
     when some tile starts at a word offset = r (mod ``modulus``) from the layer's start."""
     ck, cn = -(-K // tk), -(-N // tn)
     ks = np.full(ck, tk, dtype=np.int64)
@@ -184,7 +184,7 @@ def _bit_set_residues(j: int, modulus: int) -> int:
 
 def program_sizes(arch: ArchSpec, layers: ModelLayers,
                   mappings: tuple[tuple[tuple[int, int, int], str], ...]) -> ProgramSizes:
-    """The sizes of the program :func:`hwgen.flow.compile_model` bakes for ``layers`` on
+    """The sizes of the program :func:`hwgen.build.flow.compile_model` bakes for ``layers`` on
     ``arch`` with ``mappings`` = ``((tile_m, tile_n, tile_k), loop order)`` per compute layer
     (in ``layers.compute`` order; the order is outermost first, as ``mapping.timing``)."""
     if len(mappings) != len(layers.compute):

@@ -1,6 +1,6 @@
 """Level-1 (Yosys synthesis) and level-2 (RTL simulation) evaluation of chosen points.
 
-Both start from a build directory written by :func:`hwgen.flow.compile_model`
+Both start from a build directory written by :func:`hwgen.build.flow.compile_model`
 for the point's ``ArchSpec`` and quantisation. Level 1 synthesises its Verilog
 with :func:`boards.synth.synthesize` for the board's family (measured LUT, FF,
 DSP, BRAM). Optionally (``--pnr``) nextpnr places and routes the synthesised netlist for
@@ -24,7 +24,7 @@ from dse.space import Space
 def build_point(model: str, space_dict: dict, point: dict, out_dir: str) -> str:
     """Quantise ``model`` for the point's bits and compile it for its ArchSpec into ``out_dir``."""
     import models
-    from hwgen.flow import compile_model
+    from hwgen.build.flow import compile_model
     from mapping.passes import prepare_entry
 
     space = Space.from_dict(space_dict)

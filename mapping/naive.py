@@ -33,7 +33,7 @@ Definition (GEMM view: ``M`` pixels, ``N`` output channels, ``K`` reduction):
   buffer); ``ArchSpec`` guarantees ``acc_words >= cols``, so this is >= 1.
 
 Each tile is legal on the hardware (``mapping.timing.check``), so the schedule
-compiles (``hwgen.flow.compile_model(..., schedule=...)``) and runs
+compiles (``hwgen.build.flow.compile_model(..., schedule=...)``) and runs
 bit-exactly. The mapper's candidate set contains the ``temporal="one"``
 mapping (ws always; os when ``rows * cols <= acc_words`` or ``M <= 32``), so the
 mapper is never slower than it there.

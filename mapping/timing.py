@@ -1,7 +1,7 @@
 """The timing contract: cycles of one layer on the generated accelerator.
 
 This module *is* the contract of docs/timing.md in executable form. The
-hardware (``hwgen.controller``) implements the same phases with the same
+hardware (``hwgen.rtl.sequencer``) implements the same phases with the same
 lengths; ``sim`` measures them with the hardware cycle counters and checks
 them against these functions. Change both sides together.
 
@@ -23,12 +23,12 @@ from mapping.schedule import LayerMapping, MappingError
 LAYER_SETUP = 2  # controller: fetch + decode of a layer header
 DMA_SETUP = 2  # DMA engine: take the burst parameters, then present the request
 ROM_LATENCY = 1  # baked weight ROM: word i presented ROM_LATENCY + 1 + i cycles after the request
-POST_LATENCY = 3  # acc/parameter read (1) + PostProc pipeline (hwgen.postproc.PostProc.latency)
+POST_LATENCY = 3  # acc/parameter read (1) + PostProc pipeline (hwgen.rtl.postproc.PostProc.latency)
 
 
 def ws_pipeline_depth(arch: ArchSpec) -> int:
     """WS tile overhead besides the issue slots: tile start (1), scratchpad read (1),
-    array latency (``rows + cols``, hwgen.array.SystolicArray.latency) and the
+    array latency (``rows + cols``, hwgen.rtl.array.SystolicArray.latency) and the
     accumulator read-modify-write (1)."""
     return arch.rows + arch.cols + 3
 
@@ -217,7 +217,7 @@ def layer_cycles(lm: LayerMapping, arch: ArchSpec) -> LayerTiming:
 
 
 # ---- non-GEMM layers executed on the accelerator --------------------------------
-# The element-wise engine (hwgen.eltwise_engine) issues one activation-scratchpad
+# The element-wise engine (hwgen.rtl.eltwise_engine) issues one activation-scratchpad
 # read of ``rows`` elements per cycle from the cycle after the ELT word's decode;
 # each result is written ELT_LATENCY cycles after its last read.
 ELT_LATENCY = 3  # scratchpad read (1) + Pool / ResidualAdd pipeline (2)

@@ -9,7 +9,7 @@ Icarus, compare every output with the golden model and collect the cycle counter
     res = simulate(build, x_int, simulator="verilator")
     res.bit_exact, res.mismatches, res.layer_cycles, res.cycles_per_second
 
-A build directory is what ``hwgen compile`` (``hwgen.flow.compile_model``)
+A build directory is what ``hwgen compile`` (``hwgen.build.flow.compile_model``)
 writes; one from another hwgen version or build format is refused with a
 one-line :class:`BuildError`.
 """
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 import hwgen
-from hwgen.dma import EXT_ADDR_BITS, burst_len_bits
-from hwgen.flow import FORMAT_VERSION, GRAPH_FILE, MANIFEST_FILE, to_stream
+from hwgen.build.flow import FORMAT_VERSION, GRAPH_FILE, MANIFEST_FILE, to_stream
+from hwgen.rtl.dma import EXT_ADDR_BITS, burst_len_bits
 from mapping.arch import ArchSpec
 from mapping.timing import run_cycles
 from sim import golden
@@ -64,7 +64,7 @@ class Build:
 
     @property
     def synth_source(self) -> Path:
-        """What synthesis reads: the RTLIL the Verilog was written from (``hwgen.emit``),
+        """What synthesis reads: the RTLIL the Verilog was written from (``hwgen.build.emit``),
         or the Verilog for builds made before emit wrote it."""
         il = self.manifest.get("rtlil")
         return self.path / il if il and (self.path / il).is_file() else self.verilog

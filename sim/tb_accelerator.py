@@ -1,4 +1,4 @@
-"""cocotb test module for the generated accelerator top (``hwgen.top.Accelerator``).
+"""cocotb test module for the generated accelerator top (``hwgen.rtl.accelerator.Accelerator``).
 
 Run through :func:`sim.accelerator.simulate` (``sim.runner.run_cocotb``). One
 simulation processes many samples: per sample it pulses ``start``, streams the

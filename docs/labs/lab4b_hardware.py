@@ -6,7 +6,7 @@ What you learn
 --------------
 1. How a *systolic array* computes ``C = A @ B``: an R x C grid of
    multiply-accumulate cells (PEs) through which operands march one cell per
-   clock cycle. We reuse ``hwgen.array.SystolicArray`` (the same array the
+   clock cycle. We reuse ``hwgen.rtl.array.SystolicArray`` (the same array the
    generated accelerators use) in its *output-stationary* ("os") dataflow:
    PE ``(i, j)`` keeps the running sum ``sum_k A[i, k] * B[k, j]`` in its own
    accumulator, so one pass of ``K`` cycles computes a whole R x C output tile.
@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from boards.resource_model import dsp_blocks
 from boards.synth import synthesize, synthesize_sources
-from hwgen.array import SystolicArray
+from hwgen.rtl.array import SystolicArray
 from mapping.arch import ArchSpec
 from mapping.quant import wrap
 from sim.runner import run_cocotb

@@ -97,7 +97,7 @@ def load_entry(name: str):
 def compile_zoo_model(name: str, arch, out_dir: str | Path, *, bits: int = 8,
                       objective: str = "latency"):
     """Prepare zoo model ``name`` (calibrated on its training data) and compile it."""
-    from hwgen.flow import FlowError, compile_model
+    from hwgen.build.flow import FlowError, compile_model
     from mapping.passes import prepare_entry
     from mapping.quant import QuantError
 

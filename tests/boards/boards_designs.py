@@ -77,7 +77,7 @@ def ram_verilog(directory: Path, depth: int, width: int) -> tuple[Path, str]:
     return path, name
 
 
-# ---- a real (small) accelerator: hwgen.top.Accelerator running one GEMM -------------------
+# ---- a real (small) accelerator: hwgen.rtl.accelerator.Accelerator running one GEMM -------------------
 GEMM_SEED = 6
 
 
@@ -90,7 +90,7 @@ def gemm_accelerator(rows: int, cols: int, *, bits: int = 8, acc_bits: int = 24,
     """
     import numpy as np
 
-    from hwgen.program import ComputeLayer, compile_program
+    from hwgen.compiler.program import ComputeLayer, compile_program
     from mapping.arch import ArchSpec
     from mapping.loopnest import LoopNest
     from mapping.schedule import LayerMapping
@@ -112,8 +112,8 @@ def gemm_accelerator(rows: int, cols: int, *, bits: int = 8, acc_bits: int = 24,
 
 def gemm_accelerator_verilog(directory: Path, rows: int, cols: int, **kw) -> tuple[Path, str]:
     """Emit ``gemm_accelerator(rows, cols, **kw)`` into ``directory/gemm{rows}x{cols}/``."""
-    from hwgen.emit import TOP_MODULE, emit
-    from hwgen.top import Accelerator
+    from hwgen.build.emit import TOP_MODULE, emit
+    from hwgen.rtl.accelerator import Accelerator
 
     out = Path(directory) / f"gemm{rows}x{cols}"
     path = out / f"{TOP_MODULE}.v"
@@ -127,7 +127,7 @@ def zoo_accelerator(directory: Path, model: str, arch_name: str, *, bits: int = 
     """Compile zoo ``model`` at ``bits``/``bits`` for preset ``arch_name`` into
     ``directory/<model>-<arch>/`` (as ``hwgen compile`` does); the build directory."""
     import models
-    from hwgen.flow import compile_model
+    from hwgen.build.flow import compile_model
     from mapping.arch import preset
     from mapping.passes import prepare_entry
 

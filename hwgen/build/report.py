@@ -1,0 +1,142 @@
+"""``report.md`` of a compiled model: what runs where, per-layer mapping, predicted cycles,
+utilisation and on-chip memory.
+
+Every figure is labelled *estimated* (the analytic timing contract,
+``mapping.timing`` / ``mapping.cost``) or *measured*; a compile report holds
+no measurement (``hwgen sim`` measures). The text is deterministic (no dates).
+"""
+
+from __future__ import annotations
+
+from hwgen.compiler.program import param_bits, word_bits
+
+
+def _table(head: tuple[str, ...], rows: list[tuple], right: set[int] | None = None) -> str:
+    right = right or set()
+    cells = [tuple(str(c) for c in r) for r in rows]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join("---:" if i in right else "---" for i in range(len(head))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+def _kib(bits: int) -> str:
+    return f"{bits / 8 / 1024:,.1f} KiB"
+
+
+def memory_rows(arch, program=None, weight_words: int | None = None) -> list[tuple]:
+    """On-chip memories: (memory, elements, bits, size)."""
+    rows = [
+        ("activation scratchpad", f"{arch.act_words:,} x {arch.in_bits} b",
+         arch.act_words * arch.in_bits),
+        ("weight scratchpad", f"{arch.w_words:,} x {arch.w_bits} b" + (
+            " (2 halves)" if arch.double_buffer else ""), arch.w_words * arch.w_bits),
+        ("accumulator buffer", f"{arch.acc_words:,} x {arch.acc_bits} b",
+         arch.acc_words * arch.acc_bits),
+    ]
+    if program is not None:
+        rows.append(("program ROM", f"{len(program.instructions):,} x {word_bits(arch)} b",
+                     len(program.instructions) * word_bits(arch)))
+        rows.append(("parameter table", f"{len(program.params):,} x {param_bits(arch)} b",
+                     len(program.params) * param_bits(arch)))
+    if weight_words is not None:
+        where = "weight ROM (baked)" if arch.weight_store == "rom" else "external memory (off chip)"
+        rows.append((where, f"{weight_words:,} x {arch.ext_word_bits} b",
+                     weight_words * arch.ext_word_bits))
+    return [(name, shape, f"{bits:,}", _kib(bits)) for name, shape, bits in rows]
+
+
+def _mapping_rows(cm) -> list[tuple]:
+    arch = cm.arch
+    rows = []
+    for lm, cost in zip(cm.schedule.layers, cm.schedule.costs, strict=True):
+        n = lm.nest
+        rows.append((lm.layer, n.kind, f"{n.gemm_m}x{n.gemm_n}x{n.gemm_k}",
+                     f"{lm.tile_m}x{lm.tile_n}x{lm.tile_k}", "".join(lm.order),
+                     f"{n.macs:,}", f"{cost.cycles:,}",
+                     f"{n.macs / (arch.pes * cost.cycles):.1%}" if cost.cycles else "-",
+                     f"{cost.accesses.get('store.w.read', 0):,}"))
+    return rows
+
+
+def render(cm) -> str:
+    """The report of a :class:`hwgen.build.flow.CompiledModel`."""
+    arch, man = cm.arch, cm.manifest
+    out: list[str] = [f"# {man['model']} on {arch.name}", ""]
+    out.append(f"Array {arch.rows}x{arch.cols} {arch.dataflow}, {arch.in_bits}-bit activations, "
+               f"{arch.w_bits}-bit weights, {arch.acc_bits}-bit accumulators, "
+               f"{'double' if arch.double_buffer else 'single'}-buffered weights, weight store "
+               f"`{arch.weight_store}`, clock target {arch.clock_mhz:g} MHz. hwgen "
+               f"{man['hwgen_version']}, build format {man['format_version']}, mapper objective "
+               f"`{man.get('objective', 'latency')}`.")
+    out.append("")
+    out.append("All cycle figures below are **estimated** by the analytic timing contract "
+               "(`mapping.timing`, docs/timing.md); `hwgen sim` measures them with the "
+               "hardware counters.")
+    out += ["", "## What runs where", ""]
+    rows = []
+    for p in cm.placements:
+        layer = "" if p.layer is None else str(p.layer)
+        rows.append((p.name, p.op, p.where, layer, p.note))
+    out.append(_table(("node", "op", "runs on", "layer", "note"), rows))
+    host = cm.host_ops
+    if host:
+        out += ["", f"**Host-executed ops ({len(host)}):** "
+                + ", ".join(f"`{p.name}` ({p.op})" for p in host)
+                + ". The accelerator does not run them yet: the host dequantises, applies the "
+                "op in float64 and requantises (`mapping.quant.host_op`, bit-exact with "
+                "`sim.golden`). They take no accelerator cycles and are not in the totals."]
+    out += ["", "## Per-layer mapping (estimated)", ""]
+    out.append(_table(("layer", "kind", "GEMM MxNxK", "tile m x n x k", "order", "MACs",
+                       "cycles", "PE util", "DMA words"), _mapping_rows(cm),
+                      right={5, 6, 7, 8}))
+    if cm.kernels:
+        out += ["", "## Kernels", ""]
+        out.append("This graph is not a single chain of accelerator layers, so each array op "
+                   "is compiled as its own single-layer program (a batched matmul as one "
+                   "kernel per independent GEMM); the host streams each kernel's input in, "
+                   "reads its output and runs the host ops and data movement in between. "
+                   "A matmul's second operand is an activation: the host writes it (quantised, "
+                   "in the weight-store word format) into the external weight memory of that "
+                   "kernel before starting it.")
+        out.append("")
+        krows = [(k["name"], k["node"], k["dir"], k["weights"], f"{k['predicted_cycles']:,}",
+                  f"{k['input_count']:,}", f"{k['output_count']:,}") for k in cm.kernels]
+        out.append(_table(("kernel", "node", "directory", "weights from", "cycles", "in",
+                           "out"), krows, right={4, 5, 6}))
+        total = sum(k["predicted_cycles"] + k["input_count"] + k["output_count"]
+                    for k in cm.kernels)
+        out += ["", f"Accelerator cycles, all kernels incl. their input/output streams: "
+                f"**{total:,}** (estimated) = {total / arch.clock_mhz:,.1f} us at "
+                f"{arch.clock_mhz:g} MHz, host ops excluded."]
+    else:
+        prog = cm.program
+        out += ["", "## Program layers (estimated)", ""]
+        prow = [(i, li.name, li.kind, f"{li.predicted_cycles:,}", li.in_base, li.out_base,
+                 f"{li.out_elements:,}") for i, li in enumerate(prog.layers)]
+        out.append(_table(("#", "layer", "kind", "cycles", "in base", "out base", "outputs"),
+                          prow, right={0, 3, 4, 5, 6}))
+        layers = sum(li.predicted_cycles for li in prog.layers)
+        total = layers + prog.input_count + prog.output_count
+        macs = sum(lm.nest.macs for lm in cm.schedule.layers)
+        util = macs / (arch.pes * total) if total else 0.0
+        out += ["", f"One inference, start to done: {prog.input_count:,} input cycles + "
+                f"{layers:,} layer cycles + {prog.output_count:,} output cycles = **{total:,} "
+                f"cycles** (estimated) = {total / arch.clock_mhz:,.2f} us at "
+                f"{arch.clock_mhz:g} MHz, {arch.clock_mhz * 1e6 / total:,.0f} inferences/s; "
+                f"{macs:,} MACs, PE utilisation {util:.1%}."]
+        used = max(max(li.in_base, li.out_base) + li.out_elements for li in prog.layers)
+        out += ["", f"Activation scratchpad in use: up to element {used:,} of "
+                f"{arch.act_words:,}; {prog.summary()['instructions']:,} instructions."]
+    out += ["", "## On-chip memory", ""]
+    wwords = man.get("program", {}).get("weight_words") if not cm.kernels else \
+        max((k["weight_words"] for k in cm.kernels), default=0)
+    out.append(_table(("memory", "elements", "bits", "size"),
+                      memory_rows(arch, cm.program, wwords), right={2, 3}))
+    out += ["", "## Files", ""]
+    for name in sorted(set(man.get("files", {})) | {"manifest.json", "report.md"}):
+        out.append(f"- `{name}`")
+    for k in cm.kernels:
+        out.append(f"- `{k['dir']}/` (kernel {k['name']})")
+    return "\n".join(out) + "\n"
+

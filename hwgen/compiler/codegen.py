@@ -1,0 +1,249 @@
+"""Code generation of one layer: instruction words (and weight image / parameter
+table entries) for a compute, pooling or residual-add layer at given tensor bases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hwgen.compiler.isa import (
+    ELT_ADD,
+    ELT_AVG,
+    ELT_MAX,
+    MULT_BITS,
+    OP_ELT,
+    OP_LAYER,
+    OP_STEP,
+    PARAM_ADDR_BITS,
+    elt_fields,
+    encode,
+    layer_fields,
+    step_fields,
+)
+from hwgen.compiler.layers import AddLayer, ComputeLayer, PoolLayer, ProgramError
+from hwgen.rtl.dma import pack_words
+from mapping import timing
+from mapping.arch import ArchSpec
+from mapping.schedule import LayerMapping, MappingError
+
+
+def geometry(lm: LayerMapping) -> dict[str, int]:
+    """The layer as a convolution over an NHWC input (a GEMM is H=M, W=1, C=K)."""
+    n = lm.nest
+    if n.kind == "gemm":
+        return dict(N=1, H=n.gemm_m, W=1, C=n.gemm_k, P=n.gemm_m, Q=1, R=1, S=1,
+                    stride=1, dil=1, pad=0)
+    return dict(N=n.N, H=n.H, W=n.W, C=n.C, P=n.P, Q=n.Q, R=n.R, S=n.S,
+                stride=n.stride, dil=n.dilation, pad=n.padding)
+
+
+def check_compute(layer: ComputeLayer, arch: ArchSpec) -> None:
+    lm, name = layer.mapping, layer.name
+    try:
+        timing.check(lm, arch)
+    except MappingError as exc:
+        raise ProgramError(f"mapping does not fit the hardware: {exc}") from None
+    n = lm.nest
+    if n.in_bits > arch.in_bits or n.w_bits > arch.w_bits:
+        raise ProgramError(f"{name}: operand widths in={n.in_bits} w={n.w_bits} exceed the "
+                           f"array's in_bits={arch.in_bits} w_bits={arch.w_bits}")
+    if not 2 <= layer.out_bits <= arch.in_bits:
+        raise ProgramError(f"{name}: out_bits={layer.out_bits} must be 2..in_bits={arch.in_bits} "
+                           "(outputs are stored in the activation scratchpad)")
+    w = np.asarray(layer.weights)
+    if w.shape != (n.gemm_k, n.gemm_n):
+        raise ProgramError(f"{name}: weights have shape {w.shape}, the GEMM view needs "
+                           f"(gemm_k, gemm_n) = {(n.gemm_k, n.gemm_n)}")
+    lo, hi = -(1 << (arch.w_bits - 1)), (1 << (arch.w_bits - 1)) - 1
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise ProgramError(f"{name}: weights outside the signed {arch.w_bits}-bit range {lo}..{hi}")
+    for what, arr, (alo, ahi) in (
+        ("bias", layer.bias, (-(1 << (arch.acc_bits - 1)), (1 << (arch.acc_bits - 1)) - 1)),
+        ("mult", layer.mult, (0, (1 << MULT_BITS) - 1)),
+        ("shift", layer.shift, (1, 62)),
+    ):
+        a = np.asarray(arr)
+        if a.shape != (n.gemm_n,):
+            raise ProgramError(f"{name}: {what} has shape {a.shape}, needs ({n.gemm_n},)")
+        if a.min() < alo or a.max() > ahi:
+            raise ProgramError(f"{name}: {what} values must be in {alo}..{ahi}")
+
+
+def flatten_permutation(shape_hwc: tuple[int, int, int]) -> np.ndarray:
+    """Row order taking an NCHW-flattened weight to the NHWC activation layout."""
+    h, w, c = shape_hwc
+    idx = np.arange(c * h * w).reshape(c, h, w)  # torch flatten order (c, h, w)
+    return idx.transpose(1, 2, 0).reshape(-1)  # NHWC order (h, w, c)
+
+
+def _layer_steps(arch: ArchSpec, lm: LayerMapping, g: dict[str, int], wmat: np.ndarray,
+                 in_base: int, out_base: int, par_base: int, image: list[int]) -> list[dict]:
+    """The STEP field values of one layer; appends its weight tiles to ``image``."""
+    R, C, wpw = arch.rows, arch.cols, arch.weights_per_ext_word
+    nest = lm.nest
+    Hh, Ww, Cc, Pp, Qq, Ss = g['H'], g['W'], g['C'], g['P'], g['Q'], g['S']
+    st, dl, pd = g['stride'], g['dil'], g['pad']
+    # --- tiles and weight image
+    tiles = list(timing.iter_tiles(lm))
+    wloc: dict[tuple[int, int], tuple[int, int, int]] = {}  # (ki, ni) -> (addr, words, n)
+    for t in tiles:
+        key = (t.ki, t.ni)
+        if key not in wloc:
+            k0, n0 = t.ki * lm.tile_k, t.ni * lm.tile_n
+            blk = wmat[k0:k0 + t.k, n0:n0 + t.n].reshape(-1)
+            words = pack_words(list(blk), arch.w_bits, wpw)
+            wloc[key] = (len(image), len(words), t.k * t.n)
+            image.extend(words)
+    halves = 2 if arch.double_buffer else 1
+    half_words = arch.w_words // halves
+    half_of: list[int] = []
+    h = 1
+    for t in tiles:
+        if t.load_weights:
+            h = (h + 1) % halves
+        half_of.append(h)
+    acc_slots = _acc_slots(lm)
+
+    def dma_fields(i: int) -> dict[str, int]:
+        t = tiles[i]
+        addr, words, count = wloc[(t.ki, t.ni)]
+        return dict(dma_en=1, dma_src=addr, dma_words=words, dma_count=count,
+                    dma_dst=half_of[i] * half_words)
+
+    def tile_fields(i: int) -> dict[str, int]:
+        t = tiles[i]
+        m0, n0, k0 = t.mi * lm.tile_m, t.ni * lm.tile_n, t.ki * lm.tile_k
+        nimg, pq = divmod(m0, Pp * Qq)
+        p0, q0 = divmod(pq, Qq)
+        rs, c0 = divmod(k0, Cc)
+        r0, s0 = divmod(rs, Ss)
+        return dict(
+            tile_en=1, first_k=int(t.first_k), last_k=int(t.last_k), m=t.m, n=t.n, k=t.k,
+            nmb=math.ceil(t.m / R), nnb=math.ceil(t.n / C), nkb=math.ceil(t.k / R),
+            w_base=half_of[i] * half_words, w_kstride=R * t.n, w_rlast=(R - 1) * t.n,
+            acc_base=acc_slots[(t.mi, t.ni)] * lm.tile_m * lm.tile_n, acc_blk=C * t.m,
+            q0=q0, p0=p0, c0=c0, s0=s0,
+            pix0=in_base + nimg * Hh * Ww * Cc + (p0 * st - pd) * Ww * Cc + (q0 * st - pd) * Cc,
+            hp0=p0 * st, wq0=q0 * st,
+            koff0=r0 * dl * Ww * Cc + s0 * dl * Cc + c0, hoff0=r0 * dl - pd, woff0=s0 * dl - pd,
+            out_base=out_base + m0 * nest.gemm_n + n0, par_base=par_base + n0,
+        )
+
+    steps: list[dict[str, int]] = []
+    if arch.double_buffer:
+        steps.append(dma_fields(0))
+        for i in range(len(tiles)):
+            s = tile_fields(i)
+            if i + 1 < len(tiles) and tiles[i + 1].load_weights:
+                s.update(dma_fields(i + 1))
+            steps.append(s)
+    else:
+        for i, t in enumerate(tiles):
+            s = tile_fields(i)
+            if t.load_weights:
+                s.update(dma_fields(i))
+            steps.append(s)
+    return steps
+
+
+def _acc_slots(lm: LayerMapping) -> dict[tuple[int, int], int]:
+    """Accumulator slot of each output tile: its index among the tiles live inside the k loop."""
+    t = lm.tiles
+    inside = lm.order[lm.order.index("k") + 1:]
+    slots = {}
+    for mi in range(t["m"]):
+        for ni in range(t["n"]):
+            s = 0
+            for d in inside:
+                s = s * t[d] + (mi if d == "m" else ni)
+            slots[(mi, ni)] = s
+    return slots
+
+
+# ------------------------------------------------------------------ layers
+def compute_instructions(arch: ArchSpec, x: ComputeLayer, wmat: np.ndarray, layer_id: int,
+                         in_base: int, out_base: int, params: list[int],
+                         image: list[int]) -> list[int]:
+    """LAYER + STEP words of a compute layer (``wmat``: GEMM-view weights, already
+    permuted for a flattened input); appends to ``params`` and ``image``."""
+    lm, nest, g = x.mapping, x.mapping.nest, geometry(x.mapping)
+    par_base = len(params)
+    for ch in range(nest.gemm_n):
+        b = int(x.bias[ch]) & ((1 << arch.acc_bits) - 1)
+        params.append(b | int(x.mult[ch]) << arch.acc_bits
+                      | int(x.shift[ch]) << (arch.acc_bits + MULT_BITS))
+    if len(params) + arch.cols >= 1 << PARAM_ADDR_BITS:
+        raise ProgramError(f"{x.name}: more than {(1 << PARAM_ADDR_BITS) - arch.cols} output "
+                           "channels in the whole program")
+    Hh, Ww, Cc, Pp, Qq, Ss = g["H"], g["W"], g["C"], g["P"], g["Q"], g["S"]  # noqa: N806
+    st, dl, pd = g["stride"], g["dil"], g["pad"]
+    hdr = dict(op=OP_LAYER, layer_id=layer_id, C=Cc, S=Ss, Q=Qq, P=Pp, H=Hh, W=Ww,
+               stride=st, dil=dl, pad=pd, gemm_n=nest.gemm_n,
+               dk_s=dl * Cc - (Cc - 1),
+               dk_r=dl * Ww * Cc - (Ss - 1) * dl * Cc - (Cc - 1),
+               dp_q=st * Cc, dp_p=st * Ww * Cc - (Qq - 1) * st * Cc,
+               dp_n=Hh * Ww * Cc - (Pp - 1) * st * Ww * Cc - (Qq - 1) * st * Cc,
+               out_bits=x.out_bits, relu=int(x.relu))
+    words = [encode(layer_fields(arch), hdr, f"{x.name} LAYER")]
+    steps = _layer_steps(arch, lm, g, wmat, in_base, out_base, par_base, image)
+    for j, s in enumerate(steps):
+        s.update(op=OP_STEP, last=int(j == len(steps) - 1))
+        words.append(encode(step_fields(arch), s, f"{x.name} STEP {j}"))
+    return words
+
+
+def _check_out(name: str, out_bits, relu, arch: ArchSpec) -> None:
+    if not isinstance(out_bits, (int, np.integer)) or not 2 <= out_bits <= arch.in_bits:
+        raise ProgramError(f"{name}: out_bits={out_bits} must be 2..in_bits={arch.in_bits} "
+                           "(outputs are stored in the activation scratchpad)")
+
+
+def _check_mult(name: str, what: str, v, lo: int, hi: int) -> None:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ProgramError(f"{name}: {what} = {v!r} must be an integer in {lo}..{hi}")
+
+
+def pool_instruction(arch: ArchSpec, x: PoolLayer, layer_id: int, src: int, dst: int) -> int:
+    """The ELT word of a pooling layer reading ``src``, writing ``dst``."""
+    from hwgen.rtl.eltwise import Pool
+
+    g = x.geometry()
+    _check_out(x.name, x.out_bits, x.relu, arch)
+    window = g["kh"] * g["kw"]
+    if x.kind == "avg":
+        _check_mult(x.name, "mult", x.mult, 0, (1 << MULT_BITS) - 1)
+        _check_mult(x.name, "shift", x.shift, 1, 62)
+        if window > Pool.max_window(arch):
+            raise ProgramError(f"{x.name}: average window of {window} elements exceeds "
+                               f"{Pool.max_window(arch)} (2**(acc_bits - in_bits), exact sums)")
+    H, W, C, P, Q = x.H, x.W, x.C, g["P"], g["Q"]  # noqa: N806
+    sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
+    f = dict(op=OP_ELT, layer_id=layer_id, kind=ELT_AVG if x.kind == "avg" else ELT_MAX,
+             relu=int(x.relu), out_bits=x.out_bits,
+             ma=int(x.mult) if x.kind == "avg" else 0,
+             shift=int(x.shift) if x.kind == "avg" else 0,
+             src=src, dst=dst, count=C, N=x.N, P=P, Q=Q, H=H, W=W, kh=g["kh"], kw=g["kw"],
+             sh=sh, sw=sw, pix0=src - ph * W * C - pw * C, hp0=-ph, wq0=-pw,
+             dq=sw * C, dp=sh * W * C - (Q - 1) * sw * C,
+             dn=H * W * C - (P - 1) * sh * W * C - (Q - 1) * sw * C,
+             dtap=W * C - (g["kw"] - 1) * C)
+    return encode(elt_fields(arch), f, f"{x.name} ELT")
+
+
+def add_instruction(arch: ArchSpec, x: AddLayer, layer_id: int, src: int, src2: int,
+                    dst: int) -> int:
+    """The ELT word of a residual add ``dst = add(src, src2)``."""
+    _check_out(x.name, x.out_bits, x.relu, arch)
+    _check_mult(x.name, "ma", x.ma, 0, (1 << MULT_BITS) - 1)
+    _check_mult(x.name, "mb", x.mb, 0, (1 << MULT_BITS) - 1)
+    _check_mult(x.name, "shift", x.shift, 1, 62)
+    f = dict(op=OP_ELT, layer_id=layer_id, kind=ELT_ADD, relu=int(x.relu),
+             out_bits=x.out_bits, ma=int(x.ma), mb=int(x.mb), shift=int(x.shift),
+             src=src, src2=src2, dst=dst, count=x.elements)
+    return encode(elt_fields(arch), f, f"{x.name} ELT")
+
+
+def pool_cycles(arch: ArchSpec, x: PoolLayer) -> int:
+    g = x.geometry()
+    return timing.pool_cycles(x.N * g["P"] * g["Q"], x.C, g["kh"] * g["kw"], arch)

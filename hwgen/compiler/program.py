@@ -1,0 +1,277 @@
+"""``Program``: the controller's instruction stream, the weight-store image and
+the per-channel post-processing table, compiled from a list of layers.
+
+``compile_program(arch, layers, output=None)`` takes :class:`ComputeLayer`,
+:class:`PoolLayer`, :class:`AddLayer` and :class:`FlattenLayer` objects
+(``hwgen.compiler.layers``) that read and write named tensors (``src``/``src2``/
+``dst``; by default each layer reads the previous one's output and the first
+reads the streamed-in input ``"input"``). Each tensor gets an address range of
+the activation scratchpad for its live range (``hwgen.compiler.buffers``). The
+instruction set is in ``hwgen.compiler.isa``; one layer's code in ``hwgen.compiler.codegen``.
+The compiler unrolls the tile loop (``mapping.timing.iter_tiles``) in
+software, so the hardware only walks passes and rows with adders and
+comparators. ``flatten`` compiles to no instruction: a linear layer reading a
+flattened tensor has its weight rows permuted to consume NHWC directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hwgen.compiler.buffers import Buffer, allocate
+from hwgen.compiler.codegen import (
+    add_instruction,
+    check_compute,
+    compute_instructions,
+    flatten_permutation,
+    pool_cycles,
+    pool_instruction,
+)
+from hwgen.compiler.isa import (  # noqa: F401 (re-exported: the ISA is part of the program API)
+    ELT_ADD,
+    ELT_AVG,
+    ELT_MAX,
+    MULT_BITS,
+    OP_BITS,
+    OP_ELT,
+    OP_END,
+    OP_LAYER,
+    OP_STEP,
+    PARAM_ADDR_BITS,
+    SHIFT_BITS,
+    decode,
+    dims_bits,
+    elt_fields,
+    encode,
+    layer_fields,
+    param_bits,
+    step_fields,
+    word_bits,
+)
+from hwgen.compiler.layers import (
+    INPUT,
+    AddLayer,
+    ComputeLayer,
+    FlattenLayer,
+    PoolLayer,
+    ProgramError,
+)
+from mapping import timing
+from mapping.arch import ArchSpec
+
+__all__ = ["INPUT", "AddLayer", "ComputeLayer", "FlattenLayer", "LayerInfo", "PoolLayer",
+           "Program", "ProgramError", "compile_program"]
+
+MAX_LAYERS = 256
+HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer)
+
+
+@dataclass
+class LayerInfo:
+    """One hardware layer of a program (``layer_id`` = its index in ``Program.layers``).
+
+    ``kind``: ``gemm``, ``conv``, ``maxpool``, ``avgpool`` or ``add``; ``src``/
+    ``src2``/``dst`` tensor names with their scratchpad bases; ``predicted_cycles``
+    from ``mapping.timing`` (estimated).
+    """
+
+    name: str
+    kind: str
+    predicted_cycles: int
+    in_base: int
+    out_base: int
+    out_elements: int
+    src: str = ""
+    dst: str = ""
+    src2: str | None = None
+    in2_base: int | None = None
+
+
+@dataclass
+class Program:
+    """Instruction ROM image, weight-store image (external words) and parameter table.
+
+    ``layers``: the hardware layers in order (their cycle counters are
+    ``layer_sel`` 0..len-1); ``tensors``: name -> ``(base, elements)`` in the
+    activation scratchpad (aliases from FlattenLayer included); the input
+    (``input_base``, ``input_count``) is streamed in, ``output_name``'s tensor
+    (``output_base``, ``output_count``) streamed out.
+    """
+
+    arch: ArchSpec
+    instructions: list[int]
+    weight_image: list[int]
+    params: list[int]
+    layers: list[LayerInfo]
+    input_base: int
+    input_count: int
+    output_base: int
+    output_count: int
+    tensors: dict[str, tuple[int, int]] = field(default_factory=dict)
+    output_name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def compute_layers(self) -> int:
+        """Hardware layers with a cycle counter (compute, pool and add layers)."""
+        return len(self.layers)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "instructions": len(self.instructions),
+            "instruction_bits": word_bits(self.arch),
+            "weight_words": len(self.weight_image),
+            "weight_word_bits": self.arch.ext_word_bits,
+            "param_entries": len(self.params),
+            "input_base": self.input_base, "input_count": self.input_count,
+            "output_base": self.output_base, "output_count": self.output_count,
+        }
+
+
+@dataclass
+class _Tensor:
+    buf: int  # index into the buffer list (aliases share it)
+    hwc: tuple[int, int, int] | None
+    flattened: bool = False
+
+
+class _Tensors:
+    """Name resolution, shapes and live ranges of the program's tensors."""
+
+    def __init__(self, names: list[str]):
+        self.bufs: list[Buffer] = [Buffer(INPUT, 0, -1, -1)]
+        self.t: dict[str, _Tensor] = {INPUT: _Tensor(0, None)}
+        self.names = names
+
+    def read(self, name: str, count: int, i: int, who: str) -> _Tensor:
+        if name not in self.t:
+            raise ProgramError(f"{who}: reads tensor '{name}', which no earlier layer writes "
+                               f"(known: {', '.join(sorted(self.t))})")
+        t = self.t[name]
+        b = self.bufs[t.buf]
+        if b.first < 0 and b.size == 0:
+            b.size = count
+        elif b.size != count:
+            raise ProgramError(f"{who}: reads {count} elements of tensor '{name}', which holds "
+                               f"{b.size}")
+        b.last = max(b.last, i)
+        return t
+
+    def write(self, name: str, count: int, i: int, who: str, hwc) -> None:
+        if name in self.t:
+            raise ProgramError(f"{who}: tensor '{name}' is already written by an earlier layer "
+                               "(or is the input); give the layer another dst")
+        self.bufs.append(Buffer(name, count, i, i))
+        self.t[name] = _Tensor(len(self.bufs) - 1, hwc)
+
+    def base(self, name: str) -> int:
+        return self.bufs[self.t[name].buf].base
+
+
+def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> Program:
+    """Compile ``layers`` (ComputeLayer / PoolLayer / AddLayer / FlattenLayer) into a program.
+
+    The input tensor ``"input"`` is streamed in (NHWC), tensor ``output``
+    (default: the last layer's ``dst``) streamed out. Raises ProgramError naming
+    the layer and the limit (unknown or re-written tensor names, element counts
+    that disagree, activations beyond ``act_words``, fields that do not fit).
+    """
+    for x in layers:
+        if not isinstance(x, (*HW_LAYERS, FlattenLayer)):
+            raise ProgramError(f"layer {x!r} is not a ComputeLayer, PoolLayer, AddLayer or "
+                               "FlattenLayer")
+    hw = [x for x in layers if isinstance(x, HW_LAYERS)]
+    if not hw:
+        raise ProgramError("a program needs at least one compute layer (or pool / add layer)")
+    if len(hw) > MAX_LAYERS:
+        raise ProgramError(f"{len(hw)} hardware layers; at most {MAX_LAYERS}")
+    # --- pass 1: resolve names, shapes and live ranges
+    T = _Tensors([x.name for x in hw])  # noqa: N806
+    prev, i = INPUT, -1
+    plan = []  # (layer, index, src names, dst name, flattened src tensor)
+    for x in layers:
+        src = x.src if x.src is not None else prev
+        if isinstance(x, FlattenLayer):
+            if src not in T.t:
+                raise ProgramError(f"{x.name}: flattens tensor '{src}', which no earlier layer "
+                                   "writes")
+            dst = x.dst if x.dst is not None else src
+            if dst != src:
+                if dst in T.t:
+                    raise ProgramError(f"{x.name}: tensor '{dst}' is already written")
+                T.t[dst] = _Tensor(T.t[src].buf, T.t[src].hwc)
+            T.t[dst].flattened = True
+            prev = dst
+            continue
+        i += 1
+        dst = x.dst if x.dst is not None else x.name
+        if isinstance(x, ComputeLayer):
+            check_compute(x, arch)
+            nest = x.mapping.nest
+            if nest.kind == "gemm":
+                cnt, hwc = nest.gemm_m * nest.gemm_k, (nest.gemm_m, 1, nest.gemm_n)
+            else:
+                cnt, hwc = nest.N * nest.H * nest.W * nest.C, (nest.P, nest.Q, nest.gemm_n)
+            ts = T.read(src, cnt, i, x.name)
+            T.write(dst, nest.gemm_m * nest.gemm_n, i, x.name, hwc)
+            plan.append((x, i, (src,), dst, ts))
+        elif isinstance(x, PoolLayer):
+            g = x.geometry()
+            T.read(src, x.in_elements, i, x.name)
+            T.write(dst, x.N * g["P"] * g["Q"] * x.C, i, x.name, (g["P"], g["Q"], x.C))
+            plan.append((x, i, (src,), dst, None))
+        else:
+            if x.src2 is None:
+                raise ProgramError(f"{x.name}: an AddLayer needs src2, the name of the skip "
+                                   "operand (an earlier tensor)")
+            ta = T.read(src, x.elements, i, x.name)
+            T.read(x.src2, x.elements, i, x.name)
+            T.write(dst, x.elements, i, x.name, ta.hwc)  # the operands' layout
+            plan.append((x, i, (src, x.src2), dst, None))
+        prev = dst
+    out_name = prev if output is None else output
+    if out_name not in T.t:
+        raise ProgramError(f"output tensor '{out_name}' is not written by any layer")
+    if T.bufs[0].size == 0:
+        raise ProgramError("no layer reads the input tensor 'input'")
+    T.bufs[T.t[out_name].buf].last = len(hw)
+    # --- pass 2: allocate the activation scratchpad
+    allocate(T.bufs, [x.name for x in hw], arch.act_words)
+    # --- pass 3: code
+    instrs: list[int] = []
+    image: list[int] = []
+    params: list[int] = []
+    infos: list[LayerInfo] = []
+    for x, i, srcs, dst, ts in plan:
+        bases = [T.base(s) for s in srcs]
+        ob = T.base(dst)
+        out_elems = T.bufs[T.t[dst].buf].size
+        if isinstance(x, ComputeLayer):
+            wmat = np.asarray(x.weights, dtype=np.int64)
+            nest = x.mapping.nest
+            if ts.flattened and ts.hwc is not None and nest.kind == "gemm":
+                if nest.gemm_k != ts.hwc[0] * ts.hwc[1] * ts.hwc[2]:
+                    raise ProgramError(f"{x.name}: K={nest.gemm_k} after flatten of {ts.hwc}")
+                wmat = wmat[flatten_permutation(ts.hwc)]
+            instrs += compute_instructions(arch, x, wmat, i, bases[0], ob, params, image)
+            kind, cyc = nest.kind, timing.layer_cycles(x.mapping, arch).cycles
+        elif isinstance(x, PoolLayer):
+            instrs.append(pool_instruction(arch, x, i, bases[0], ob))
+            kind, cyc = f"{x.kind}pool", pool_cycles(arch, x)
+        else:
+            instrs.append(add_instruction(arch, x, i, bases[0], bases[1], ob))
+            kind, cyc = "add", timing.add_cycles(x.elements, arch)
+        infos.append(LayerInfo(name=x.name, kind=kind, predicted_cycles=cyc, in_base=bases[0],
+                               out_base=ob, out_elements=out_elems, src=srcs[0], dst=dst,
+                               src2=srcs[1] if len(srcs) > 1 else None,
+                               in2_base=bases[1] if len(bases) > 1 else None))
+    instrs.append(encode(layer_fields(arch), dict(op=OP_END), "END"))
+    ob = T.bufs[T.t[out_name].buf]
+    return Program(arch=arch, instructions=instrs, weight_image=image, params=params,
+                   layers=infos, input_base=T.bufs[0].base, input_count=T.bufs[0].size,
+                   output_base=ob.base, output_count=ob.size,
+                   tensors={n: (T.bufs[t.buf].base, T.bufs[t.buf].size) for n, t in T.t.items()},
+                   output_name=out_name)

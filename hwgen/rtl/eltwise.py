@@ -1,0 +1,137 @@
+"""Vector-wide elementwise units: residual add and max/avg pooling.
+
+Both are ``lanes``-wide (default ``arch.rows``, the activation scratchpad's
+read lanes), take ``in_valid`` and produce ``out_valid`` a fixed
+:meth:`latency` later (two stages, the rounding/saturation of
+:func:`hwgen.rtl.postproc.round_clamp`), with no backpressure. ``out_bits``
+(2..``out_width``) and ``relu`` travel with the data.
+
+ResidualAdd (``mapping.quant.requantize_add``)
+    ``y = clamp((a*ma + b*mb + (1 << (sh-1))) >> sh, qrange(out_bits, relu))``
+    with both operands presented in the same cycle (the controller holds the
+    first operand it reads in a register).
+
+Pool (``maxpool2d`` / ``avgpool2d`` of ``mapping.quant``)
+    One window element (one value per lane) per valid cycle; ``in_first``
+    marks the first element of a window, ``in_last`` the last; the result
+    leaves :meth:`Pool.latency` cycles after the ``in_last`` element.
+    ``in_pad`` marks a padding element: it never wins a max and adds 0 to a
+    sum. ``avg`` selects average pooling: the window sum (``arch.acc_bits``
+    wide, so windows up to ``2**(acc_bits - in_bits)`` elements are exact) is
+    requantised with ``mult``/``shift`` (the multiplier of ``1/window``);
+    max pooling only saturates to ``qrange(out_bits, relu)``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.rtl.postproc import (
+    MULT_BITS,
+    OUT_BITS_FIELD,
+    SHIFT_BITS,
+    STAGES,
+    check_lanes,
+    check_out_width,
+    round_clamp,
+    silence_if_rejected,
+)
+
+
+class ResidualAdd(wiring.Component):
+    """``lanes``-wide requantising add of two activation vectors ``a`` and ``b``.
+
+    Ports: ``in_valid``, ``a``, ``b`` (signed ``arch.in_bits`` per lane), ``ma``,
+    ``mb`` (unsigned 15), ``shift`` (unsigned 6, 1..62), ``out_bits``, ``relu``;
+    ``out_valid``, ``out`` (signed ``out_width``, default ``arch.in_bits``).
+    """
+
+    def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
+        lanes = arch.rows if lanes is None else lanes
+        out_width = arch.in_bits if out_width is None else out_width
+        silence_if_rejected(self, lambda: (check_lanes(lanes), check_out_width(out_width)))
+        self.arch, self.lanes, self.out_width = arch, lanes, out_width
+        vec = data.ArrayLayout(signed(arch.in_bits), lanes)
+        super().__init__({
+            "in_valid": In(1), "a": In(vec), "b": In(vec),
+            "ma": In(MULT_BITS), "mb": In(MULT_BITS), "shift": In(SHIFT_BITS),
+            "out_bits": In(OUT_BITS_FIELD), "relu": In(1),
+            "out_valid": Out(1), "out": Out(data.ArrayLayout(signed(out_width), lanes)),
+        })
+
+    @staticmethod
+    def latency(arch=None) -> int:
+        """Cycles from ``in_valid`` to ``out_valid``."""
+        return STAGES
+
+    def elaborate(self, platform):
+        m = Module()
+        v1, ob1, relu1 = Signal(), Signal(OUT_BITS_FIELD), Signal()
+        sh1 = Signal(SHIFT_BITS)
+        m.d.sync += [v1.eq(self.in_valid), ob1.eq(self.out_bits), relu1.eq(self.relu),
+                     sh1.eq(self.shift), self.out_valid.eq(v1)]
+        width = self.arch.in_bits + MULT_BITS + 2
+        for j in range(self.lanes):
+            p = Signal(signed(width), name=f"p{j}")
+            m.d.sync += p.eq(self.a[j] * self.ma + self.b[j] * self.mb)
+            m.d.sync += self.out[j].eq(round_clamp(m, p, sh1, ob1, relu1, self.out_width))
+        return m
+
+
+class Pool(wiring.Component):
+    """``lanes``-wide max/avg pooling over windows streamed one element per cycle.
+
+    Ports: ``in_valid``, ``in_first``, ``in_last``, ``in_pad``, ``in_data``
+    (signed ``arch.in_bits`` per lane), ``avg`` (0: max, 1: average), ``mult``
+    (unsigned 15), ``shift`` (unsigned 6), ``out_bits``, ``relu``; ``out_valid``,
+    ``out`` (signed ``out_width``, default ``arch.in_bits``). ``avg``, ``mult``,
+    ``shift``, ``out_bits``, ``relu`` are sampled with the ``in_last`` element.
+    """
+
+    def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
+        lanes = arch.rows if lanes is None else lanes
+        out_width = arch.in_bits if out_width is None else out_width
+        silence_if_rejected(self, lambda: (check_lanes(lanes), check_out_width(out_width)))
+        self.arch, self.lanes, self.out_width = arch, lanes, out_width
+        super().__init__({
+            "in_valid": In(1), "in_first": In(1), "in_last": In(1), "in_pad": In(1),
+            "in_data": In(data.ArrayLayout(signed(arch.in_bits), lanes)),
+            "avg": In(1), "mult": In(MULT_BITS), "shift": In(SHIFT_BITS),
+            "out_bits": In(OUT_BITS_FIELD), "relu": In(1),
+            "out_valid": Out(1), "out": Out(data.ArrayLayout(signed(out_width), lanes)),
+        })
+
+    @staticmethod
+    def latency(arch=None) -> int:
+        """Cycles from the ``in_last`` element to ``out_valid``."""
+        return STAGES
+
+    @staticmethod
+    def max_window(arch) -> int:
+        """Largest window whose sum is exact in the ``acc_bits``-wide accumulator."""
+        return 1 << (arch.acc_bits - arch.in_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        A, B = self.arch.acc_bits, self.arch.in_bits
+        done = self.in_valid & self.in_last
+        v1, ob1, relu1 = Signal(), Signal(OUT_BITS_FIELD), Signal()
+        sh1 = Signal(SHIFT_BITS)
+        m.d.sync += [v1.eq(done), ob1.eq(self.out_bits), relu1.eq(self.relu),
+                     sh1.eq(Mux(self.avg, self.shift, 0)), self.out_valid.eq(v1)]
+        lowest = -(1 << (B - 1))
+        for j in range(self.lanes):
+            run = Signal(signed(A), name=f"run{j}")  # running max or sum of the window
+            elem = Signal(signed(B), name=f"elem{j}")
+            m.d.comb += elem.eq(Mux(self.in_pad, Mux(self.avg, 0, lowest), self.in_data[j]))
+            base = Mux(self.in_first, Mux(self.avg, 0, lowest), run)
+            nxt = Signal(signed(A), name=f"next{j}")
+            m.d.comb += nxt.eq(Mux(self.avg, base + elem, Mux(elem > base, elem, base)))
+            with m.If(self.in_valid):
+                m.d.sync += run.eq(nxt)
+            p = Signal(signed(A + MULT_BITS + 1), name=f"p{j}")
+            m.d.sync += p.eq(Mux(self.avg, nxt * self.mult, nxt))
+            m.d.sync += self.out[j].eq(round_clamp(m, p, sh1, ob1, relu1, self.out_width))
+        return m

@@ -1,0 +1,163 @@
+"""The element-wise engine: one pooling or residual-add layer (one ELT word).
+
+Both kinds work on ``rows`` consecutive elements at a time (the activation
+scratchpad's ``rows`` read lanes; the write port is ``max(rows, cols)`` wide)
+and issue one scratchpad read per cycle, back to back from the cycle after
+``go`` (the sequencer's decode cycle) to the last issue; every result is
+written ``ELT_LATENCY`` = 3 cycles after the read that completes it
+(scratchpad read 1 + ``Pool``/``ResidualAdd`` 2). So a layer of ``I`` issue
+cycles keeps ``busy`` high for ``I + 3`` cycles (docs/timing.md).
+
+Pool (``hwgen.rtl.eltwise.Pool``): for each output pixel ``(n, p, q)`` in NHWC
+order, for each group of ``rows`` channels, for each window tap ``(i, j)``
+(row-major): one read of ``rows`` consecutive channels of input pixel
+``(p*sh - ph + i, q*sw - pw + j)``; taps outside the input are padding
+(``in_pad``). Issue cycles: ``N*P*Q * ceil(C/rows) * kh*kw``. The window
+origin ``pix`` and ``(hp, wq)`` follow a mixed-radix walk with compiled deltas
+(``dq``, ``dp``, ``dn``), the tap offset ``koff`` one with ``C`` and ``dtap``.
+
+Add (``hwgen.rtl.eltwise.ResidualAdd``): for each group of ``rows`` elements, one
+cycle reads ``a`` (``src``), the next ``b`` (``src2``); ``a`` is held one cycle
+so both reach the unit together. Issue cycles: ``2 * ceil(elements/rows)``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.compiler.isa import ELT_ADD, ELT_AVG, dims_bits, elt_fields, fields_layout
+from hwgen.rtl.eltwise import Pool, ResidualAdd
+from hwgen.rtl.memory import bits_for
+from mapping.arch import ArchSpec
+
+ELT_LATENCY = 3  # scratchpad read (1) + Pool / ResidualAdd (2); mapping.timing.ELT_LATENCY
+
+
+class EltwiseEngine(wiring.Component):
+    """Runs one ELT instruction. ``go`` takes ``instr``; ``busy`` is high from the
+    cycle after ``go`` to the layer's last scratchpad write, inclusive.
+
+    Ports: ``act_rd_en``/``act_rd_addr`` (``rows`` lanes)/``act_rd_data`` and
+    ``act_wr_addr``/``act_wr_mask``/``act_wr_data`` (``rows`` consecutive lanes).
+    The ``Pool`` and ``ResidualAdd`` units are submodules.
+    """
+
+    def __init__(self, arch: ArchSpec):
+        self.arch = arch
+        R = arch.rows  # noqa: N806
+        aw = bits_for(arch.act_words)
+        vec = data.ArrayLayout(signed(arch.in_bits), R)
+        super().__init__({
+            "go": In(1), "instr": In(fields_layout(elt_fields(arch))), "busy": Out(1),
+            "act_rd_en": Out(1), "act_rd_addr": Out(data.ArrayLayout(unsigned(aw), R)),
+            "act_rd_data": In(vec),
+            "act_wr_addr": Out(unsigned(aw)), "act_wr_mask": Out(R), "act_wr_data": Out(vec),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.arch
+        R = a.rows  # noqa: N806
+        db = dims_bits(a)
+        sb = db + 3
+        aw = bits_for(a.act_words)
+        pool = m.submodules.pool = Pool(a, lanes=R)
+        add = m.submodules.add = ResidualAdd(a, lanes=R)
+
+        ins = Signal.like(self.instr)
+        phase = Signal(2)  # 0 idle, 1 issue, 2 drain
+        cnt = Signal(2)
+        m.d.comb += self.busy.eq(phase != 0)
+        is_add = ins.kind == ELT_ADD
+        # pool walk
+        i, j, c0, q, p, n = (Signal(db, name=x) for x in ("tap_i", "tap_j", "c0", "q", "p", "n"))
+        koff, pix, hp, wq = (Signal(signed(sb), name=x) for x in ("koff", "pix", "hp", "wq"))
+        obase = Signal(aw + 1)
+        # add walk
+        off = Signal(db + 1)
+        sub = Signal()  # 0: operand a, 1: operand b
+
+        with m.If(self.go):
+            g = self.instr
+            m.d.sync += [ins.eq(g), phase.eq(1), i.eq(0), j.eq(0), koff.eq(0), c0.eq(0),
+                         q.eq(0), p.eq(0), n.eq(0), pix.eq(g.pix0), hp.eq(g.hp0),
+                         wq.eq(g.wq0), obase.eq(g.dst), off.eq(0), sub.eq(0)]
+
+        issue = phase == 1
+        h, w = hp + i, wq + j
+        pad = ~((h >= 0) & (h < ins.H) & (w >= 0) & (w < ins.W))
+        first = (i == 0) & (j == 0)
+        last_tap = (i == ins.kh - 1) & (j == ins.kw - 1)
+        done_pix = (q == ins.Q - 1) & (p == ins.P - 1) & (n == ins.N - 1)
+        base = Mux(is_add, Mux(sub, ins.src2, ins.src) + off, pix + koff + c0)
+        wr_at = Mux(is_add, ins.dst + off, obase + c0)
+        left = Mux(is_add, ins.count - off, ins.count - c0)
+        m.d.comb += self.act_rd_en.eq(issue)
+        for r in range(R):
+            m.d.comb += self.act_rd_addr[r].eq(base + r)
+
+        # ------------------------------------------------------------ walks
+        with m.If(issue & is_add):
+            m.d.sync += sub.eq(~sub)
+            with m.If(sub):
+                m.d.sync += off.eq(off + R)
+                with m.If(off + R >= ins.count):
+                    m.d.sync += [phase.eq(2), cnt.eq(ELT_LATENCY)]
+        with m.If(issue & ~is_add):
+            with m.If(last_tap):
+                m.d.sync += [i.eq(0), j.eq(0), koff.eq(0), c0.eq(c0 + R)]
+                with m.If(c0 + R >= ins.count):  # last channel group: next pixel
+                    m.d.sync += [c0.eq(0), obase.eq(obase + ins.count)]
+                    with m.If(done_pix):
+                        m.d.sync += [phase.eq(2), cnt.eq(ELT_LATENCY)]
+                    with m.If(q == ins.Q - 1):
+                        m.d.sync += [q.eq(0), wq.eq(ins.wq0)]
+                        with m.If(p == ins.P - 1):
+                            m.d.sync += [p.eq(0), hp.eq(ins.hp0), n.eq(n + 1),
+                                         pix.eq(pix + ins.dn)]
+                        with m.Else():
+                            m.d.sync += [p.eq(p + 1), hp.eq(hp + ins.sh), pix.eq(pix + ins.dp)]
+                    with m.Else():
+                        m.d.sync += [q.eq(q + 1), wq.eq(wq + ins.sw), pix.eq(pix + ins.dq)]
+            with m.Elif(j == ins.kw - 1):
+                m.d.sync += [j.eq(0), i.eq(i + 1), koff.eq(koff + ins.dtap)]
+            with m.Else():
+                m.d.sync += [j.eq(j + 1), koff.eq(koff + ins.count)]
+        with m.If(phase == 2):
+            m.d.sync += cnt.eq(cnt - 1)
+            with m.If(cnt == 1):
+                m.d.sync += phase.eq(0)
+
+        # --------------------------------------------------------- datapath
+        v1, first1, last1, pad1, sub1 = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last_tap), pad1.eq(pad),
+                     sub1.eq(sub)]
+        hold = Signal.like(self.act_rd_data)
+        with m.If(v1 & is_add & ~sub1):
+            m.d.sync += hold.eq(self.act_rd_data)
+        m.d.comb += [
+            pool.in_valid.eq(v1 & ~is_add), pool.in_first.eq(first1), pool.in_last.eq(last1),
+            pool.in_pad.eq(pad1), pool.in_data.eq(self.act_rd_data),
+            pool.avg.eq(ins.kind == ELT_AVG), pool.mult.eq(ins.ma), pool.shift.eq(ins.shift),
+            pool.out_bits.eq(ins.out_bits), pool.relu.eq(ins.relu),
+            add.in_valid.eq(v1 & is_add & sub1), add.a.eq(hold), add.b.eq(self.act_rd_data),
+            add.ma.eq(ins.ma), add.mb.eq(ins.mb), add.shift.eq(ins.shift),
+            add.out_bits.eq(ins.out_bits), add.relu.eq(ins.relu),
+        ]
+        # the write address and valid lanes travel ELT_LATENCY cycles beside the data
+        wa, wc = Signal(aw, name="wr_at0"), Signal(range(R + 1), name="wr_cw0")
+        m.d.comb += [wa.eq(wr_at), wc.eq(Mux(left > R, R, left))]
+        for k in range(ELT_LATENCY):
+            na, nc = Signal.like(wa, name=f"wr_at{k + 1}"), Signal.like(wc, name=f"wr_cw{k + 1}")
+            m.d.sync += [na.eq(wa), nc.eq(wc)]
+            wa, wc = na, nc
+        out_valid = Mux(is_add, add.out_valid, pool.out_valid)
+        m.d.comb += [
+            self.act_wr_addr.eq(wa),
+            self.act_wr_mask.eq(Mux(out_valid, Array(((1 << x) - 1) for x in range(R + 1))[wc],
+                                    0)),
+            self.act_wr_data.eq(Mux(is_add, add.out.as_value(), pool.out.as_value())),
+        ]
+        return m
