@@ -29,7 +29,7 @@ from amaranth.sim import Simulator
 
 CLOCK_PERIOD = 1e-6
 
-# rtl/test_accelerator.py's random-layer bench (run_accelerator, reference, ...) is shared
+# rtl/test_rtl_accelerator.py's random-layer bench (run_accelerator, reference, ...) is shared
 # by the compiler and build tests
 sys.path.insert(0, str(Path(__file__).parent / "rtl"))
 

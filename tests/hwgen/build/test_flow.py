@@ -152,7 +152,7 @@ def test_transformer_kernels_bit_exact(graphs):
     """An attention-head matmul kernel (second operand from the host through the external
     port) runs on the generated top and equals the golden model's tensor, in the predicted
     cycles; the placeholder program's instructions equal those with the real operand."""
-    from test_accelerator import run_accelerator
+    from test_rtl_accelerator import run_accelerator
 
     g = graphs("tiny-transformer")
     sched = map_graph(g, TINY)
@@ -184,7 +184,7 @@ SWEEP_ARCHS = {"tiny-4x4": preset("tiny-4x4"), "edge-8x8": preset("edge-8x8")}
 
 def _run_model_amaranth(graph, arch, seed=0):
     """One input through the flow's program on the Amaranth top: (out, golden, layers, pred)."""
-    from test_accelerator import run_accelerator
+    from test_rtl_accelerator import run_accelerator
 
     sched = map_graph(graph, arch)
     x_name = graph.inputs[0]
@@ -233,7 +233,7 @@ def test_layer_cycles_equal_prediction_sweep(graphs, name, arch_name, dataflow):
 def test_given_naive_schedule_compiles_and_runs_bit_exact(graphs, tmp_path):
     """compile_model(schedule=naive) builds that schedule (manifest, schedule.json, predicted
     cycles) and the hardware runs it bit-exactly in exactly mapping.timing's cycles."""
-    from test_accelerator import run_accelerator
+    from test_rtl_accelerator import run_accelerator
 
     from mapping.naive import naive_schedule
     from mapping.schedule import Schedule

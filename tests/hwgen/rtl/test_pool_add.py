@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_accelerator import random_input, random_layer, reference, run_accelerator
+from test_rtl_accelerator import random_input, random_layer, reference, run_accelerator
 
 from hwgen.compiler.program import AddLayer, ComputeLayer, FlattenLayer, PoolLayer, compile_program
 from hwgen.rtl.accelerator import Accelerator
