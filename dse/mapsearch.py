@@ -1,4 +1,4 @@
-"""The mapper's search, split so that level 0 prices each candidate grid once per layer shape.
+"""The mapper's search, reduced so that level 0 prices each candidate grid once per layer shape.
 
 :func:`mapping.mapper.search_layer` picks, over the valid (tile sizes, loop
 order) candidates of a layer, the lexicographic minimum of
@@ -11,9 +11,12 @@ cycles. So a candidate ``c`` can never be chosen, for any energy table, when
 another candidate ``d`` has cycles and every access count ``<=`` those of ``c``
 and a smaller tie-break key (it is at least as good and wins ties).
 
-:func:`survivors` enumerates the valid candidates of a layer on an ``ArchSpec``
-(the same set ``search_layer`` searches), sorts them by the tie-break key and
-drops every candidate dominated in that sense. What is left (typically 5-100 of
+:func:`survivors` takes the candidate grid of a layer on an ``ArchSpec`` and its
+pricing from the mapper (:func:`mapping.mapper.candidate_grid`, priced block by
+block exactly as ``search_layer`` prices it), keeps the valid candidates, sorts
+them by the tie-break key and drops every candidate dominated in that sense.
+Nothing is enumerated or priced here; this module only reduces the mapper's
+priced grid differently, and :mod:`dse.level0` caches the result per layer key. What is left (typically 5-100 of
 10^4-10^5) answers ``latency``, ``energy`` and ``edp`` queries for any energy
 table exactly as ``search_layer`` would (:meth:`Survivors.best`; tested
 against ``search_layer``).
@@ -26,19 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapping.arch import ArchSpec
-from mapping.cost import Grid, check_layer, objective_value
+from mapping.cost import objective_value
 from mapping.energy import ACCESS_KEYS, EnergyTable
 from mapping.loopnest import LoopNest
-from mapping.mapper import (
-    FULL_RANGE_UPTO,
-    ORDERS_BY_NAME,
-    axis_array_dims,
-    candidate_sizes,
-    search_layer,
-)
-from mapping.schedule import MappingError
-
-CHUNK = 1 << 18  # candidates (x 6 orders) priced at once
+from mapping.mapper import FULL_RANGE_UPTO, ORDERS_BY_NAME, Block, candidate_grid
 
 
 @dataclass(frozen=True)
@@ -98,26 +92,10 @@ def survivors(nest: LoopNest, arch: ArchSpec, layer: str = "layer",
 
     Raises :class:`MappingError` exactly when ``search_layer`` does (same message).
     """
-    check_layer(nest, arch, layer)
-    ad = axis_array_dims(arch)
-    tm_c = candidate_sizes(nest.gemm_m, ad["m"], full_upto)
-    tn_c = candidate_sizes(nest.gemm_n, ad["n"], full_upto)
-    tk_c = candidate_sizes(nest.gemm_k, ad["k"], full_upto)
-    halves = 2 if arch.double_buffer else 1
-    i_n, ik = np.nonzero(tn_c[:, None] * tk_c[None, :] * halves <= arch.w_words)
-    # rows whose single output tile cannot fit the accumulator are invalid for every order
-    tm_c = tm_c[tm_c * (tn_c[i_n].min() if i_n.size else 1) <= arch.acc_words]
-    if i_n.size == 0 or tm_c.size == 0:
-        search_layer(nest, arch, "latency", layer, full_upto)  # raises its MappingError
-        raise MappingError(f"{layer}: no mapping fits")  # pragma: no cover (defensive)
-    tn_p, tk_p = tn_c[i_n], tk_c[ik]
-    step = max(1, CHUNK // tn_p.size)  # bounded memory: the grid in slices of tile_m rows
-    parts = [_candidates(nest, arch, tm_c[s:s + step], tn_p, tk_p)
-             for s in range(0, tm_c.size, step)]
-    parts = [p for p in parts if p is not None]
+    cg = candidate_grid(nest, arch, layer, full_upto)  # the grid search_layer searches
+    parts = [p for p in map(_candidates, cg.blocks()) if p is not None]
     if not parts:
-        search_layer(nest, arch, "latency", layer, full_upto)  # raises its MappingError
-        raise MappingError(f"{layer}: no mapping fits")  # pragma: no cover (defensive)
+        raise cg.no_fit_error()
     valid = sum(p[3] for p in parts)
     if len(parts) == 1:
         return Survivors(*parts[0][:3], valid)
@@ -138,28 +116,22 @@ def _sorted_survivors(v: np.ndarray, t: np.ndarray, o: np.ndarray, presorted: bo
     return v[keep], t[keep], o[keep]
 
 
-def _candidates(nest: LoopNest, arch: ArchSpec, tm_c, tn_p, tk_p):
-    """Survivors among the valid candidates of ``tm_c`` x (n, k) pairs, or None."""
-    g = Grid(nest, arch, tm_c[:, None], tn_p[None, :], tk_p[None, :])
-    shape = g.shape
-    tm_f = np.broadcast_to(tm_c[:, None], shape).reshape(-1)
-    tn_f = np.broadcast_to(tn_p[None, :], shape).reshape(-1)
-    tk_f = np.broadcast_to(tk_p[None, :], shape).reshape(-1)
+def _candidates(b: Block):
+    """Survivors among the valid candidates of block ``b``, with their count, or None."""
+    tm_f, tn_f, tk_f = (b.flat(t) for t in (b.tm, b.tn, b.tk))
     vals, tiles, orders = [], [], []
-    for oi, order in enumerate(ORDERS_BY_NAME):
-        r = g.cost(order)
-        ok = np.broadcast_to(r["valid"], shape).reshape(-1)
+    for oi, _, r in b.priced():
+        ok = b.flat(r["valid"])
         if not ok.any():
             continue
-        cols = [np.broadcast_to(r["cycles"], shape).reshape(-1)[ok]]
-        cols += [np.broadcast_to(np.asarray(r["accesses"][k], dtype=np.int64),
-                                 shape).reshape(-1)[ok] for k in ACCESS_KEYS]
+        cols = [b.flat(r["cycles"])[ok]]
+        cols += [b.flat(np.asarray(r["accesses"][k], dtype=np.int64))[ok] for k in ACCESS_KEYS]
         vals.append(np.stack(cols, axis=1).astype(np.int64))
         tiles.append(np.stack([tm_f[ok], tn_f[ok], tk_f[ok]], axis=1))
         orders.append(np.full(int(ok.sum()), oi, dtype=np.int64))
     if not vals:
         return None
     n = sum(len(x) for x in orders)
-    # per order the grid is row-major in (tile_m, (tile_n, tile_k)): already in tie order
+    # per order the block is row-major in (tile_m, (tile_n, tile_k)): already in tie order
     return (*_sorted_survivors(np.concatenate(vals), np.concatenate(tiles),
                                np.concatenate(orders), presorted=True), n)

@@ -15,11 +15,19 @@ Every candidate is priced by the closed-form model of :mod:`mapping.cost`,
 vectorised with numpy over the candidate grid. Ties are broken
 deterministically: lowest objective, then fewest DMA words, then the loop
 order as a string (``"kmn" < "knm" < ...``), then ``(tile_m, tile_n, tile_k)``.
+
+The enumeration and pricing live here once: :func:`candidate_grid` builds a
+layer's :class:`CandidateGrid` (and raises the mapper's errors), whose
+:meth:`CandidateGrid.blocks` price the grid in bounded rectangles, every loop
+order at a time (:meth:`Block.priced`). :func:`search_layer` reduces them to the
+best mapping of one objective; :mod:`dse.mapsearch` keeps the candidates that
+can win for any energy table, and caches them per layer shape.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +39,7 @@ from mapping.loopnest import LoopNest
 from mapping.schedule import ORDERS, LayerCost, LayerMapping, MappingError, Schedule
 
 FULL_RANGE_UPTO = 32
-CHUNK = 1 << 18
+CHUNK = 1 << 18  # candidates of one block (x 6 orders) priced at once
 ORDERS_BY_NAME = tuple(sorted(ORDERS, key="".join))
 
 
@@ -66,6 +74,116 @@ def axis_array_dims(arch: ArchSpec) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class Block:
+    """A rectangle of the candidate grid priced at once: ``tm`` a column of tile_m
+    sizes, ``tn``/``tk`` a row of (tile_n, tile_k) pairs; candidates are row-major in
+    (tile_m, (tile_n, tile_k)), i.e. in tie-break order within one loop order."""
+
+    tm: np.ndarray  # (rows, 1) int64
+    tn: np.ndarray  # (1, pairs) int64
+    tk: np.ndarray  # (1, pairs) int64
+    grid: Grid
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid.shape
+
+    @property
+    def size(self) -> int:
+        """Candidates of the block (per loop order)."""
+        return int(np.prod(self.shape))
+
+    def priced(self) -> Iterator[tuple[int, tuple[str, ...], dict]]:
+        """``(index into ORDERS_BY_NAME, order, cost)`` for every loop order, by name;
+        ``cost`` is :meth:`mapping.cost.Grid.cost` (``valid``, ``cycles``, ``accesses``,
+        ``dma_words``, each broadcastable to :attr:`shape`)."""
+        for oi, order in enumerate(ORDERS_BY_NAME):
+            yield oi, order, self.grid.cost(order)
+
+    def flat(self, value) -> np.ndarray:
+        """``value`` (broadcastable to :attr:`shape`) as a flat array in candidate order."""
+        return np.broadcast_to(np.asarray(value), self.shape).reshape(-1)
+
+    def tiles(self, i) -> tuple:
+        """``(tile_m, tile_n, tile_k)`` of flat candidate index (or index array) ``i``."""
+        im, ip = np.divmod(i, self.tn.shape[1])
+        return self.tm[im, 0], self.tn[0, ip], self.tk[0, ip]
+
+
+@dataclass(frozen=True)
+class CandidateGrid:
+    """The mapping space of one layer on an ``ArchSpec`` (module docstring).
+
+    ``tm``, ``tn``, ``tk``: candidate sizes per axis; ``tn_pairs``, ``tk_pairs``:
+    the (tile_n, tile_k) pairs whose weight tile fits ``w_words`` (both halves
+    when double-buffered), sorted by n then k.
+    """
+
+    nest: LoopNest
+    arch: ArchSpec
+    layer: str
+    tm: np.ndarray
+    tn: np.ndarray
+    tk: np.ndarray
+    tn_pairs: np.ndarray
+    tk_pairs: np.ndarray
+
+    @property
+    def space(self) -> int:
+        """Mappings in the modelled space (candidate sizes^3 x orders)."""
+        return len(self.tm) * len(self.tn) * len(self.tk) * len(ORDERS)
+
+    def blocks(self, chunk: int = CHUNK) -> Iterator[Block]:
+        """The grid in blocks of at most about ``chunk`` candidates, tile_m ascending.
+
+        For each tile_m, the (n, k) pairs whose single output tile fits the
+        accumulator (``tm * tn <= acc_words``) are a prefix of the n-sorted pairs;
+        the rest are invalid for every loop order and are never priced. A block is a
+        run of tile_m rows sharing (about) the same prefix: rows whose prefix is
+        shorter are masked by the acc_words check of each order.
+        """
+        tm_c, tn_p = self.tm, self.tn_pairs
+        prefix = np.searchsorted(tn_p, self.arch.acc_words // tm_c, side="right")
+        s = 0
+        while s < tm_c.size and prefix[s] > 0:
+            # grow a block of rows while it stays within `chunk` elements and wastes little
+            p_len, e = int(prefix[s]), s + 1
+            while (e < tm_c.size and (e - s + 1) * p_len <= chunk
+                   and prefix[e] * 4 >= p_len * 3):
+                e += 1
+            tm = tm_c[s:e, None]
+            tn, tk = tn_p[None, :p_len], self.tk_pairs[None, :p_len]
+            yield Block(tm, tn, tk, Grid(self.nest, self.arch, tm, tn, tk))
+            s = e
+
+    def no_fit_error(self) -> MappingError:
+        """The error when no candidate is valid for any loop order (the accumulator)."""
+        return MappingError(
+            f"{self.layer}: no mapping fits: for every loop order the live partial sums exceed "
+            f"acc_words = {self.arch.acc_words} (smallest requirement "
+            f"{int(self.tm[0] * self.tn[0])})")
+
+
+def candidate_grid(nest: LoopNest, arch: ArchSpec, layer: str = "layer",
+                   full_upto: int = FULL_RANGE_UPTO) -> CandidateGrid:
+    """The candidate grid of ``nest`` on ``arch``; raises :class:`MappingError` when the
+    layer's activations or every weight tile cannot fit."""
+    check_layer(nest, arch, layer)
+    ad = axis_array_dims(arch)
+    tm_c = candidate_sizes(nest.gemm_m, ad["m"], full_upto)
+    tn_c = candidate_sizes(nest.gemm_n, ad["n"], full_upto)
+    tk_c = candidate_sizes(nest.gemm_k, ad["k"], full_upto)
+    halves = 2 if arch.double_buffer else 1
+    # order-independent filter: the weight tile fits (both halves when double-buffered)
+    i_n, ik = np.nonzero(tn_c[:, None] * tk_c[None, :] * halves <= arch.w_words)
+    if i_n.size == 0:
+        raise MappingError(
+            f"{layer}: no mapping fits: the weight scratchpad needs at least "
+            f"{int(tn_c[0] * tk_c[0] * halves)} elements (w_words = {arch.w_words})")
+    return CandidateGrid(nest, arch, layer, tm_c, tn_c, tk_c, tn_c[i_n], tk_c[ik])
+
+
+@dataclass(frozen=True)
 class MapResult:
     """The best mapping of one layer, its cost and the search statistics."""
 
@@ -86,68 +204,33 @@ def search_layer(nest: LoopNest, arch: ArchSpec, objective: str = "latency",
                  chunk: int = CHUNK) -> MapResult:
     """Exhaustive, vectorised search of the layer's mapping space (see module docstring)."""
     _check_objective(objective)
-    check_layer(nest, arch, layer)
-    ad = axis_array_dims(arch)
-    tm_c = candidate_sizes(nest.gemm_m, ad["m"], full_upto)
-    tn_c = candidate_sizes(nest.gemm_n, ad["n"], full_upto)
-    tk_c = candidate_sizes(nest.gemm_k, ad["k"], full_upto)
-    space = len(tm_c) * len(tn_c) * len(tk_c) * len(ORDERS)
-    halves = 2 if arch.double_buffer else 1
-    # order-independent filter: the weight tile fits (both halves when double-buffered)
-    i_n, ik = np.nonzero(tn_c[:, None] * tk_c[None, :] * halves <= arch.w_words)
-    if i_n.size == 0:
-        raise MappingError(
-            f"{layer}: no mapping fits: the weight scratchpad needs at least "
-            f"{int(tn_c[0] * tk_c[0] * halves)} elements (w_words = {arch.w_words})")
-    tn_p, tk_p = tn_c[i_n], tk_c[ik]  # (n, k) pairs, sorted by n then k
+    cg = candidate_grid(nest, arch, layer, full_upto)
     table = energy_table(nest, arch) if objective != "latency" else None
     best: tuple | None = None
     n_valid = n_eval = 0
-    # per tm, the (n, k) pairs whose single output tile fits the accumulator
-    # (tm * tn <= acc_words) are a prefix of the n-sorted pairs: group equal prefixes
-    prefix = np.searchsorted(tn_p, arch.acc_words // tm_c, side="right")
-    blocks, s = [], 0
-    while s < tm_c.size and prefix[s] > 0:
-        # grow a block of rows while it stays within `chunk` elements and wastes little
-        # (rows whose prefix is shorter are masked by the acc_words check of each order)
-        p_len, e = int(prefix[s]), s + 1
-        while (e < tm_c.size and (e - s + 1) * p_len <= chunk
-               and prefix[e] * 4 >= p_len * 3):
-            e += 1
-        blocks.append((np.arange(s, e), p_len))
-        s = e
-    for rows_, n_pairs in blocks:
-        tm = tm_c[rows_, None]  # a column: the grid is (m, (n, k)), lexicographic
-        tn, tk = tn_p[None, :n_pairs], tk_p[None, :n_pairs]
-        g = Grid(nest, arch, tm, tn, tk)
-        n_eval += g.tiles.size * len(ORDERS)
-        for order in ORDERS_BY_NAME:
-            r = g.cost(order)
-            valid = np.broadcast_to(r["valid"], g.shape)
+    for b in cg.blocks(chunk):
+        n_eval += b.size * len(ORDERS)
+        for _, order, r in b.priced():
+            valid = b.flat(r["valid"])
             nv = int(np.count_nonzero(valid))
             if nv == 0:
                 continue
             n_valid += nv
             energy = None if table is None else table.energy(r["accesses"], nest.macs)
-            obj = np.broadcast_to(objective_value(objective, r["cycles"], energy), g.shape)
+            obj = b.flat(objective_value(objective, r["cycles"], energy))
             obj = np.where(valid, obj, np.inf if obj.dtype.kind == "f" else np.iinfo(np.int64).max)
             lo = obj.min()
             ties = np.flatnonzero(obj == lo)
-            words = np.broadcast_to(r["dma_words"], g.shape).reshape(-1)[ties]
+            words = b.flat(r["dma_words"])[ties]
             i = int(ties[np.flatnonzero(words == words.min())[0]])
-            im_, ip = divmod(i, n_pairs)
-            key = (lo.item(), int(words.min()), "".join(order),
-                   int(tm[im_, 0]), int(tn[0, ip]), int(tk[0, ip]))
+            key = (lo.item(), int(words.min()), "".join(order), *map(int, b.tiles(i)))
             if best is None or key < best:
                 best = key
     if best is None:
-        raise MappingError(
-            f"{layer}: no mapping fits: for every loop order the live partial sums exceed "
-            f"acc_words = {arch.acc_words} (smallest requirement {int(tm_c[0] * tn_c[0])})"
-        )
+        raise cg.no_fit_error()
     _, _, order_s, bm, bn, bk = best
     lm = LayerMapping(layer, nest, arch.dataflow, bm, bn, bk, tuple(order_s))
-    return MapResult(lm, evaluate(lm, arch), space, n_eval, n_valid)
+    return MapResult(lm, evaluate(lm, arch), cg.space, n_eval, n_valid)
 
 
 def map_layer(nest: LoopNest, arch: ArchSpec, objective: str = "latency", layer: str = "layer",

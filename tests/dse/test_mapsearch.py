@@ -39,6 +39,7 @@ def test_same_choice_as_search_layer(seed):
                 ref = search_layer(nest, arch, obj, c.name)
                 cyc, acc, tiles, order = s.row(s.best(obj, energy_table(nest, arch), nest.macs))
                 lm = ref.mapping
+                assert s.valid == ref.valid  # the same grid, priced by the same code
                 assert (tiles, order) == ((lm.tile_m, lm.tile_n, lm.tile_k), "".join(lm.order))
                 assert cyc == ref.cost.cycles
                 assert acc == tuple(ref.cost.accesses[k] for k in ACCESS_KEYS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,6 +18,7 @@ from mapping.energy import ACCESS_KEYS, energy_table
 from mapping.loopnest import LoopNest
 from mapping.mapper import (
     axis_array_dims,
+    candidate_grid,
     candidate_sizes,
     divisors,
     map_graph,
@@ -143,6 +145,38 @@ def test_space_statistics():
     n_k = len(candidate_sizes(40, 4, 16))
     assert r.space == n_m * 10 * n_k * 6
     assert r.valid <= r.evaluated <= r.space
+
+
+def test_blocks_cover_the_grid_once_in_tie_order():
+    """candidate_grid().blocks() (the enumeration search_layer and dse.mapsearch share): every
+    candidate whose weight tile and single output tile fit is priced exactly once, tile_m
+    ascending; block size does not change search_layer's choice."""
+    rng = random.Random(SEED + 3)
+    for _ in range(20):
+        arch = random_arch(rng, max_dim=6)
+        nest = LoopNest.gemm(rng.randint(1, 60), rng.randint(1, 40), rng.randint(1, 60))
+        cg = candidate_grid(nest, arch, full_upto=8)
+        halves = 2 if arch.double_buffer else 1
+        want = {(m, n, k) for m in cg.tm.tolist() for n in cg.tn.tolist() for k in cg.tk.tolist()
+                if n * k * halves <= arch.w_words and m * n <= arch.acc_words}
+        for chunk in (5, 64, 1 << 18):
+            got, last_m = [], 0
+            for b in cg.blocks(chunk):
+                assert b.tm[0, 0] > last_m
+                assert (b.tm[0, 0] * b.tn <= arch.acc_words).all()  # fits for the first row
+                last_m = int(b.tm[-1, 0])
+                got += list(zip(*(b.flat(t).tolist() for t in (b.tm, b.tn, b.tk)), strict=True))
+                assert [tuple(map(int, b.tiles(i))) for i in range(b.size)] == got[-b.size:]
+            assert len(got) == len(set(got)) and want <= set(got)
+            assert cg.space == len(cg.tm) * len(cg.tn) * len(cg.tk) * 6
+            try:
+                ref = search_layer(nest, arch, "energy", full_upto=8)
+            except MappingError as exc:
+                with pytest.raises(MappingError, match=re.escape(str(exc))):
+                    search_layer(nest, arch, "energy", full_upto=8, chunk=chunk)
+                continue
+            r = search_layer(nest, arch, "energy", full_upto=8, chunk=chunk)
+            assert (r.mapping, r.valid) == (ref.mapping, ref.valid)
 
 
 def test_errors_name_the_limit():
