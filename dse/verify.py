@@ -45,7 +45,7 @@ def level1(build_dir: str, board: str) -> dict[str, Any]:
 
     b = load_build(build_dir)
     t0 = time.perf_counter()
-    rep = synthesize(b.synth_source, b.manifest["top_module"], board)
+    rep = synthesize(b.synth_source, b.manifest.top_module, board)
     return {"lut": rep.lut, "ff": rep.ff, "dsp": rep.dsp, "bram": rep.bram,
             "synth_seconds": round(time.perf_counter() - t0, 1), "cached": rep.cached,
             "source": rep.source}
@@ -82,7 +82,7 @@ def level1_pnr(build_dir: str, board: str) -> dict[str, Any]:
 
     b = load_build(build_dir)
     t0 = time.perf_counter()  # the board (not its name) makes its clock the timing target
-    rep = estimate_fmax(b.synth_source, b.manifest["top_module"], boards.get(board))
+    rep = estimate_fmax(b.synth_source, b.manifest.top_module, boards.get(board))
     return {"fmax_mhz": round(float(rep.fmax), 2), "target_mhz": rep.target_mhz,
             "io_mode": rep.io_mode, "pnr_seconds": round(time.perf_counter() - t0, 1),
             "source": rep.source}

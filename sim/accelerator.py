@@ -10,15 +10,14 @@ Icarus, compare every output with the golden model and collect the cycle counter
     res.bit_exact, res.mismatches, res.layer_cycles, res.cycles_per_second
 
 A build directory is what ``hwgen compile`` (``hwgen.build.flow.compile_model``)
-writes; one from another hwgen version or build format is refused with a
-one-line :class:`BuildError`.
+writes; it is read only through its contract, :class:`hwgen.build.manifest.Manifest`
+(format, version, every file's SHA-256) and :func:`hwgen.build.graph_store.load_graph`
+(JSON + ``.npz``, no pickle). Anything else is refused with a one-line
+:class:`BuildError`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import pickle
 import tempfile
 import threading
 from collections.abc import Callable
@@ -28,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-import hwgen
-from hwgen.build.flow import FORMAT_VERSION, GRAPH_FILE, MANIFEST_FILE, to_stream
+from hwgen.build.flow import to_stream
+from hwgen.build.graph_store import load_graph
+from hwgen.build.manifest import BuildError, Manifest
 from hwgen.rtl.dma import EXT_ADDR_BITS, burst_len_bits
 from mapping.arch import ArchSpec
 from mapping.timing import run_cycles
@@ -39,8 +39,7 @@ from sim.runner import run_cocotb
 TB_MODULE = Path(__file__).resolve().parent / "tb_accelerator.py"
 
 
-class BuildError(ValueError):
-    """A build directory that cannot be simulated; the message is one line saying why."""
+__all__ = ["Build", "BuildError", "SimResult", "load_build", "quantize_inputs", "simulate"]
 
 
 @dataclass
@@ -48,79 +47,57 @@ class Build:
     """A loaded build directory: its manifest, ArchSpec and (lazily) the quantised graph."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     arch: ArchSpec
     _graph: Any = None
 
     @property
     def graph(self):
         if self._graph is None:
-            self._graph = pickle.loads((self.path / GRAPH_FILE).read_bytes())
+            self._graph = load_graph(self.path, self.manifest)
         return self._graph
 
     @property
     def verilog(self) -> Path:
-        return self.path / self.manifest["verilog"]
+        return self.path / self.manifest.verilog
 
     @property
     def synth_source(self) -> Path:
-        """What synthesis reads: the RTLIL the Verilog was written from (``hwgen.build.emit``),
-        or the Verilog for builds made before emit wrote it."""
-        il = self.manifest.get("rtlil")
-        return self.path / il if il and (self.path / il).is_file() else self.verilog
+        """What synthesis reads: the RTLIL the Verilog was written from (``hwgen.build.emit``)."""
+        return self.path / self.manifest.synth_source
 
     @property
     def layer_names(self) -> list[str]:
-        return [x["name"] for x in self.manifest["layers"]]
+        return [x.name for x in self.manifest.layers]
 
     @property
     def predicted(self) -> list[int]:
-        return [int(x["predicted_cycles"]) for x in self.manifest["layers"]]
+        return [x.predicted_cycles for x in self.manifest.layers]
 
     @property
     def predicted_run(self) -> int:
         """Estimated start-to-done cycles (``mapping.timing.run_cycles``)."""
-        prog = self.manifest["program"]
+        prog = self.manifest.program
         return run_cycles(prog["input_count"], sum(self.predicted), prog["output_count"])
 
 
 def load_build(path: str | Path) -> Build:
-    """Read and check a build directory (see :class:`BuildError` for what is refused)."""
+    """Read and check a build directory (:meth:`hwgen.build.manifest.Manifest.load`); only
+    single-program builds simulate."""
     path = Path(path)
-    if not path.is_dir():
-        raise BuildError(f"build directory {path} does not exist; create it with "
-                         f"`hwgen compile MODEL -o {path}`")
-    man_file = path / MANIFEST_FILE
-    if not man_file.is_file():
-        raise BuildError(f"{path} is not a build directory (no {MANIFEST_FILE}); create it with "
-                         f"`hwgen compile MODEL -o {path}`")
-    try:
-        man = json.loads(man_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise BuildError(f"{man_file} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    version, fmt = man.get("hwgen_version"), man.get("format_version")
-    if version != hwgen.__version__ or fmt != FORMAT_VERSION:
-        raise BuildError(f"{path} was built by hwgen {version} (build format {fmt}); this is "
-                         f"hwgen {hwgen.__version__} (build format {FORMAT_VERSION}): recompile "
-                         "it with `hwgen compile`")
-    if man.get("kind") != "chain":
-        raise BuildError(f"{path} holds {man.get('kind')!r} builds ({man.get('model')}: one "
-                         "program per array op); `hwgen sim` runs single-program builds only")
-    for name, digest in man.get("files", {}).items():
-        f = path / name
-        if not f.is_file():
-            raise BuildError(f"{path} is incomplete: {name} is missing; recompile it")
-        if name in (man["verilog"], GRAPH_FILE) and \
-                hashlib.sha256(f.read_bytes()).hexdigest() != digest:
-            raise BuildError(f"{f} does not match the SHA-256 in {MANIFEST_FILE} (edited?); "
-                             "recompile it")
-    return Build(path, man, ArchSpec.from_dict(man["arch"]))
+    man = Manifest.load(path)
+    if man.kind != "chain":
+        what = (f"kernel builds ({man.model}: one program per array op)" if man.kind == "kernels"
+                else "a design without a model (hwgen.build.emit)")
+        raise BuildError(f"{path} holds {what}; `hwgen sim` runs single-program builds only "
+                         "(`hwgen compile` of a chain model)")
+    return Build(path, man, man.arch)
 
 
 def quantize_inputs(build: Build, x_float) -> np.ndarray:
     """Float inputs (torch layout, batch on dim 0) -> integers with the graph's input scale."""
     x = np.asarray(x_float, dtype=np.float64)
-    shape = tuple(build.manifest["input"]["shape"][1:])
+    shape = tuple(build.manifest.input.shape[1:])
     if x.shape[1:] != shape:
         x = x.reshape((-1,) + shape)
     return golden.quantize_input(build.graph, x)
@@ -213,16 +190,16 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
     x_int = np.asarray(x_int)
     if x_int.ndim < 2 or x_int.shape[0] == 0:
         raise ValueError(f"x_int must be a non-empty batch (batch on dim 0), got shape {x_int.shape}")
-    ref = to_stream(golden.run(build.graph, x_int), man["output"]["layout"])
-    stream_in = to_stream(x_int, man["input"]["layout"])
-    prog = man["program"]
+    ref = to_stream(golden.run(build.graph, x_int), man.output.layout)
+    stream_in = to_stream(x_int, man.input.layout)
+    prog = man.program
     if stream_in.shape[1] != prog["input_count"]:
         raise ValueError(f"inputs have {stream_in.shape[1]} elements per sample; the "
                          f"accelerator reads {prog['input_count']}")
     tmp = tempfile.TemporaryDirectory(prefix="hwgen-sim-")
     prog_file = Path(tmp.name) / "progress"
     params = {"inputs": stream_in.tolist(), "output_count": prog["output_count"],
-              "layers": len(man["layers"]), "max_cycles": 4 * build.predicted_run + 1000,
+              "layers": len(man.layers), "max_cycles": 4 * build.predicted_run + 1000,
               "progress": str(prog_file) if progress else None, "ext": _ext_params(build)}
     stop = threading.Event()
     watcher = None
@@ -230,7 +207,7 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
         watcher = threading.Thread(target=_watch, args=(prog_file, progress, stop), daemon=True)
         watcher.start()
     try:
-        res = run_cocotb(build.verilog, man["top_module"], TB_MODULE, params,
+        res = run_cocotb(build.verilog, man.top_module, TB_MODULE, params,
                          simulator=simulator, waves=waves, cache_dir=cache_dir, run_dir=run_dir)
     finally:
         stop.set()

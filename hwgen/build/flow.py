@@ -9,11 +9,13 @@ runs ``mapping.passes.prepare_entry`` on a zoo model) and an ``ArchSpec``:
    layernorm, gelu) and pure data movement (reshape/transpose).
 2. ``mapping.mapper.map_graph`` schedules every compute layer.
 3. ``hwgen.compiler.program.compile_program`` turns the chain into one program.
-4. ``hwgen.rtl.accelerator.Accelerator`` + ``hwgen.build.emit.emit`` write the Verilog, init
-   files and ``manifest.json``; this module adds ``schedule.json``,
-   ``graph.pkl`` (the quantised graph, for ``sim.golden``), ``report.md``
-   (:mod:`hwgen.build.report`) and the flow's fields in the manifest
-   (``format_version``, ``model``, input/output layout).
+4. ``hwgen.rtl.accelerator.Accelerator`` + ``hwgen.build.emit.write_design`` write the
+   Verilog and init files; this module adds ``schedule.json``, ``graph.json`` +
+   ``graph.npz`` (the quantised graph, for ``sim.golden``: :mod:`hwgen.build.graph_store`,
+   no pickle), ``report.md`` (:mod:`hwgen.build.report`) and the model's fields of the
+   :class:`~hwgen.build.manifest.Manifest` (``model``, ``objective``, input/output layout).
+   Everything is staged beside ``out_dir`` and moved into place by the one writer
+   (:class:`hwgen.build.writer.BuildDir`): a failure leaves no half-written build.
 
 A graph that is not one chain (the transformer: branches, host ops between
 array ops) compiles into *kernels*: one single-layer program per compute op
@@ -24,29 +26,33 @@ where; nothing is silently dropped.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import pickle
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import hwgen
+from hwgen.build.manifest import (  # noqa: F401  (FORMAT_VERSION etc.: re-exported)
+    ARRAYS_FILE,
+    FORMAT_VERSION,
+    GRAPH_FILE,
+    MANIFEST_FILE,
+    REPORT_FILE,
+    SCHEDULE_FILE,
+    BuildError,
+    KernelInfo,
+    Manifest,
+    Placement,
+    StreamInfo,
+)
 from hwgen.compiler import program as P
 from mapping import quant as Q
 from mapping.arch import ArchSpec
 from mapping.graph import DataflowGraph, Node
 from mapping.mapper import map_graph
 from mapping.schedule import MappingError, Schedule
-
-FORMAT_VERSION = 1
-"""Layout version of a build directory (``manifest.json`` ``format_version``)."""
-
-GRAPH_FILE = "graph.pkl"
-SCHEDULE_FILE = "schedule.json"
-REPORT_FILE = "report.md"
-MANIFEST_FILE = "manifest.json"
 
 HOST_OPS = Q.HOST_OPS
 LAYOUT_OPS = ("reshape", "transpose", "flatten")
@@ -58,19 +64,6 @@ class FlowError(ValueError):
 
 
 @dataclass
-class Placement:
-    """Where one graph node runs: ``accelerator`` (program layer ``layer``), ``host``
-    (float64 on the host, see ``mapping.quant.host_op``), ``layout`` (data movement, no
-    instruction) or ``io`` (the input/output streams)."""
-
-    name: str
-    op: str
-    where: str
-    layer: int | None = None
-    note: str = ""
-
-
-@dataclass
 class CompiledModel:
     """The result of :func:`compile_model`."""
 
@@ -78,9 +71,9 @@ class CompiledModel:
     arch: ArchSpec
     schedule: Schedule
     placements: list[Placement]
-    manifest: dict[str, Any]
+    manifest: Manifest
     program: Any = None  # hwgen.compiler.program.Program (chain builds)
-    kernels: list[dict[str, Any]] = field(default_factory=list)  # kernel builds
+    kernels: list[KernelInfo] = field(default_factory=list)  # kernel builds
 
     @property
     def host_ops(self) -> list[Placement]:
@@ -224,12 +217,10 @@ def check_fits(graph: DataflowGraph, arch: ArchSpec) -> None:
                             f"accumulator; {arch.name} has acc_bits={arch.acc_bits}")
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def stream_info(node: Node) -> StreamInfo:
+    """The manifest's description of an input or output tensor."""
+    shape = tuple(int(d) for d in node.out_shape)
+    return StreamInfo(shape, stream_layout(shape), int(node.quant.bits), float(node.quant.scale))
 
 
 # --------------------------------------------------------------------- compile
@@ -267,10 +258,10 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
     compiles the given schedule (e.g. ``mapping.naive.naive_schedule``) instead
     of the mapper's: it must map every compute node of the graph, in order, on
     ``arch`` (checked; its costs are re-evaluated by ``mapping.cost``).
+    ``out_dir`` must be new, empty or a previous build (which is replaced once the
+    new one is complete).
     """
-    from hwgen.build import report
-    from hwgen.build.emit import emit
-    from hwgen.rtl.accelerator import Accelerator, GenerationError
+    from hwgen.build.writer import check_destination
 
     if not isinstance(arch, ArchSpec):
         raise FlowError(f"arch must be a mapping.arch.ArchSpec, got {type(arch).__name__}")
@@ -284,47 +275,69 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
     check_fits(graph, arch)
     kind, places = plan(graph)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        check_destination(out)
         if schedule is None:
             schedule = map_graph(graph, arch, objective)
         else:
             schedule = given_schedule(graph, arch, schedule)
             objective = "given schedule"  # what the manifest and report record
-    except MappingError as exc:
+    except (MappingError, BuildError) as exc:
         raise FlowError(f"{model} on {arch.name}: {exc}") from None
-    if kind == "kernels":
-        return compile_kernels(graph, arch, out, schedule, places, model=model,
-                               settings=settings or {})
+    prog = acc = None
+    if kind == "chain":
+        prog, acc = chain_design(graph, arch, schedule, model)
+    base = Manifest(format_version=FORMAT_VERSION, hwgen_version=hwgen.__version__, kind=kind,
+                    arch=arch, model=model, objective=objective,
+                    settings=dict(settings or {}), placements=tuple(places))
+    return write_build(out, graph, schedule, base, acc, prog)
+
+
+def chain_design(graph: DataflowGraph, arch: ArchSpec, schedule: Schedule, model: str):
+    """``(Program, Accelerator)`` of a single-program graph."""
+    from hwgen.rtl.accelerator import Accelerator, GenerationError
+
     try:
         out_tensor = _tensor(graph, graph.node(graph.outputs[0]).inputs[0])
         prog = P.compile_program(arch, program_layers(graph, schedule), output=out_tensor)
-        acc = Accelerator(arch, prog)
+        return prog, Accelerator(arch, prog)
     except (P.ProgramError, GenerationError) as exc:
         raise FlowError(f"{model} on {arch.name}: {exc}") from None
-    man = emit(acc, out)
-    (out / SCHEDULE_FILE).write_text(schedule.to_json() + "\n")
-    (out / GRAPH_FILE).write_bytes(pickle.dumps(graph, protocol=4))
-    x_node = graph.node(graph.inputs[0])
-    y_node = graph.node(graph.node(graph.outputs[0]).inputs[0])
-    man.update({
-        "format_version": FORMAT_VERSION,
-        "kind": "chain",
-        "model": model,
-        "objective": objective,
-        "settings": dict(settings or {}),
-        "input": {"shape": list(x_node.out_shape), "layout": stream_layout(x_node.out_shape),
-                  "bits": int(x_node.quant.bits), "scale": float(x_node.quant.scale)},
-        "output": {"shape": list(y_node.out_shape), "layout": stream_layout(y_node.out_shape),
-                   "bits": int(y_node.quant.bits), "scale": float(y_node.quant.scale)},
-        "placements": [p.__dict__ for p in places],
-    })
-    man["files"][SCHEDULE_FILE] = _sha(out / SCHEDULE_FILE)
-    man["files"][GRAPH_FILE] = _sha(out / GRAPH_FILE)
-    cm = CompiledModel(out, arch, schedule, places, man, program=prog)
-    (out / REPORT_FILE).write_text(report.render(cm))
-    man["files"][REPORT_FILE] = _sha(out / REPORT_FILE)
-    write_json(out / MANIFEST_FILE, man)
+
+
+def write_build(out: Path, graph: DataflowGraph, schedule: Schedule, base: Manifest,
+                acc=None, prog=None) -> CompiledModel:
+    """Stage and write the build directory of either kind (the one writer: ``BuildDir``);
+    ``acc``/``prog``: the chain's design, None for kernels."""
+    from hwgen.build import report
+    from hwgen.build.emit import write_design
+    from hwgen.build.graph_store import GraphStoreError, save_graph
+    from hwgen.build.writer import BuildDir
+
+    arch = base.arch
+    try:
+        with BuildDir(out) as b:
+            kernels: list[KernelInfo] = []
+            if acc is not None:
+                design = write_design(acc, b.path)
+                x_node = graph.node(graph.inputs[0])
+                y_node = graph.node(graph.node(graph.outputs[0]).inputs[0])
+                man = dataclasses.replace(
+                    design, kind=base.kind, model=base.model, objective=base.objective,
+                    settings=base.settings, placements=base.placements,
+                    input=stream_info(x_node), output=stream_info(y_node))
+            else:
+                kernels = emit_kernels(graph, arch, b.path, schedule, base.model)
+                man = dataclasses.replace(base, kernels=tuple(kernels))
+            (b.path / SCHEDULE_FILE).write_text(schedule.to_json() + "\n")
+            save_graph(graph, b.path)
+            cm = CompiledModel(out, arch, schedule, list(base.placements), man, program=prog,
+                               kernels=kernels)
+            files = sorted(p.name for p in b.path.iterdir() if p.is_file())
+            (b.path / REPORT_FILE).write_text(report.render(cm, files=files))
+            cm.manifest = b.finish(man)
+    except (BuildError, GraphStoreError, OSError) as exc:
+        raise FlowError(f"{base.model} on {arch.name}: writing {out} failed: {exc}") from None
     return cm
 
 
@@ -370,38 +383,27 @@ def kernel_layers(graph: DataflowGraph, schedule: Schedule, arch: ArchSpec) -> l
     return out
 
 
-def compile_kernels(graph: DataflowGraph, arch: ArchSpec, out: Path, schedule: Schedule,
-                    places: list[Placement], *, model: str,
-                    settings: dict[str, Any]) -> CompiledModel:
-    """Emit every kernel of :func:`kernel_layers` into ``out/kernels/<name>/`` and write the
-    top-level manifest (``kind: "kernels"``), schedule and report."""
-    import hwgen
-    from hwgen.build import report
-    from hwgen.build.emit import emit
+def emit_kernels(graph: DataflowGraph, arch: ArchSpec, out: Path, schedule: Schedule,
+                 model: str | None) -> list[KernelInfo]:
+    """Write every kernel of :func:`kernel_layers` into ``out/kernels/<name>/`` (each a
+    sealed ``"design"`` build) and return their descriptions for the top-level manifest."""
+    from hwgen.build.emit import write_design
+    from hwgen.build.writer import seal
     from hwgen.rtl.accelerator import Accelerator, GenerationError
 
     kernels = []
     for k in kernel_layers(graph, schedule, arch):
         kdir = Path("kernels") / k["name"]
+        (out / kdir).mkdir(parents=True)
         try:
             prog = P.compile_program(k["arch"], [k["layer"]])
-            kman = emit(Accelerator(k["arch"], prog), out / kdir)
+            kman = seal(out / kdir, write_design(Accelerator(k["arch"], prog), out / kdir))
         except (P.ProgramError, GenerationError) as exc:
             raise FlowError(f"{model} kernel {k['name']} on {arch.name}: {exc}") from None
-        kernels.append({"name": k["name"], "node": k["node"], "dir": str(kdir),
-                        "weights": k["weights"], "weight_store": k["arch"].weight_store,
-                        "predicted_cycles": kman["predicted_cycles_total"],
-                        "input_count": prog.input_count, "output_count": prog.output_count,
-                        "weight_words": len(prog.weight_image)})
-    (out / SCHEDULE_FILE).write_text(schedule.to_json() + "\n")
-    (out / GRAPH_FILE).write_bytes(pickle.dumps(graph, protocol=4))
-    man = {"hwgen_version": hwgen.__version__, "format_version": FORMAT_VERSION,
-           "kind": "kernels", "model": model, "objective": "latency", "settings": settings,
-           "arch": arch.to_dict(), "kernels": kernels,
-           "placements": [p.__dict__ for p in places],
-           "files": {SCHEDULE_FILE: _sha(out / SCHEDULE_FILE), GRAPH_FILE: _sha(out / GRAPH_FILE)}}
-    cm = CompiledModel(out, arch, schedule, places, man, kernels=kernels)
-    (out / REPORT_FILE).write_text(report.render(cm))
-    man["files"][REPORT_FILE] = _sha(out / REPORT_FILE)
-    write_json(out / MANIFEST_FILE, man)
-    return cm
+        kernels.append(KernelInfo(
+            name=k["name"], node=k["node"], dir=kdir.as_posix(), weights=k["weights"],
+            weight_store=k["arch"].weight_store,
+            predicted_cycles=int(kman.predicted_cycles_total),
+            input_count=prog.input_count, output_count=prog.output_count,
+            weight_words=len(prog.weight_image)))
+    return kernels

@@ -8,6 +8,7 @@ no measurement (``hwgen sim`` measures). The text is deterministic (no dates).
 
 from __future__ import annotations
 
+from hwgen.build.manifest import MANIFEST_FILE, REPORT_FILE
 from hwgen.compiler.program import param_bits, word_bits
 
 
@@ -59,16 +60,17 @@ def _mapping_rows(cm) -> list[tuple]:
     return rows
 
 
-def render(cm) -> str:
-    """The report of a :class:`hwgen.build.flow.CompiledModel`."""
+def render(cm, files: list[str] | None = None) -> str:
+    """The report of a :class:`hwgen.build.flow.CompiledModel`; ``files``: the build's
+    top-level files (default: those in its manifest)."""
     arch, man = cm.arch, cm.manifest
-    out: list[str] = [f"# {man['model']} on {arch.name}", ""]
+    out: list[str] = [f"# {man.model} on {arch.name}", ""]
     out.append(f"Array {arch.rows}x{arch.cols} {arch.dataflow}, {arch.in_bits}-bit activations, "
                f"{arch.w_bits}-bit weights, {arch.acc_bits}-bit accumulators, "
                f"{'double' if arch.double_buffer else 'single'}-buffered weights, weight store "
                f"`{arch.weight_store}`, clock target {arch.clock_mhz:g} MHz. hwgen "
-               f"{man['hwgen_version']}, build format {man['format_version']}, mapper objective "
-               f"`{man.get('objective', 'latency')}`.")
+               f"{man.hwgen_version}, build format {man.format_version}, mapper objective "
+               f"`{man.objective}`.")
     out.append("")
     out.append("All cycle figures below are **estimated** by the analytic timing contract "
                "(`mapping.timing`, docs/timing.md); `hwgen sim` measures them with the "
@@ -100,12 +102,11 @@ def render(cm) -> str:
                    "in the weight-store word format) into the external weight memory of that "
                    "kernel before starting it.")
         out.append("")
-        krows = [(k["name"], k["node"], k["dir"], k["weights"], f"{k['predicted_cycles']:,}",
-                  f"{k['input_count']:,}", f"{k['output_count']:,}") for k in cm.kernels]
+        krows = [(k.name, k.node, k.dir, k.weights, f"{k.predicted_cycles:,}",
+                  f"{k.input_count:,}", f"{k.output_count:,}") for k in cm.kernels]
         out.append(_table(("kernel", "node", "directory", "weights from", "cycles", "in",
                            "out"), krows, right={4, 5, 6}))
-        total = sum(k["predicted_cycles"] + k["input_count"] + k["output_count"]
-                    for k in cm.kernels)
+        total = sum(k.predicted_cycles + k.input_count + k.output_count for k in cm.kernels)
         out += ["", f"Accelerator cycles, all kernels incl. their input/output streams: "
                 f"**{total:,}** (estimated) = {total / arch.clock_mhz:,.1f} us at "
                 f"{arch.clock_mhz:g} MHz, host ops excluded."]
@@ -129,14 +130,16 @@ def render(cm) -> str:
         out += ["", f"Activation scratchpad in use: up to element {used:,} of "
                 f"{arch.act_words:,}; {prog.summary()['instructions']:,} instructions."]
     out += ["", "## On-chip memory", ""]
-    wwords = man.get("program", {}).get("weight_words") if not cm.kernels else \
-        max((k["weight_words"] for k in cm.kernels), default=0)
+    wwords = (man.program or {}).get("weight_words") if not cm.kernels else \
+        max((k.weight_words for k in cm.kernels), default=0)
     out.append(_table(("memory", "elements", "bits", "size"),
                       memory_rows(arch, cm.program, wwords), right={2, 3}))
     out += ["", "## Files", ""]
-    for name in sorted(set(man.get("files", {})) | {"manifest.json", "report.md"}):
+    if files is None:
+        files = [f for f in man.files if "/" not in f]
+    for name in sorted(set(files) | {MANIFEST_FILE, REPORT_FILE}):
         out.append(f"- `{name}`")
     for k in cm.kernels:
-        out.append(f"- `{k['dir']}/` (kernel {k['name']})")
+        out.append(f"- `{k.dir}/` (kernel {k.name})")
     return "\n".join(out) + "\n"
 

@@ -118,7 +118,7 @@ def compile_zoo_model(name: str, arch, out_dir: str | Path, *, bits: int = 8,
 def summary(cm, seconds: float) -> str:
     """What the compile prints: per-layer estimate, host ops, where the files are."""
     arch = cm.arch
-    lines = [f"{cm.manifest['model']} on {arch.name} ({arch.rows}x{arch.cols} {arch.dataflow}, "
+    lines = [f"{cm.manifest.model} on {arch.name} ({arch.rows}x{arch.cols} {arch.dataflow}, "
              f"weights in {arch.weight_store}): compiled in {seconds:.1f} s -> {cm.out_dir}"]
     for lm, c in zip(cm.schedule.layers, cm.schedule.costs, strict=True):
         n = lm.nest

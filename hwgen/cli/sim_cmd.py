@@ -99,7 +99,7 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
             check_verilator_fst()
     except (SimulatorNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    entry = load_entry(build.manifest["model"])
+    entry = load_entry(build.manifest.model)
     x, labels, source = load_samples(entry, samples, seed)
     x_int = quantize_inputs(build, x)
     if progress is None:
@@ -111,7 +111,7 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
     except SimulationError as exc:
         raise CliError(str(exc).splitlines()[0]) from None
     wall = time.perf_counter() - start
-    out: dict[str, Any] = {"build": str(build.path), "model": build.manifest["model"],
+    out: dict[str, Any] = {"build": str(build.path), "model": build.manifest.model,
                            "arch": build.arch, "source": source, "result": res, "wall": wall}
     if labels is not None:
         import torch

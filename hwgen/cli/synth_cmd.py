@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _inputs(args) -> tuple[list[Path], str, dict]:
+def _inputs(args) -> tuple[list[Path], str, Mapping]:
     from hwgen.cli import CliError
 
     if args.verilog:
@@ -46,17 +47,42 @@ def _inputs(args) -> tuple[list[Path], str, dict]:
     mpath = build / "manifest.json"
     if not mpath.is_file():
         raise CliError(f"{mpath} does not exist (is {build} an `hwgen compile` output?)")
+    from hwgen.build.manifest import BuildError, Manifest, read_raw
+
     try:
-        manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{mpath} is not valid JSON: {exc}") from None
+        raw = read_raw(build)
+        if isinstance(raw, dict) and ("hwgen_version" in raw or "format_version" in raw):
+            return _build_inputs(build, Manifest.load(build), args.top)
+    except BuildError as exc:
+        raise CliError(str(exc)) from None
+    return _design_inputs(build, mpath, raw, args.top)
+
+
+def _build_inputs(build: Path, man, top: str | None) -> tuple[list[Path], str, Mapping]:
+    """An hwgen build, read through its contract (format, version, hashes checked)."""
+    from hwgen.cli import CliError
+
+    if man.kind == "kernels":
+        names = ", ".join(f"{build / k.dir}" for k in man.kernels[:3])
+        raise CliError(f"{build} holds one design per kernel; synthesise one of them, e.g. "
+                       f"{names}")
+    return [build / man.synth_source], top or man.top_module, man
+
+
+def _design_inputs(build: Path, mpath: Path, manifest, top: str | None):
+    """A hand-written design description (docs/boards.md): ``verilog`` (a name or a list)
+    and ``top_module``; not an hwgen build, so there are no hashes to check."""
+    from hwgen.cli import CliError
+
+    if not isinstance(manifest, dict):
+        raise CliError(f"{mpath} must hold a JSON object")
     missing = [k for k in ("verilog", "top_module") if k not in manifest]
-    if missing and not (args.top and "verilog" in manifest):
+    if missing and not (top and "verilog" in manifest):
         raise CliError(f"{mpath} lacks key(s) {', '.join(missing)}")
     rtlil = manifest.get("rtlil")  # the same design; Yosys reads it in seconds
     files = rtlil if rtlil and (build / rtlil).is_file() else manifest["verilog"]
     files = [files] if isinstance(files, str) else list(files)
-    return [build / f for f in files], args.top or manifest["top_module"], manifest
+    return [build / f for f in files], top or manifest["top_module"], manifest
 
 
 def _fmt(x: float) -> str:
@@ -145,7 +171,7 @@ def run(args) -> int:
     return 0 if fr.fits else 1
 
 
-def run_cycles_of(manifest: dict) -> list[tuple[int, str, str]]:
+def run_cycles_of(manifest: Mapping) -> list[tuple[int, str, str]]:
     """(cycles, kind, what) per inference from a build manifest: measured first, then estimated.
 
     The estimate is ``mapping.timing.run_cycles`` (start..done: input stream, the
@@ -170,7 +196,7 @@ def run_cycles_of(manifest: dict) -> list[tuple[int, str, str]]:
     return out
 
 
-def _throughput(manifest: dict, fmax: float | None, target) -> None:
+def _throughput(manifest: Mapping, fmax: float | None, target) -> None:
     from boards.catalogue import Board
 
     if fmax is not None:

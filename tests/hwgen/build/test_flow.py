@@ -94,7 +94,7 @@ def mlp_build(graphs, tmp_path_factory):
 def test_build_directory(mlp_build):
     out = mlp_build.out_dir
     for name in ("hwgen_accel.v", "weights.hex", "program.hex", "params.hex", "manifest.json",
-                 "schedule.json", "report.md", "graph.pkl"):
+                 "schedule.json", "report.md", "graph.json", "graph.npz"):
         assert (out / name).is_file(), name
     man = json.loads((out / "manifest.json").read_text())
     assert man["format_version"] == flow.FORMAT_VERSION and man["kind"] == "chain"
@@ -102,7 +102,8 @@ def test_build_directory(mlp_build):
     assert man["input"] == {"shape": [1, 64], "layout": "row-major", "bits": 8,
                             "scale": man["input"]["scale"]}
     assert man["output"]["shape"] == [1, 10]
-    assert set(man["files"]) >= {"hwgen_accel.v", "schedule.json", "graph.pkl", "report.md"}
+    assert set(man["files"]) >= {"hwgen_accel.v", "schedule.json", "graph.json", "graph.npz",
+                                 "report.md"}
     # predicted cycles are the timing contract of each scheduled layer
     sched = json.loads((out / "schedule.json").read_text())
     from mapping.schedule import Schedule
