@@ -6,6 +6,13 @@ with Adam on CPU, deterministically (seeded init and shuffling, deterministic
 algorithms, one thread), and writes ``<name>.pt`` (the state_dict) and
 ``<name>.json`` (the training record: seed, hyper-parameters, float accuracies,
 torch version, a hash of the weights) to ``models/checkpoints/``.
+
+:func:`fit` is the training loop. Pruning's fine-tuning
+(``mapping.passes.finetune``) runs the same loop, but the layering keeps the two
+packages apart (``models`` imports nothing of ours and ``mapping`` does not
+import ``models``), so ``mapping.passes.finetune.fit`` is a verbatim twin of
+:func:`fit` (and :func:`deterministic_torch`): tests/models/test_train.py asserts
+the same source and bit-identical weights, so neither can drift.
 """
 
 from __future__ import annotations
@@ -48,8 +55,7 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
 @contextlib.contextmanager
 def deterministic_torch(threads: int = 1) -> Iterator[None]:
     """Deterministic algorithms and a fixed thread count; restores both afterwards."""
-    old_threads = torch.get_num_threads()
-    old_det = torch.are_deterministic_algorithms_enabled()
+    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     try:
@@ -59,30 +65,49 @@ def deterministic_torch(threads: int = 1) -> Iterator[None]:
         torch.set_num_threads(old_threads)
 
 
-def train_model(model: nn.Module, dataset: Dataset, config: TrainConfig, seed: int) -> nn.Module:
-    """Train ``model`` in place on ``dataset``'s train split; returns it in eval mode.
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
+        batch_size: int, weight_decay: float = 0.0, seed: int = 0,
+        masks: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Train ``model`` in place on inputs ``x`` and class ids ``y``; returns it in eval mode.
 
-    Mini-batch order comes from a ``torch.Generator`` seeded with ``seed``, so
-    the same model init, data, config and seed give bit-identical weights.
+    Adam (``lr``, ``weight_decay``) on cross-entropy, ``epochs`` passes over
+    mini-batches of ``batch_size`` in the order of ``torch.randperm`` drawn from
+    a ``torch.Generator`` seeded with ``seed``, under :func:`deterministic_torch`:
+    the same model, data, hyper-parameters and seed give bit-identical weights.
+    ``masks``: parameter name -> tensor of 0/1 in the parameter's dtype; masked
+    gradient entries are zeroed before each step and masked weights after it.
     """
+    params = dict(model.named_parameters())
+    masks = masks or {}
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    with deterministic_torch():
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(x), generator=gen)
+            for start in range(0, len(x), batch_size):
+                idx = perm[start:start + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x[idx]), y[idx]).backward()
+                for name, m in masks.items():
+                    params[name].grad.mul_(m)
+                opt.step()
+                with torch.no_grad():
+                    for name, m in masks.items():
+                        params[name].mul_(m)
+    return model.eval()
+
+
+def train_model(model: nn.Module, dataset: Dataset, config: TrainConfig, seed: int) -> nn.Module:
+    """Train ``model`` in place on ``dataset``'s train split with :func:`fit`; returns it
+    in eval mode. The same model init, data, config and seed give bit-identical weights."""
     if config.epochs < 0 or config.batch_size <= 0 or config.lr <= 0:
         raise ValueError(f"invalid training config {config}: need epochs >= 0, batch, lr > 0")
     x = torch.from_numpy(np.array(dataset.x_train, dtype=np.float32))
     y = torch.from_numpy(np.array(dataset.y_train, dtype=np.int64))
-    gen = torch.Generator().manual_seed(int(seed))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    with deterministic_torch():
-        model.train()
-        for _ in range(config.epochs):
-            perm = torch.randperm(len(x), generator=gen)
-            for start in range(0, len(x), config.batch_size):
-                idx = perm[start : start + config.batch_size]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x[idx]), y[idx])
-                loss.backward()
-                opt.step()
-    return model.eval()
+    return fit(model, x, y, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+               weight_decay=config.weight_decay, seed=seed)
 
 
 def weights_sha256(model: nn.Module) -> str:

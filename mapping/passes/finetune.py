@@ -1,12 +1,18 @@
 """Fine-tuning after pruning: seeded, deterministic Adam on a train/test data set.
 
+:func:`fit` is the training loop: Adam on cross-entropy over mini-batches
+shuffled by a ``torch.Generator(seed)``, deterministic algorithms on one
+thread, and optional masks (zeroed in the gradients and re-applied after every
+step, so unstructurally pruned weights stay exactly zero). :func:`finetune`
+wraps it for pruning: a copy of the model (the input is left untouched), masks
+applied before training, test accuracy before and after.
+
 The data set is duck-typed (``x_train``, ``y_train``, ``x_test``, ``y_test``
 numpy arrays, e.g. a :class:`models.Dataset`) because ``mapping`` does not
-import ``models`` outside tests. The loop mirrors ``models.train.train_model``
-(Adam, cross-entropy, shuffled mini-batches from a ``torch.Generator(seed)``,
-deterministic algorithms on one thread) and adds what pruning needs: masks
-re-applied after every step so unstructurally pruned weights stay exactly
-zero, and the input model left untouched.
+import ``models`` outside tests. For the same reason ``models.train.fit``,
+which trains the shipped checkpoints, is a twin of :func:`fit` (``models``
+imports nothing of ours, and ``mapping`` does not import ``models``):
+tests/models/test_train.py asserts that both give bit-identical weights.
 
 :func:`prune_to_macs` finds the smallest uniform structured-pruning fraction
 that brings a model's MACs (of its traced ``DataflowGraph``) under a budget.
@@ -39,7 +45,8 @@ class FinetuneResult:
 
 
 @contextlib.contextmanager
-def _deterministic(threads: int = 1) -> Iterator[None]:
+def deterministic_torch(threads: int = 1) -> Iterator[None]:
+    """Deterministic algorithms and a fixed thread count; restores both afterwards."""
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
@@ -48,6 +55,40 @@ def _deterministic(threads: int = 1) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(old_det)
         torch.set_num_threads(old_threads)
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
+        batch_size: int, weight_decay: float = 0.0, seed: int = 0,
+        masks: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Train ``model`` in place on inputs ``x`` and class ids ``y``; returns it in eval mode.
+
+    Adam (``lr``, ``weight_decay``) on cross-entropy, ``epochs`` passes over
+    mini-batches of ``batch_size`` in the order of ``torch.randperm`` drawn from
+    a ``torch.Generator`` seeded with ``seed``, under :func:`deterministic_torch`:
+    the same model, data, hyper-parameters and seed give bit-identical weights.
+    ``masks``: parameter name -> tensor of 0/1 in the parameter's dtype; masked
+    gradient entries are zeroed before each step and masked weights after it.
+    """
+    params = dict(model.named_parameters())
+    masks = masks or {}
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    with deterministic_torch():
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(x), generator=gen)
+            for start in range(0, len(x), batch_size):
+                idx = perm[start:start + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x[idx]), y[idx]).backward()
+                for name, m in masks.items():
+                    params[name].grad.mul_(m)
+                opt.step()
+                with torch.no_grad():
+                    for name, m in masks.items():
+                        params[name].mul_(m)
+    return model.eval()
 
 
 def _tensor(a, dtype) -> torch.Tensor:
@@ -105,28 +146,13 @@ def finetune(model: nn.Module, dataset, epochs: int = 10, lr: float = 1e-3,
     dtype = next(net.parameters()).dtype
     x = _tensor(dataset.x_train, np.float32).to(dtype)
     y = _tensor(dataset.y_train, np.int64)
-    gen = torch.Generator().manual_seed(int(seed))
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    with _deterministic():
+    with deterministic_torch():
         with torch.no_grad():
             for name, m in mask.items():
                 params[name].mul_(m)
         acc_before = accuracy(net, dataset.x_test, dataset.y_test)
-        net.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x), generator=gen)
-            for start in range(0, len(x), batch_size):
-                idx = perm[start:start + batch_size]
-                opt.zero_grad(set_to_none=True)
-                loss_fn(net(x[idx]), y[idx]).backward()
-                for name, m in mask.items():
-                    params[name].grad.mul_(m)
-                opt.step()
-                with torch.no_grad():
-                    for name, m in mask.items():
-                        params[name].mul_(m)
-        net.eval()
+        fit(net, x, y, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+            seed=seed, masks=mask)
         acc_after = accuracy(net, dataset.x_test, dataset.y_test)
     return FinetuneResult(net, acc_before, acc_after, epochs, int(seed))
 
