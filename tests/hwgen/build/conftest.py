@@ -1,0 +1,31 @@
+"""A compiled build shared by the build-directory tests (copy it before changing it)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import models
+from hwgen.build.flow import compile_model
+from mapping.arch import preset
+from mapping.passes import prepare_entry
+
+
+@pytest.fixture(scope="session")
+def mlp_graph():
+    return prepare_entry(models.get("mlp-digits"))
+
+
+@pytest.fixture(scope="session")
+def mlp_build_dir(mlp_graph, tmp_path_factory):
+    """mlp-digits on tiny-4x4, as ``hwgen compile`` writes it (read-only: use ``build_copy``)."""
+    out = tmp_path_factory.mktemp("contract") / "mlp"
+    compile_model(mlp_graph, preset("tiny-4x4"), out, model="mlp-digits", settings={"bits": 8})
+    return out
+
+
+@pytest.fixture
+def build_copy(mlp_build_dir, tmp_path):
+    """A private copy of :func:`mlp_build_dir` to edit."""
+    return shutil.copytree(mlp_build_dir, tmp_path / "copy")
