@@ -91,6 +91,7 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
 
     try:
         build = load_build(path)
+        build.graph  # noqa: B018  (parse it now: a bad graph file is a one-line error too)
     except BuildError as exc:
         raise CliError(str(exc)) from None
     try:

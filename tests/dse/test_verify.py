@@ -50,3 +50,24 @@ def test_failure_of_one_point_is_reported_and_the_rest_runs(tmp_path, monkeypatc
     assert "synthesis: RuntimeError: yosys crashed" in out[1]["verify_error"]
     assert out[1]["cycles_l2"] == 1000.0 and "lut_l1" not in out[1]
     assert out[0]["throughput_l2"] == 10.0 * 990 / 1000.0
+
+
+def test_levels_read_builds_through_the_contract(tmp_path):
+    """A tampered build is refused (by name) before any tool runs."""
+    import json
+
+    import models
+    from hwgen.build.flow import compile_model
+    from mapping.arch import preset
+    from mapping.passes import prepare_entry
+
+    out = tmp_path / "b"
+    compile_model(prepare_entry(models.get("mlp-digits")), preset("tiny-4x4"), out,
+                  model="mlp-digits")
+    (out / "hwgen_accel.il").write_text("# edited\n")
+    r = V.synth_task({"build_dir": str(out)}, "ulx3s-85f")
+    assert "hwgen_accel.il does not match the SHA-256" in r["error"]
+    man = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**man, "format_version": 1}))
+    r = V.sim_task({"build_dir": str(out)}, "mlp-digits", 1, "verilator")
+    assert "built by an older hwgen" in r["error"]

@@ -83,3 +83,27 @@ def test_icarus_waves(build, capsys):
     from pathlib import Path
 
     assert Path(path).is_file() and Path(path).stat().st_size > 0 and path.endswith(".fst")
+
+
+def test_old_format_build(build, capsys, tmp_path):
+    """A format-1 build (graph.pkl) says: built by an older hwgen, recompile."""
+    old = tmp_path / "old"
+    shutil.copytree(build, old)
+    (old / "graph.pkl").write_bytes(b"\x80\x04N.")
+    man = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**man, "format_version": 1}))
+    assert main(["sim", str(old)]) == 2
+    err = err_line(capsys)
+    assert "built by an older hwgen" in err and "graph.pkl" in err
+    assert "recompile it with `hwgen compile`" in err
+
+
+def test_tampered_graph(build, capsys, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(build, bad)
+    doc = json.loads((bad / "graph.json").read_text())
+    doc["nodes"].reverse()
+    (bad / "graph.json").write_text(json.dumps(doc))
+    assert main(["sim", str(bad), "--samples", "1"]) == 2
+    err = err_line(capsys)
+    assert f"{bad / 'graph.json'} does not match the SHA-256" in err and "recompile" in err

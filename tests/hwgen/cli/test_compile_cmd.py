@@ -86,3 +86,11 @@ def test_compile_transformer_lists_host_ops(capsys, tmp_path):
     assert man["kind"] == "kernels" and len(man["kernels"]) == 10
     for k in man["kernels"]:
         assert (out / k["dir"] / "hwgen_accel.v").is_file()
+
+
+def test_output_folder_that_is_not_a_build_is_refused(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["compile", "mlp-digits", "--arch", "tiny-4x4", "-o", str(tmp_path)]) == 2
+    err = err_line(capsys)
+    assert "not empty and not a build directory" in err and str(tmp_path) in err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
