@@ -70,8 +70,9 @@ import numpy as np
 
 BITS_MIN, BITS_MAX = 2, 16
 ACC_BITS_MIN, ACC_BITS_MAX = 8, 48
-MULT_BITS = 15
+MULT_BITS = 15  # unsigned requantisation multiplier (hardware: parameter and ELT fields)
 SHIFT_MIN, SHIFT_MAX = 1, 62
+SHIFT_BITS = 6  # hardware shift fields: 0..63 (0 = no rounding, the max pool's pass-through)
 
 
 class QuantError(ValueError):
