@@ -26,13 +26,14 @@ from _common import write_section  # noqa: E402
 import models  # noqa: E402
 from mapping.graph import trace  # noqa: E402
 from mapping.passes import prepare  # noqa: E402
-from mapping.passes.finetune import accuracy, finetune, prune_to_macs  # noqa: E402
 from mapping.passes.prune import (  # noqa: E402
     plan_channels,
     prune_channels,
     prune_magnitude,
     weight_sparsity,
 )
+from mapping.passes.prune_budget import prune_to_macs  # noqa: E402
+from models.finetune import accuracy, finetune  # noqa: E402
 from sim import golden  # noqa: E402
 
 MODELS = ("mlp-digits", "cnn-digits")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "shapes and MACs are unchanged (no sparse datapath). MAC fraction = MACs of the "
         "traced `DataflowGraph` over the original's. Fine-tuning: "
         f"Adam, lr {args.lr:g}, batch 32, {args.epochs} epochs, seed {args.seed}, on the "
-        "1437-sample training split (`mapping.passes.finetune.finetune`). int8: the "
+        "1437-sample training split (`models.finetune.finetune`). int8: the "
         "fine-tuned model through `prepare` (fold, fuse, per-channel int8 weights, "
         "per-tensor int8 activations calibrated on the training split, 32-bit accumulators) "
         "run by `sim.golden`.\n\n" + "\n".join(rows))

@@ -50,8 +50,9 @@ from mapping.arch import ArchSpec, preset  # noqa: E402
 from mapping.mapper import map_graph  # noqa: E402
 from mapping.naive import naive_schedule  # noqa: E402
 from mapping.passes import prepare  # noqa: E402
-from mapping.passes.finetune import finetune, prune_to_macs  # noqa: E402
+from mapping.passes.prune_budget import prune_to_macs  # noqa: E402
 from mapping.timing import run_cycles  # noqa: E402
+from models.finetune import finetune  # noqa: E402
 from sim import golden  # noqa: E402
 
 MODELS = ("cnn-digits", "mlp-digits")

@@ -7,12 +7,8 @@ algorithms, one thread), and writes ``<name>.pt`` (the state_dict) and
 ``<name>.json`` (the training record: seed, hyper-parameters, float accuracies,
 torch version, a hash of the weights) to ``models/checkpoints/``.
 
-:func:`fit` is the training loop. Pruning's fine-tuning
-(``mapping.passes.finetune``) runs the same loop, but the layering keeps the two
-packages apart (``models`` imports nothing of ours and ``mapping`` does not
-import ``models``), so ``mapping.passes.finetune.fit`` is a verbatim twin of
-:func:`fit` (and :func:`deterministic_torch`): tests/models/test_train.py asserts
-the same source and bit-identical weights, so neither can drift.
+:func:`fit` is the one training loop: the checkpoints are trained with it, and
+pruning's fine-tuning (:mod:`models.finetune`) runs it on the pruned copy.
 """
 
 from __future__ import annotations

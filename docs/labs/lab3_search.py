@@ -39,7 +39,8 @@ import numpy as np
 import optuna
 
 import models
-from mapping.passes import calibration_inputs, finetune, prepare, prune_channels
+from mapping.passes import calibration_inputs, prepare, prune_channels
+from models.finetune import finetune
 from sim import golden
 
 MODEL = "mlp-digits"

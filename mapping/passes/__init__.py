@@ -1,6 +1,5 @@
 """Graph passes: plain functions ``DataflowGraph -> DataflowGraph`` that never mutate their input."""
 
-from mapping.passes.finetune import finetune, prune_to_macs
 from mapping.passes.float_exec import run_float_graph
 from mapping.passes.fold import fold_batchnorm
 from mapping.passes.fuse import fuse_activations
@@ -15,12 +14,12 @@ from mapping.passes.prune import (
     prune_graph,
     prune_magnitude,
 )
+from mapping.passes.prune_budget import prune_to_macs
 from mapping.passes.quantize import calibrate, quantize
 
 __all__ = [
     "PruneError",
     "apply_plan",
-    "finetune",
     "mask_channels",
     "plan_channels",
     "prune_channels",

@@ -398,7 +398,7 @@ def prune_magnitude(model: nn.Module, sparsity: float, scope: str = "global",
 
     Returns ``(pruned copy, masks)``; ``masks`` maps parameter names
     (``"fc1.weight"``) to bool tensors (True = kept), for fine-tuning with
-    :func:`mapping.passes.finetune.finetune` so pruned weights stay zero.
+    :func:`models.finetune.finetune` so pruned weights stay zero.
     """
     mods = dict(model.named_modules())
     names = [n for n, m in mods.items() if isinstance(m, _COMPUTE)] if layers is None \

@@ -22,7 +22,8 @@ import torch
 import models
 from mapping import fakequant
 from mapping import quant as Q
-from mapping.passes import calibration_inputs, finetune, prepare, prune_channels
+from mapping.passes import calibration_inputs, prepare, prune_channels
+from models.finetune import finetune
 
 LABS = Path(__file__).resolve().parents[2] / "docs" / "labs"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 
 import numpy as np
@@ -93,24 +91,21 @@ def test_deterministic_torch_restores_global_state():
 
 
 def test_one_loop_in_models_and_mapping():
-    """Pruning's fine-tuning (mapping.passes.finetune) runs this module's loop: the layering
-    keeps a verbatim twin there (mapping may not import models); same source, same weights."""
-    ft = importlib.import_module("mapping.passes.finetune")  # mapping.passes.finetune: a function
+    """Pruning's fine-tuning (models.finetune) runs this module's loop: without masks it
+    gives the weights train_model gives, and the accuracy models.evaluate measures."""
+    from models.finetune import finetune
 
-    assert inspect.getsource(ft.fit) == inspect.getsource(fit)
-    assert inspect.getsource(ft.deterministic_torch) == inspect.getsource(deterministic_torch)
     entry = models.get("mlp-digits")
     ds = entry.dataset()
     config = TrainConfig(epochs=2, lr=3e-3, batch_size=48, weight_decay=1e-4)
     a = train_model(entry.build(seed=1), ds, config, seed=7)
     x = torch.from_numpy(np.array(ds.x_train, dtype=np.float32))
     y = torch.from_numpy(np.array(ds.y_train, dtype=np.int64))
-    b = ft.fit(entry.build(seed=1), x, y, epochs=2, lr=3e-3, batch_size=48, weight_decay=1e-4,
-               seed=7)
+    b = fit(entry.build(seed=1), x, y, epochs=2, lr=3e-3, batch_size=48, weight_decay=1e-4,
+            seed=7)
     assert weights_sha256(a) == weights_sha256(b)
-    # finetune = fit on a copy (no masks: the same weights), plus accuracies before and after
-    res = ft.finetune(entry.build(seed=1), ds, epochs=2, lr=3e-3, batch_size=48,
-                      weight_decay=1e-4, seed=7)
+    res = finetune(entry.build(seed=1), ds, epochs=2, lr=3e-3, batch_size=48,
+                   weight_decay=1e-4, seed=7)
     assert weights_sha256(res.model) == weights_sha256(a)
     assert res.acc_after == models.evaluate(a, ds)
 

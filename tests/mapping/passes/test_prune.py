@@ -13,7 +13,6 @@ from torch import nn
 import models
 from mapping.graph import trace
 from mapping.passes import lower, prepare
-from mapping.passes.finetune import finetune, prune_to_macs
 from mapping.passes.prune import (
     ChannelPlan,
     PruneError,
@@ -27,6 +26,8 @@ from mapping.passes.prune import (
     prune_magnitude,
     weight_sparsity,
 )
+from mapping.passes.prune_budget import prune_to_macs
+from models.finetune import finetune
 from sim import golden
 
 

@@ -1,5 +1,4 @@
-"""finetune (masks hold, seeded, input untouched, accuracy vs numpy) and prune_to_macs
-(vs a brute-force sweep of every fraction)."""
+"""finetune: masks hold, seeded, input untouched, accuracy vs a numpy forward pass."""
 
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ import pytest
 import torch
 
 import models
-from mapping.graph import trace
-from mapping.passes.finetune import accuracy, finetune, prune_to_macs
-from mapping.passes.prune import PruneError, plan_channels, prune_magnitude
+from mapping.passes.prune import prune_magnitude
+from models.finetune import accuracy, finetune
 
 
 @pytest.fixture(scope="module")
@@ -62,23 +60,3 @@ def test_finetune_errors(mlp, kw, match):
         finetune(mlp[1], mlp[0].dataset(), **kw)
     with pytest.raises(ValueError, match="dataset has no 'x_train'"):
         finetune(mlp[1], object())
-
-
-def test_prune_to_macs_is_smallest_fraction_meeting_budget(mlp):
-    _, model, x0 = mlp
-    total = 64 * 64 + 64 * 32 + 32 * 10
-
-    def macs(k: int, res: int) -> int:  # closed form for uniform floor(k/res * n) removal
-        n1 = 64 - int(np.floor(k / res * 64 + 1e-9))
-        n2 = 32 - int(np.floor(k / res * 32 + 1e-9))
-        return 64 * n1 + n1 * n2 + n2 * 10
-
-    for target in (0.9, 0.5, 0.3):
-        pruned, plan = prune_to_macs(model, x0, target, resolution=16)
-        k = next(k for k in range(16) if macs(k, 16) <= target * total)  # brute force
-        assert plan == plan_channels(model, x0, k / 16)
-        assert trace(pruned, x0).total_macs == macs(k, 16)
-    with pytest.raises(PruneError, match="cannot reach 0.010 of the MACs"):
-        prune_to_macs(model, x0, 0.01)
-    with pytest.raises(PruneError, match=r"mac_fraction must be in \(0, 1\]"):
-        prune_to_macs(model, x0, 0.0)
