@@ -8,23 +8,21 @@ import math
 import numpy as np
 
 from hwgen.compiler.isa import (
-    ELT_ADD,
-    ELT_AVG,
-    ELT_MAX,
-    MULT_BITS,
-    OP_ELT,
-    OP_LAYER,
-    OP_STEP,
     PARAM_ADDR_BITS,
-    elt_fields,
+    EltKind,
+    Op,
+    elt_layout,
     encode,
-    layer_fields,
-    step_fields,
+    layer_layout,
+    max_avg_window,
+    pack_words,
+    param_layout,
+    step_layout,
 )
 from hwgen.compiler.layers import AddLayer, ComputeLayer, PoolLayer, ProgramError
-from hwgen.rtl.dma import pack_words
 from mapping import timing
 from mapping.arch import ArchSpec
+from mapping.quant import MULT_BITS, SHIFT_MAX, SHIFT_MIN
 from mapping.schedule import LayerMapping, MappingError
 
 
@@ -61,7 +59,7 @@ def check_compute(layer: ComputeLayer, arch: ArchSpec) -> None:
     for what, arr, (alo, ahi) in (
         ("bias", layer.bias, (-(1 << (arch.acc_bits - 1)), (1 << (arch.acc_bits - 1)) - 1)),
         ("mult", layer.mult, (0, (1 << MULT_BITS) - 1)),
-        ("shift", layer.shift, (1, 62)),
+        ("shift", layer.shift, (SHIFT_MIN, SHIFT_MAX)),
     ):
         a = np.asarray(arr)
         if a.shape != (n.gemm_n,):
@@ -170,26 +168,26 @@ def compute_instructions(arch: ArchSpec, x: ComputeLayer, wmat: np.ndarray, laye
     lm, nest, g = x.mapping, x.mapping.nest, geometry(x.mapping)
     par_base = len(params)
     for ch in range(nest.gemm_n):
-        b = int(x.bias[ch]) & ((1 << arch.acc_bits) - 1)
-        params.append(b | int(x.mult[ch]) << arch.acc_bits
-                      | int(x.shift[ch]) << (arch.acc_bits + MULT_BITS))
+        params.append(encode(param_layout(arch), dict(bias=int(x.bias[ch]), mult=int(x.mult[ch]),
+                                                      shift=int(x.shift[ch])),
+                             f"{x.name} channel {ch} parameters"))
     if len(params) + arch.cols >= 1 << PARAM_ADDR_BITS:
         raise ProgramError(f"{x.name}: more than {(1 << PARAM_ADDR_BITS) - arch.cols} output "
                            "channels in the whole program")
     Hh, Ww, Cc, Pp, Qq, Ss = g["H"], g["W"], g["C"], g["P"], g["Q"], g["S"]  # noqa: N806
     st, dl, pd = g["stride"], g["dil"], g["pad"]
-    hdr = dict(op=OP_LAYER, layer_id=layer_id, C=Cc, S=Ss, Q=Qq, P=Pp, H=Hh, W=Ww,
+    hdr = dict(op=Op.LAYER, layer_id=layer_id, C=Cc, S=Ss, Q=Qq, P=Pp, H=Hh, W=Ww,
                stride=st, dil=dl, pad=pd, gemm_n=nest.gemm_n,
                dk_s=dl * Cc - (Cc - 1),
                dk_r=dl * Ww * Cc - (Ss - 1) * dl * Cc - (Cc - 1),
                dp_q=st * Cc, dp_p=st * Ww * Cc - (Qq - 1) * st * Cc,
                dp_n=Hh * Ww * Cc - (Pp - 1) * st * Ww * Cc - (Qq - 1) * st * Cc,
                out_bits=x.out_bits, relu=int(x.relu))
-    words = [encode(layer_fields(arch), hdr, f"{x.name} LAYER")]
+    words = [encode(layer_layout(arch), hdr, f"{x.name} LAYER")]
     steps = _layer_steps(arch, lm, g, wmat, in_base, out_base, par_base, image)
     for j, s in enumerate(steps):
-        s.update(op=OP_STEP, last=int(j == len(steps) - 1))
-        words.append(encode(step_fields(arch), s, f"{x.name} STEP {j}"))
+        s.update(op=Op.STEP, last=int(j == len(steps) - 1))
+        words.append(encode(step_layout(arch), s, f"{x.name} STEP {j}"))
     return words
 
 
@@ -206,20 +204,18 @@ def _check_mult(name: str, what: str, v, lo: int, hi: int) -> None:
 
 def pool_instruction(arch: ArchSpec, x: PoolLayer, layer_id: int, src: int, dst: int) -> int:
     """The ELT word of a pooling layer reading ``src``, writing ``dst``."""
-    from hwgen.rtl.eltwise import Pool
-
     g = x.geometry()
     _check_out(x.name, x.out_bits, x.relu, arch)
     window = g["kh"] * g["kw"]
     if x.kind == "avg":
         _check_mult(x.name, "mult", x.mult, 0, (1 << MULT_BITS) - 1)
-        _check_mult(x.name, "shift", x.shift, 1, 62)
-        if window > Pool.max_window(arch):
+        _check_mult(x.name, "shift", x.shift, SHIFT_MIN, SHIFT_MAX)
+        if window > max_avg_window(arch):
             raise ProgramError(f"{x.name}: average window of {window} elements exceeds "
-                               f"{Pool.max_window(arch)} (2**(acc_bits - in_bits), exact sums)")
+                               f"{max_avg_window(arch)} (2**(acc_bits - in_bits), exact sums)")
     H, W, C, P, Q = x.H, x.W, x.C, g["P"], g["Q"]  # noqa: N806
     sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
-    f = dict(op=OP_ELT, layer_id=layer_id, kind=ELT_AVG if x.kind == "avg" else ELT_MAX,
+    f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.AVG if x.kind == "avg" else EltKind.MAX,
              relu=int(x.relu), out_bits=x.out_bits,
              ma=int(x.mult) if x.kind == "avg" else 0,
              shift=int(x.shift) if x.kind == "avg" else 0,
@@ -228,7 +224,7 @@ def pool_instruction(arch: ArchSpec, x: PoolLayer, layer_id: int, src: int, dst:
              dq=sw * C, dp=sh * W * C - (Q - 1) * sw * C,
              dn=H * W * C - (P - 1) * sh * W * C - (Q - 1) * sw * C,
              dtap=W * C - (g["kw"] - 1) * C)
-    return encode(elt_fields(arch), f, f"{x.name} ELT")
+    return encode(elt_layout(arch), f, f"{x.name} ELT")
 
 
 def add_instruction(arch: ArchSpec, x: AddLayer, layer_id: int, src: int, src2: int,
@@ -237,11 +233,11 @@ def add_instruction(arch: ArchSpec, x: AddLayer, layer_id: int, src: int, src2: 
     _check_out(x.name, x.out_bits, x.relu, arch)
     _check_mult(x.name, "ma", x.ma, 0, (1 << MULT_BITS) - 1)
     _check_mult(x.name, "mb", x.mb, 0, (1 << MULT_BITS) - 1)
-    _check_mult(x.name, "shift", x.shift, 1, 62)
-    f = dict(op=OP_ELT, layer_id=layer_id, kind=ELT_ADD, relu=int(x.relu),
+    _check_mult(x.name, "shift", x.shift, SHIFT_MIN, SHIFT_MAX)
+    f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.ADD, relu=int(x.relu),
              out_bits=x.out_bits, ma=int(x.ma), mb=int(x.mb), shift=int(x.shift),
              src=src, src2=src2, dst=dst, count=x.elements)
-    return encode(elt_fields(arch), f, f"{x.name} ELT")
+    return encode(elt_layout(arch), f, f"{x.name} ELT")
 
 
 def pool_cycles(arch: ArchSpec, x: PoolLayer) -> int:

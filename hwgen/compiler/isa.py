@@ -1,77 +1,135 @@
-"""The controller's instruction set: field layouts, encoding, decoding.
+"""The controller's instruction set: one ``StructLayout`` per instruction, encoding, decoding.
 
-Every instruction is one program-ROM word; fields are packed LSB first and
-their widths depend only on the ArchSpec (``word_bits`` is the widest).
+Every instruction is one program-ROM word. Its layout (:func:`layer_layout`,
+:func:`step_layout`, :func:`elt_layout`, functions of the ArchSpec) is the one
+definition of its fields: the compiler encodes with it (:func:`encode`, range
+checked), the sequencer casts the ROM word to it, and :func:`decode` reads a
+word back by the layout's offsets. Fields are packed LSB first; ``op`` (an
+:class:`Op`) is always the lowest ``OP_BITS``; ``word_bits`` is the widest layout.
 
-- ``END``   (op 0): the model is done, stream the output out.
-- ``LAYER`` (op 1): header of a compute layer: the geometry of its implicit
+- ``END``   (``Op.END``): the model is done, stream the output out.
+- ``LAYER`` (``Op.LAYER``): header of a compute layer: the geometry of its implicit
   im2col (input ``H x W x C`` NHWC, kernel radices, strides and the address
   deltas of the mixed-radix walks), the output row stride and the output
   format (``out_bits``, ``relu``). Costs ``LAYER_SETUP`` cycles (fetch, decode).
-- ``STEP``  (op 2): one step of the layer: an optional DMA burst (weight-store
+- ``STEP``  (``Op.STEP``): one step of the layer: an optional DMA burst (weight-store
   word address, words, weights, scratchpad destination) and an optional tile
   (sizes, pass counts, weight-half base, accumulator base, first/last k, the
   mixed-radix start of its pixel and reduction walks, output and parameter
   addresses). Double-buffered, the burst of step i is the *next* tile's weights
   and runs beside the tile; single-buffered it is this tile's and runs first.
-- ``ELT``   (op 3): a whole pooling or residual-add layer in one word
-  (:func:`elt_fields`), run by ``hwgen.rtl.eltwise_engine``.
+- ``ELT``   (``Op.ELT``): a whole pooling or residual-add layer in one word
+  (:func:`elt_layout`, kind :class:`EltKind`), run by ``hwgen.rtl.eltwise_engine``.
+
+Also here, because the compiler and the RTL both need them (the compiler
+imports nothing of ``hwgen.rtl``): the parameter-table word (:func:`param_layout`),
+the external weight word format (:func:`pack_words`) and the address widths of
+the DMA's external port (``EXT_ADDR_BITS``, :func:`burst_len_bits`).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
+import functools
+from collections.abc import Mapping
+
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, enum
 
 from hwgen.compiler.layers import ProgramError
-from hwgen.rtl.dma import EXT_ADDR_BITS, burst_len_bits
-from hwgen.rtl.memory import bits_for
 from mapping.arch import ArchSpec
+from mapping.hwconst import LAYER_ID_BITS, bits_for
+from mapping.quant import BITS_MAX, MULT_BITS, SHIFT_BITS
 
-OP_END, OP_LAYER, OP_STEP, OP_ELT = 0, 1, 2, 3
-ELT_MAX, ELT_AVG, ELT_ADD = 0, 1, 2  # ELT kinds
 OP_BITS = 2
-PARAM_ADDR_BITS = 16
-MULT_BITS, SHIFT_BITS = 15, 6
+KIND_BITS = 2
+OUT_BITS_BITS = bits_for(BITS_MAX + 1)  # run-time out_bits 2..BITS_MAX
+PARAM_ADDR_BITS = 16  # parameter-table address (output channels of the whole program)
+EXT_ADDR_BITS = 32  # weight-store word address of a DMA burst
+
+
+class Op(enum.Enum, shape=OP_BITS):
+    """Opcode: the low ``OP_BITS`` of every instruction word."""
+
+    END = 0
+    LAYER = 1
+    STEP = 2
+    ELT = 3
+
+
+class EltKind(enum.Enum, shape=KIND_BITS):
+    """What an ELT instruction computes."""
+
+    MAX = 0  # max pooling
+    AVG = 1  # average pooling
+    ADD = 2  # residual add
+
+
+# the integer values, for code that reads raw words (dse.resources, tests)
+OP_END, OP_LAYER, OP_STEP, OP_ELT = (op.value for op in Op)
+ELT_MAX, ELT_AVG, ELT_ADD = (k.value for k in EltKind)
 
 
 def dims_bits(arch: ArchSpec) -> int:
+    """Bits of a size / count field (one more than any memory's addresses, + 2 spare)."""
     return bits_for(max(arch.act_words, arch.w_words, arch.acc_words) + 2) + 1
 
 
-def layer_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
-    """``(name, width, signed)`` of the LAYER instruction, LSB first."""
-    db = dims_bits(arch)
-    sb = db + 3
-    return ([("op", OP_BITS, False), ("layer_id", 8, False)]
-            + [(f, db, False) for f in ("C", "S", "Q", "P", "H", "W", "stride", "dil", "pad",
-                                        "gemm_n")]
-            + [(f, sb, True) for f in ("dk_s", "dk_r", "dp_q", "dp_p", "dp_n")]
-            + [("out_bits", 5, False), ("relu", 1, False)])
+def delta_bits(arch: ArchSpec) -> int:
+    """Bits of a signed address / offset / delta field of the walks."""
+    return dims_bits(arch) + 3
 
 
-def step_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
-    """``(name, width, signed)`` of the STEP instruction, LSB first."""
-    db = dims_bits(arch)
-    sb = db + 3
-    wa, ca, aa = bits_for(arch.w_words), bits_for(arch.acc_words), bits_for(arch.act_words)
-    return ([("op", OP_BITS, False), ("last", 1, False),
-             ("dma_en", 1, False), ("dma_src", EXT_ADDR_BITS, False),
-             ("dma_words", burst_len_bits(arch), False), ("dma_count", db, False),
-             ("dma_dst", wa, False),
-             ("tile_en", 1, False), ("first_k", 1, False), ("last_k", 1, False)]
-            + [(f, db, False) for f in ("m", "n", "k", "nmb", "nnb", "nkb")]
-            + [("w_base", wa, False), ("w_kstride", db, False), ("w_rlast", db, False),
-               ("acc_base", ca, False), ("acc_blk", db, False),
-               ("q0", db, False), ("p0", db, False), ("c0", db, False), ("s0", db, False)]
-            + [(f, sb, True) for f in ("pix0", "hp0", "wq0", "koff0", "hoff0", "woff0")]
-            + [("out_base", aa, False), ("par_base", PARAM_ADDR_BITS, False)])
+def burst_len_bits(arch: ArchSpec) -> int:
+    """Bits of a burst length: a burst never exceeds the weight scratchpad."""
+    return bits_for(arch.w_words + 2)
 
 
-def elt_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
-    """``(name, width, signed)`` of the ELT instruction (pool / residual add), LSB first.
+def max_avg_window(arch: ArchSpec) -> int:
+    """Largest average-pool window whose sum is exact in the ``acc_bits``-wide accumulator
+    of ``hwgen.rtl.eltwise.Pool`` (sums of ``in_bits`` elements)."""
+    return 1 << (arch.acc_bits - arch.in_bits)
 
-    ``kind`` (ELT_MAX/AVG/ADD); ``ma``/``shift`` (avg: ``mult``/``shift``; add:
+
+def _fields(names, shape) -> dict:
+    return {n: shape for n in names}
+
+
+@functools.lru_cache(maxsize=256)
+def layer_layout(arch: ArchSpec) -> data.StructLayout:
+    """The LAYER instruction."""
+    d, s = unsigned(dims_bits(arch)), signed(delta_bits(arch))
+    return data.StructLayout({
+        "op": Op, "layer_id": unsigned(LAYER_ID_BITS),
+        **_fields(("C", "S", "Q", "P", "H", "W", "stride", "dil", "pad", "gemm_n"), d),
+        **_fields(("dk_s", "dk_r", "dp_q", "dp_p", "dp_n"), s),
+        "out_bits": unsigned(OUT_BITS_BITS), "relu": unsigned(1),
+    })
+
+
+@functools.lru_cache(maxsize=256)
+def step_layout(arch: ArchSpec) -> data.StructLayout:
+    """The STEP instruction: a DMA burst (``dma_*``) and / or a tile."""
+    d, s = unsigned(dims_bits(arch)), signed(delta_bits(arch))
+    wa = unsigned(bits_for(arch.w_words))
+    return data.StructLayout({
+        "op": Op, "last": unsigned(1),
+        "dma_en": unsigned(1), "dma_src": unsigned(EXT_ADDR_BITS),
+        "dma_words": unsigned(burst_len_bits(arch)), "dma_count": d, "dma_dst": wa,
+        "tile_en": unsigned(1), "first_k": unsigned(1), "last_k": unsigned(1),
+        **_fields(("m", "n", "k", "nmb", "nnb", "nkb"), d),
+        "w_base": wa, "w_kstride": d, "w_rlast": d,
+        "acc_base": unsigned(bits_for(arch.acc_words)), "acc_blk": d,
+        **_fields(("q0", "p0", "c0", "s0"), d),
+        **_fields(("pix0", "hp0", "wq0", "koff0", "hoff0", "woff0"), s),
+        "out_base": unsigned(bits_for(arch.act_words)), "par_base": unsigned(PARAM_ADDR_BITS),
+    })
+
+
+@functools.lru_cache(maxsize=256)
+def elt_layout(arch: ArchSpec) -> data.StructLayout:
+    """The ELT instruction (pool / residual add).
+
+    ``kind`` (:class:`EltKind`); ``ma``/``shift`` (avg: ``mult``/``shift``; add:
     ``ma``, ``mb``, ``shift``); ``src``/``src2``/``dst`` tensor bases; ``count``
     (pool: channels C; add: elements). Pool geometry: output ``N, P, Q``, input
     ``H, W``, kernel ``kh, kw``, strides ``sh, sw``, the window origin of the first
@@ -79,52 +137,123 @@ def elt_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
     address deltas ``dq`` (next q), ``dp`` (next p), ``dn`` (next image),
     ``dtap`` (next kernel row).
     """
-    db = dims_bits(arch)
-    sb = db + 3
-    aa = bits_for(arch.act_words)
-    return ([("op", OP_BITS, False), ("layer_id", 8, False), ("kind", 2, False),
-             ("relu", 1, False), ("out_bits", 5, False), ("ma", MULT_BITS, False),
-             ("mb", MULT_BITS, False), ("shift", SHIFT_BITS, False),
-             ("src", aa, False), ("src2", aa, False), ("dst", aa, False), ("count", db, False)]
-            + [(f, db, False) for f in ("N", "P", "Q", "H", "W", "kh", "kw", "sh", "sw")]
-            + [(f, sb, True) for f in ("pix0", "hp0", "wq0", "dq", "dp", "dn", "dtap")])
+    d, s = unsigned(dims_bits(arch)), signed(delta_bits(arch))
+    aa = unsigned(bits_for(arch.act_words))
+    return data.StructLayout({
+        "op": Op, "layer_id": unsigned(LAYER_ID_BITS), "kind": EltKind,
+        "relu": unsigned(1), "out_bits": unsigned(OUT_BITS_BITS), "ma": unsigned(MULT_BITS),
+        "mb": unsigned(MULT_BITS), "shift": unsigned(SHIFT_BITS),
+        "src": aa, "src2": aa, "dst": aa, "count": d,
+        **_fields(("N", "P", "Q", "H", "W", "kh", "kw", "sh", "sw"), d),
+        **_fields(("pix0", "hp0", "wq0", "dq", "dp", "dn", "dtap"), s),
+    })
 
 
-def word_bits(arch: ArchSpec) -> int:
-    return max(sum(w for _, w, _ in f(arch)) for f in (layer_fields, step_fields, elt_fields))
+INSTRUCTION_LAYOUTS = (layer_layout, step_layout, elt_layout)
 
 
-def encode(fields: list[tuple[str, int, bool]], values: dict[str, int], where: str) -> int:
-    """Pack ``values`` into an instruction word; a value that does not fit raises ProgramError."""
-    word, off = 0, 0
-    for name, width, sgn in fields:
-        v = int(values.get(name, 0))
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if sgn else (0, (1 << width) - 1)
-        if not lo <= v <= hi:
-            raise ProgramError(f"{where}: field {name} = {v} does not fit {width} bits "
-                               f"({'signed' if sgn else 'unsigned'}; allowed {lo}..{hi})")
-        word |= (v & ((1 << width) - 1)) << off
-        off += width
-    return word
-
-
-def decode(fields: list[tuple[str, int, bool]], word: int) -> dict[str, int]:
-    out, off = {}, 0
-    for name, width, sgn in fields:
-        v = (word >> off) & ((1 << width) - 1)
-        if sgn and v >> (width - 1):
-            v -= 1 << width
-        out[name] = v
-        off += width
-    return out
+@functools.lru_cache(maxsize=256)
+def param_layout(arch: ArchSpec) -> data.StructLayout:
+    """One parameter-table entry (one output channel): bias, requantisation multiplier, shift."""
+    return data.StructLayout({"bias": signed(arch.acc_bits), "mult": unsigned(MULT_BITS),
+                              "shift": unsigned(SHIFT_BITS)})
 
 
 def param_bits(arch: ArchSpec) -> int:
-    return arch.acc_bits + MULT_BITS + SHIFT_BITS
+    return param_layout(arch).size
 
 
+def word_bits(arch: ArchSpec) -> int:
+    """Bits of a program-ROM word: the widest instruction."""
+    return max(lay(arch).size for lay in INSTRUCTION_LAYOUTS)
 
 
-def fields_layout(fields) -> data.StructLayout:
-    """The instruction fields as an Amaranth struct layout (decoding is a cast)."""
-    return data.StructLayout({n: (signed(w) if s else unsigned(w)) for n, w, s in fields})
+# ---------------------------------------------------------------- encode / decode
+def _layout(spec) -> data.StructLayout:
+    """``spec`` as a layout: a StructLayout, or a ``(name, width, signed)`` list (the
+    :func:`layer_fields` form)."""
+    if isinstance(spec, data.StructLayout):
+        return spec
+    return data.StructLayout({n: signed(w) if s else unsigned(w) for n, w, s in spec})
+
+
+def _is_enum(shape) -> bool:
+    return isinstance(shape, type) and issubclass(shape, enum.Enum)
+
+
+def encode(layout, values: Mapping[str, object], where: str) -> int:
+    """Pack ``values`` (field name -> int, or enum member for an enum field; absent fields
+    are 0) into an instruction word of ``layout``. A value that does not fit its field,
+    an enum field value that names no member, or an unknown field raises ProgramError
+    naming ``where``."""
+    layout = _layout(layout)
+    names = {name for name, _ in layout}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ProgramError(f"{where}: no field {', '.join(unknown)} in this instruction")
+    word = 0
+    for name, fld in layout:
+        v = values.get(name, 0)
+        if _is_enum(fld.shape) and isinstance(v, fld.shape):
+            v = v.value
+        v = int(v)
+        shape = Shape.cast(fld.shape)
+        w = shape.width
+        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if shape.signed else (0, (1 << w) - 1)
+        if not lo <= v <= hi:
+            raise ProgramError(f"{where}: field {name} = {v} does not fit {w} bits "
+                               f"({'signed' if shape.signed else 'unsigned'}; allowed {lo}..{hi})")
+        if _is_enum(fld.shape) and v not in {m.value for m in fld.shape}:
+            members = ", ".join(f"{m.name}={m.value}" for m in fld.shape)
+            raise ProgramError(f"{where}: field {name} = {v} is no {fld.shape.__name__} "
+                               f"({members})")
+        word |= (v & ((1 << w) - 1)) << fld.offset
+    return word
+
+
+def decode(layout, word: int) -> dict[str, int]:
+    """The fields of instruction ``word`` read with ``layout`` (its offsets), as integers
+    (an enum field gives its raw value: a word of another instruction may hold any)."""
+    out = {}
+    for name, fld in _layout(layout):
+        shape = Shape.cast(fld.shape)
+        v = (word >> fld.offset) & ((1 << shape.width) - 1)
+        if shape.signed and v >> (shape.width - 1):
+            v -= 1 << shape.width
+        out[name] = v
+    return out
+
+
+def _flat(layout: data.StructLayout) -> list[tuple[str, int, bool]]:
+    return [(n, Shape.cast(f.shape).width, Shape.cast(f.shape).signed) for n, f in layout]
+
+
+def layer_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
+    """``(name, width, signed)`` of :func:`layer_layout`, LSB first (for code that
+    reads bit positions; the layout is the definition)."""
+    return _flat(layer_layout(arch))
+
+
+def step_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
+    """``(name, width, signed)`` of :func:`step_layout`, LSB first."""
+    return _flat(step_layout(arch))
+
+
+def elt_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
+    """``(name, width, signed)`` of :func:`elt_layout`, LSB first."""
+    return _flat(elt_layout(arch))
+
+
+# ---------------------------------------------------------------- weight words
+def pack_words(values: list[int], w_bits: int, per_word: int) -> list[int]:
+    """Pack signed ``w_bits`` values ``per_word`` to a weight-store word, LSB first (last
+    word zero-padded): weight ``l`` of a word in bits ``[l*w_bits, (l+1)*w_bits)``, two's
+    complement, as ``hwgen.rtl.dma.WeightDMA`` unpacks them."""
+    mask = (1 << w_bits) - 1
+    words = []
+    for i in range(0, len(values), per_word):
+        word = 0
+        for lane, v in enumerate(values[i:i + per_word]):
+            word |= (int(v) & mask) << (lane * w_bits)
+        words.append(word)
+    return words

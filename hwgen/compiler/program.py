@@ -34,21 +34,25 @@ from hwgen.compiler.isa import (  # noqa: F401 (re-exported: the ISA is part of 
     ELT_ADD,
     ELT_AVG,
     ELT_MAX,
-    MULT_BITS,
     OP_BITS,
     OP_ELT,
     OP_END,
     OP_LAYER,
     OP_STEP,
     PARAM_ADDR_BITS,
-    SHIFT_BITS,
+    EltKind,
+    Op,
     decode,
     dims_bits,
     elt_fields,
+    elt_layout,
     encode,
     layer_fields,
+    layer_layout,
     param_bits,
+    param_layout,
     step_fields,
+    step_layout,
     word_bits,
 )
 from hwgen.compiler.layers import (
@@ -61,11 +65,12 @@ from hwgen.compiler.layers import (
 )
 from mapping import timing
 from mapping.arch import ArchSpec
+from mapping.hwconst import MAX_LAYERS
+from mapping.quant import MULT_BITS, SHIFT_BITS  # noqa: F401 (re-exported with the ISA)
 
 __all__ = ["INPUT", "AddLayer", "ComputeLayer", "FlattenLayer", "LayerInfo", "PoolLayer",
            "Program", "ProgramError", "compile_program"]
 
-MAX_LAYERS = 256
 HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer)
 
 
@@ -268,7 +273,7 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
                                out_base=ob, out_elements=out_elems, src=srcs[0], dst=dst,
                                src2=srcs[1] if len(srcs) > 1 else None,
                                in2_base=bases[1] if len(bases) > 1 else None))
-    instrs.append(encode(layer_fields(arch), dict(op=OP_END), "END"))
+    instrs.append(encode(layer_layout(arch), dict(op=Op.END), "END"))
     ob = T.bufs[T.t[out_name].buf]
     return Program(arch=arch, instructions=instrs, weight_image=image, params=params,
                    layers=infos, input_base=T.bufs[0].base, input_count=T.bufs[0].size,

@@ -40,9 +40,9 @@ Output-stationary (``arch.dataflow == "os"``), latency ``C + 1`` (from ``in_last
 from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 
+from hwgen.rtl.checked import CheckedComponent
+from hwgen.rtl.interfaces import array_signature
 from hwgen.rtl.pe import PE, check_dataflow, check_widths
 
 
@@ -70,40 +70,24 @@ def _check_arch(arch, tag_width: int) -> None:
         raise ValueError(f"tag_width = {tag_width!r} is invalid: must be an integer from 1 to 64")
 
 
-class SystolicArray(wiring.Component):
+class SystolicArray(CheckedComponent):
     """``arch.rows x arch.cols`` PE array for ``arch.dataflow`` with unskewed ports.
 
-    Ports (both dataflows): ``in_valid``, ``in_first``, ``in_data`` (R lanes of
-    ``in_bits``), ``in_tag``; ``out_valid``, ``out_data`` (C lanes of
-    ``acc_bits``), ``out_tag``. WS adds ``preload_valid``/``preload_row``; OS
-    adds ``in_last``/``in_w``. See the module docstring for timing.
+    Ports (:func:`~hwgen.rtl.interfaces.array_signature`, flipped; both dataflows):
+    ``in_valid``, ``in_first``, ``in_data`` (R lanes of ``in_bits``), ``in_tag``;
+    ``out_valid``, ``out_data`` (C lanes of ``acc_bits``), ``out_tag``. WS adds
+    ``preload_valid``/``preload_row``; OS adds ``in_last``/``in_w``. See the
+    module docstring for timing.
     """
 
+    @classmethod
+    def check(cls, arch, tag_width: int = 16) -> None:
+        _check_arch(arch, tag_width)
+
     def __init__(self, arch, tag_width: int = 16):
-        try:
-            _check_arch(arch, tag_width)
-        except ValueError:
-            self._MustUse__silence = True  # a rejected component is not "unused"
-            raise
         self.arch = arch
         self.tag_width = tag_width
-        R, C = arch.rows, arch.cols
-        sig = {
-            "in_valid": In(1),
-            "in_first": In(1),
-            "in_data": In(data.ArrayLayout(signed(arch.in_bits), R)),
-            "in_tag": In(tag_width),
-            "out_valid": Out(1),
-            "out_data": Out(data.ArrayLayout(signed(arch.acc_bits), C)),
-            "out_tag": Out(tag_width),
-        }
-        if arch.dataflow == "ws":
-            sig["preload_valid"] = In(1)
-            sig["preload_row"] = In(data.ArrayLayout(signed(arch.w_bits), C))
-        else:
-            sig["in_last"] = In(1)
-            sig["in_w"] = In(data.ArrayLayout(signed(arch.w_bits), C))
-        super().__init__(sig)
+        super().__init__(array_signature(arch, tag_width).flip())
 
     @staticmethod
     def latency(arch) -> int:

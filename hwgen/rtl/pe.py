@@ -23,8 +23,9 @@ Output-stationary (``"os"``)
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from hwgen.rtl.checked import CheckedComponent
 
 DATAFLOWS = ("ws", "os")
 
@@ -49,16 +50,16 @@ def check_dataflow(dataflow: str) -> str:
     return dataflow
 
 
-class PE(wiring.Component):
+class PE(CheckedComponent):
     """Signed MAC cell; ``dataflow`` selects the WS or OS port set (see module docstring)."""
 
+    @classmethod
+    def check(cls, in_bits: int, w_bits: int, acc_bits: int, dataflow: str = "ws") -> None:
+        check_widths(in_bits, w_bits, acc_bits)
+        check_dataflow(dataflow)
+
     def __init__(self, in_bits: int, w_bits: int, acc_bits: int, dataflow: str = "ws"):
-        try:
-            check_widths(in_bits, w_bits, acc_bits)
-            self.dataflow = check_dataflow(dataflow)
-        except ValueError:
-            self._MustUse__silence = True  # a rejected component is not "unused"
-            raise
+        self.dataflow = dataflow
         self.in_bits, self.w_bits, self.acc_bits = in_bits, w_bits, acc_bits
         a, w, acc = signed(in_bits), signed(w_bits), signed(acc_bits)
         if dataflow == "ws":

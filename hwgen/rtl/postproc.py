@@ -20,23 +20,14 @@ consecutive rows.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Const, Module, Mux, Signal, signed
 
-MULT_BITS = 15  # mapping.quant.MULT_BITS
-SHIFT_BITS = 6  # shifts 0..63 (mapping.quant uses 1..62)
-OUT_BITS_FIELD = 5  # run-time out_bits 2..16
-STAGES = 2
+from hwgen.compiler.isa import OUT_BITS_BITS
+from hwgen.rtl.checked import CheckedComponent
+from hwgen.rtl.interfaces import postproc_signature
+from mapping.quant import MULT_BITS, SHIFT_BITS
 
-
-def silence_if_rejected(component, check) -> None:
-    """Run ``check()``; if it raises ValueError, mark ``component`` as intentionally unused."""
-    try:
-        check()
-    except ValueError:
-        component._MustUse__silence = True
-        raise
+STAGES = 2  # pipeline registers of PostProc, Pool and ResidualAdd
 
 
 def check_lanes(lanes, what: str = "lanes") -> int:
@@ -76,32 +67,26 @@ def check_out_width(out_width) -> int:
     return out_width
 
 
-class PostProc(wiring.Component):
+class PostProc(CheckedComponent):
     """``lanes``-wide bias add + requantisation pipeline (default ``lanes = arch.cols``).
 
-    Ports: ``in_valid``; per lane ``acc``/``bias`` (signed ``acc_bits``), ``mult``
-    (unsigned 15), ``shift`` (unsigned 6); ``out_bits`` (2..``out_width``, default
-    ``arch.in_bits``) and ``relu`` for the row; ``out_valid`` and ``out`` (signed
-    ``out_width``) :meth:`latency` cycles later.
+    Ports (:func:`~hwgen.rtl.interfaces.postproc_signature`, flipped): ``in_valid``;
+    per lane ``acc``/``bias`` (signed ``acc_bits``), ``mult`` (unsigned
+    ``MULT_BITS``), ``shift`` (unsigned ``SHIFT_BITS``); ``out_bits``
+    (2..``out_width``, default ``arch.in_bits``) and ``relu`` for the row;
+    ``out_valid`` and ``out`` (signed ``out_width``) :meth:`latency` cycles later.
     """
 
+    @classmethod
+    def check(cls, arch, lanes: int | None = None, out_width: int | None = None) -> None:
+        check_lanes(arch.cols if lanes is None else lanes)
+        check_out_width(arch.in_bits if out_width is None else out_width)
+
     def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
-        lanes = arch.cols if lanes is None else lanes
-        out_width = arch.in_bits if out_width is None else out_width
-        silence_if_rejected(self, lambda: (check_lanes(lanes), check_out_width(out_width)))
-        self.arch, self.lanes, self.out_width = arch, lanes, out_width
-        acc = data.ArrayLayout(signed(arch.acc_bits), lanes)
-        super().__init__({
-            "in_valid": In(1),
-            "acc": In(acc),
-            "bias": In(acc),
-            "mult": In(data.ArrayLayout(unsigned(MULT_BITS), lanes)),
-            "shift": In(data.ArrayLayout(unsigned(SHIFT_BITS), lanes)),
-            "out_bits": In(OUT_BITS_FIELD),
-            "relu": In(1),
-            "out_valid": Out(1),
-            "out": Out(data.ArrayLayout(signed(out_width), lanes)),
-        })
+        self.arch = arch
+        self.lanes = arch.cols if lanes is None else lanes
+        self.out_width = arch.in_bits if out_width is None else out_width
+        super().__init__(postproc_signature(arch, self.lanes, self.out_width).flip())
 
     @staticmethod
     def latency(arch=None) -> int:
@@ -112,7 +97,7 @@ class PostProc(wiring.Component):
         m = Module()
         A = self.arch.acc_bits
         v1 = Signal()
-        ob1 = Signal(OUT_BITS_FIELD)
+        ob1 = Signal(OUT_BITS_BITS)
         relu1 = Signal()
         m.d.sync += [v1.eq(self.in_valid), ob1.eq(self.out_bits), relu1.eq(self.relu),
                      self.out_valid.eq(v1)]

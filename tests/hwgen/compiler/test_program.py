@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from hwgen.compiler.isa import pack_words
 from hwgen.compiler.program import (
     OP_END,
     OP_LAYER,
@@ -22,7 +23,6 @@ from hwgen.compiler.program import (
     layer_fields,
     step_fields,
 )
-from hwgen.rtl.dma import pack_words
 from mapping import timing
 from mapping.arch import ArchSpec
 from mapping.loopnest import LoopNest

@@ -10,7 +10,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from hwgen.rtl.dma import WeightDMA, WeightROM, pack_words
+from hwgen.compiler.isa import pack_words
+from hwgen.rtl.dma import WeightDMA, WeightROM
 from mapping import timing
 from mapping.arch import ArchSpec
 
@@ -42,11 +43,11 @@ def _run_burst(arch, image, src, count, ext_model):
     got, last = {}, {}
 
     async def bench(ctx):
-        ctx.set(dma.start, 1)
-        ctx.set(dma.src, src)
-        ctx.set(dma.words, words)
-        ctx.set(dma.count, count)
-        ctx.set(dma.dst, 5)
+        ctx.set(dma.cmd.start, 1)
+        ctx.set(dma.cmd.src, src)
+        ctx.set(dma.cmd.words, words)
+        ctx.set(dma.cmd.count, count)
+        ctx.set(dma.cmd.dst, 5)
         sched, cyc = {}, 0
         if ext_model:
             ctx.set(dma.ext.req.ready, 1)
@@ -58,16 +59,16 @@ def _run_burst(arch, image, src, count, ext_model):
                     for i in range(ctx.get(dma.ext.req.payload.len)):
                         at = cyc + arch.ext_latency + math.ceil((i + 1) / arch.ext_bandwidth)
                         sched[at] = image[ctx.get(dma.ext.req.payload.addr) + i]
-            mask = ctx.get(dma.wr_mask)
-            base = ctx.get(dma.wr_addr)
+            mask = ctx.get(dma.wr.mask)
+            base = ctx.get(dma.wr.addr)
             for lane in range(wpw):
                 if mask >> lane & 1:
-                    got[base + lane] = ctx.get(dma.wr_data[lane])
+                    got[base + lane] = ctx.get(dma.wr.data[lane])
                     last["cyc"] = cyc
             await ctx.tick()
-            ctx.set(dma.start, 0)
+            ctx.set(dma.cmd.start, 0)
             cyc += 1
-            if cyc > 2 and not ctx.get(dma.busy):
+            if cyc > 2 and not ctx.get(dma.cmd.busy):
                 break
         last["busy_end"] = cyc
 

@@ -47,20 +47,20 @@ def test_activation_scratchpad(seed):
         for _ in range(40):
             a = int(rng.integers(0, words - C + 1))
             vals, mask = _rand(rng, bits, C), rng.integers(0, 2, C)
-            ctx.set(dut.wr_addr, a)
-            ctx.set(dut.wr_mask, int(sum(int(b) << i for i, b in enumerate(mask))))
+            ctx.set(dut.wr.addr, a)
+            ctx.set(dut.wr.mask, int(sum(int(b) << i for i, b in enumerate(mask))))
             for j in range(C):
-                ctx.set(dut.wr_data[j], int(vals[j]))
+                ctx.set(dut.wr.data[j], int(vals[j]))
             await ctx.tick()
             ref[a:a + C][mask == 1] = vals[mask == 1]
-            ctx.set(dut.wr_mask, 0)
+            ctx.set(dut.wr.mask, 0)
             addrs = rng.integers(0, words, R)
-            ctx.set(dut.rd_en, 1)
+            ctx.set(dut.rd.en, 1)
             for r in range(R):
-                ctx.set(dut.rd_addr[r], int(addrs[r]))
+                ctx.set(dut.rd.addr[r], int(addrs[r]))
             await ctx.tick()
-            ctx.set(dut.rd_en, 0)
-            assert [ctx.get(dut.rd_data[r]) for r in range(R)] == list(ref[addrs])
+            ctx.set(dut.rd.en, 0)
+            assert [ctx.get(dut.rd.data[r]) for r in range(R)] == list(ref[addrs])
 
     _sim(dut, bench)
 
@@ -82,19 +82,19 @@ def test_weight_scratchpad(seed):
         for _ in range(40):
             a = int(rng.integers(0, words - wpw + 1))
             vals, mask = _rand(rng, wb, wpw), rng.integers(0, 2, wpw)
-            ctx.set(dut.wr_addr, a)
-            ctx.set(dut.wr_mask, int(sum(int(b) << i for i, b in enumerate(mask))))
+            ctx.set(dut.wr.addr, a)
+            ctx.set(dut.wr.mask, int(sum(int(b) << i for i, b in enumerate(mask))))
             for j in range(wpw):
-                ctx.set(dut.wr_data[j], int(vals[j]))
+                ctx.set(dut.wr.data[j], int(vals[j]))
             await ctx.tick()
             ref[a:a + wpw][mask == 1] = vals[mask == 1]
-            ctx.set(dut.wr_mask, 0)
+            ctx.set(dut.wr.mask, 0)
             a = int(rng.integers(0, words - C + 1))
-            ctx.set(dut.rd_en, 1)
-            ctx.set(dut.rd_addr, a)
+            ctx.set(dut.rd.en, 1)
+            ctx.set(dut.rd.addr, a)
             await ctx.tick()
-            ctx.set(dut.rd_en, 0)
-            assert [ctx.get(dut.rd_data[j]) for j in range(C)] == list(ref[a:a + C])
+            ctx.set(dut.rd.en, 0)
+            assert [ctx.get(dut.rd.data[j]) for j in range(C)] == list(ref[a:a + C])
 
     _sim(dut, bench)
 
@@ -117,22 +117,22 @@ def test_accumulator_read_modify_write(seed):
             vals = _rand(rng, ab, C)
             cw = int(rng.integers(1, C + 1))
             accum = bool(rng.integers(0, 2))
-            ctx.set(dut.in_valid, 1)
-            ctx.set(dut.in_addr, a)
-            ctx.set(dut.in_mask, (1 << cw) - 1)
-            ctx.set(dut.in_accumulate, int(accum))
+            ctx.set(dut.upd.valid, 1)
+            ctx.set(dut.upd.addr, a)
+            ctx.set(dut.upd.mask, (1 << cw) - 1)
+            ctx.set(dut.upd.accumulate, int(accum))
             for j in range(C):
-                ctx.set(dut.in_data[j], int(vals[j]))
+                ctx.set(dut.upd.data[j], int(vals[j]))
             await ctx.tick()
             old = ref[a:a + cw] if accum else 0
             ref[a:a + cw] = quant.wrap(old + vals[:cw], ab)
-        ctx.set(dut.in_valid, 0)
+        ctx.set(dut.upd.valid, 0)
         await ctx.tick()  # the last write
         for a in range(0, words - C + 1):
-            ctx.set(dut.rd_en, 1)
-            ctx.set(dut.rd_addr, a)
+            ctx.set(dut.rd.en, 1)
+            ctx.set(dut.rd.addr, a)
             await ctx.tick()
-            assert [ctx.get(dut.rd_data[j]) for j in range(C)] == list(ref[a:a + C])
+            assert [ctx.get(dut.rd.data[j]) for j in range(C)] == list(ref[a:a + C])
 
     _sim(dut, bench)
 
@@ -144,11 +144,11 @@ def test_const_table():
 
     async def bench(ctx):
         for a in range(0, 23):
-            ctx.set(dut.rd_en, 1)
-            ctx.set(dut.rd_addr, a)
+            ctx.set(dut.rd.en, 1)
+            ctx.set(dut.rd.addr, a)
             await ctx.tick()
             want = [(init[a + j] if a + j < 23 else 0) for j in range(3)]
-            assert [ctx.get(dut.rd_data[j]) for j in range(3)] == want
+            assert [ctx.get(dut.rd.data[j]) for j in range(3)] == want
 
     _sim(dut, bench)
 
@@ -157,7 +157,7 @@ def test_const_table():
 def test_activation_scratchpad_many_readers(rows, cols, seed):
     """>= 12 random read lanes (one memory copy per lane) against a numpy memory:
     random masked writes and reads in the same cycles (reads see the data before
-    that cycle's write), read data held while ``rd_en`` is low."""
+    that cycle's write), read data held while ``rd.en`` is low."""
     rng = np.random.default_rng(100 + seed)
     bits, words = 8, int(rng.integers(150, 260))
     arch = ArchSpec(rows=rows, cols=cols, in_bits=bits, w_bits=8, acc_bits=24,
@@ -172,22 +172,22 @@ def test_activation_scratchpad_many_readers(rows, cols, seed):
             write = rng.random() < 0.7
             a = int(rng.integers(0, words - W + 1))
             vals, mask = _rand(rng, bits, W), rng.integers(0, 2, W) * int(write)
-            ctx.set(dut.wr_addr, a)
-            ctx.set(dut.wr_mask, int(sum(int(b) << i for i, b in enumerate(mask))))
+            ctx.set(dut.wr.addr, a)
+            ctx.set(dut.wr.mask, int(sum(int(b) << i for i, b in enumerate(mask))))
             for j in range(W):
-                ctx.set(dut.wr_data[j], int(vals[j]))
+                ctx.set(dut.wr.data[j], int(vals[j]))
             en = rng.random() < 0.8
             addrs = rng.integers(0, words, rows)
             if rng.random() < 0.3:  # some reads of the words being written
                 addrs[: min(rows, W)] = a + np.arange(min(rows, W))
-            ctx.set(dut.rd_en, int(en))
+            ctx.set(dut.rd.en, int(en))
             for r in range(rows):
-                ctx.set(dut.rd_addr[r], int(addrs[r]))
+                ctx.set(dut.rd.addr[r], int(addrs[r]))
             if en:
                 held = list(ref[addrs])
             await ctx.tick()
             ref[a:a + W][mask == 1] = vals[mask == 1]
-            assert [ctx.get(dut.rd_data[r]) for r in range(rows)] == held
+            assert [ctx.get(dut.rd.data[r]) for r in range(rows)] == held
 
     _sim(dut, bench)
 

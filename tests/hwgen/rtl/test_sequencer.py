@@ -8,16 +8,15 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from hwgen.compiler.isa import fields_layout
+from hwgen.compiler.isa import layer_layout
 from hwgen.compiler.program import (
     ComputeLayer,
     compile_program,
     decode,
     dims_bits,
-    layer_fields,
     step_fields,
 )
-from hwgen.rtl.tile_engine import K_F, K_S, P_F, P_S, _in_window, _regs, k_step, pix_step
+from hwgen.rtl.tile_issue import K_F, K_S, P_F, P_S, in_window, k_step, pix_step, walk_regs
 from mapping.arch import ArchSpec
 from mapping.loopnest import LoopNest
 from mapping.schedule import LayerMapping
@@ -50,10 +49,10 @@ def test_im2col_walks(conv):
     sb = db + 3
     R = ARCH.rows
     m = Module()
-    L = Signal(fields_layout(layer_fields(ARCH)))
+    L = Signal(layer_layout(ARCH))
     m.d.comb += L.as_value().eq(hdr)
-    kst = _regs(K_F, sb, db, K_S, "k")
-    pst = _regs(P_F, sb, db, P_S, "p")
+    kst = walk_regs(K_F, sb, db, K_S, "k")
+    pst = walk_regs(P_F, sb, db, P_S, "p")
     chain = [kst]
     for r in range(R):
         chain.append(k_step(m, chain[-1], L, f"c{r}", sb, db))
@@ -63,7 +62,7 @@ def test_im2col_walks(conv):
     ok = [Signal(name=f"ok{r}") for r in range(R)]
     for r in range(R):
         m.d.comb += [addr[r].eq(pst["pix"] + chain[r]["koff"]),
-                     ok[r].eq(_in_window(pst["hp"], chain[r]["hoff"], pst["wq"],
+                     ok[r].eq(in_window(pst["hp"], chain[r]["hoff"], pst["wq"],
                                          chain[r]["woff"], L))]
     if nest.kind == "gemm":
         H, W, C = nest.gemm_m, 1, nest.gemm_k
