@@ -29,6 +29,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -311,12 +312,29 @@ def _parse(name: str, v: Any) -> Any:
 
 
 def _part(cls, v: Any):
+    """A part (``StreamInfo``, ``LayerInfo``, ...) from JSON, its scalar types checked."""
     if not isinstance(v, dict):
         raise TypeError(f"{cls.__name__}: an object is expected")
-    names = [f.name for f in dataclasses.fields(cls)]
-    if set(v) - set(names):
-        raise ValueError(f"{cls.__name__}: unknown key(s) {', '.join(sorted(set(v) - set(names)))}")
+    hints = typing.get_type_hints(cls)
+    if set(v) - set(hints):
+        raise ValueError(f"{cls.__name__}: unknown key(s) {', '.join(sorted(set(v) - set(hints)))}")
+    for key, x in v.items():
+        ok = _SCALARS.get(hints[key])
+        if ok is not None and not ok(x):
+            raise TypeError(f"{cls.__name__}.{key} = {x!r} has the wrong type")
     return cls(**v)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+_SCALARS = {
+    int: _is_int, str: lambda x: isinstance(x, str),
+    float: lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    int | None: lambda x: x is None or _is_int(x),
+    tuple[int, ...]: lambda x: isinstance(x, list) and all(_is_int(d) for d in x),
+}
 
 
 # ----------------------------------------------------------------- helpers

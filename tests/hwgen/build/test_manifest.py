@@ -161,6 +161,9 @@ def test_newer_format_and_other_version(build_copy):
 
 @pytest.mark.parametrize("changes,match", [
     ({"layers": "fc1"}, "field 'layers' is malformed"),
+    ({"layers": [{"name": "fc1", "kind": "gemm", "predicted_cycles": "9"}]},
+     "LayerInfo.predicted_cycles = '9' has the wrong type"),
+    ({"program": {"input_count": 64}}, "program lacks integer output_count"),
     ({"arch": {"rows": 0}}, "field 'arch' is malformed"),
     ({"kind": "bitstream"}, "kind 'bitstream' is not one of"),
     ({"input": None}, "needs field\\(s\\) input"),
