@@ -20,7 +20,7 @@ from hwgen.compiler.program import Program
 from hwgen.rtl.checked import CheckedComponent
 from hwgen.rtl.dma import WeightDMA, WeightROM, ext_port_signature
 from hwgen.rtl.eltwise_engine import EltwiseEngine
-from hwgen.rtl.interfaces import PortView, counter_signature, route
+from hwgen.rtl.interfaces import PortView, counter_signature, route, run_signature
 from hwgen.rtl.memory import AccumulatorBuffer, ActivationScratchpad, ConstTable, WeightScratchpad
 from hwgen.rtl.sequencer import Sequencer
 from hwgen.rtl.streams import InputStream, OutputStream
@@ -95,7 +95,7 @@ class Accelerator(CheckedComponent):
         self.post_latency = self.postproc_cls.latency(arch)
         el = signed(arch.in_bits)
         sig = {
-            "start": In(1), "busy": Out(1), "done": Out(1),
+            **run_signature().flip().members,  # flat: start, busy, done
             "inp": In(stream.Signature(el)), "out": Out(stream.Signature(el)),
             **counter_signature().members,  # flat: the counters keep their port names
         }
@@ -122,7 +122,7 @@ class Accelerator(CheckedComponent):
         sout = m.submodules.out = OutputStream(a, prog.output_base, prog.output_count)
 
         # control: sequencer -> engines, streams; counters
-        m.d.comb += [seq.start.eq(self.start), self.busy.eq(seq.busy), self.done.eq(seq.done)]
+        wiring.connect(m, PortView(self, run_signature()), seq.run)
         wiring.connect(m, seq.tile, eng.cmd)
         wiring.connect(m, seq.elt, elt.cmd)
         wiring.connect(m, seq.dma, dma.cmd)

@@ -12,8 +12,8 @@ so ``wiring.connect(m, master.port, slave.port)`` wires them.
 - datapath: :func:`array_signature`, :func:`postproc_signature` (seen from the
   unit feeding them; their port names are the components' own, flat);
 - control: :func:`tile_command_signature`, :func:`elt_command_signature`,
-  :func:`dma_command_signature`, :func:`phase_signature` (input / output
-  stream phases), :func:`counter_signature`.
+  :func:`dma_command_signature`, :func:`run_signature`, :func:`phase_signature`
+  (input / output stream phases), :func:`counter_signature`.
 
 :func:`route` is the one multiplexer: several masters taking turns on one port.
 :class:`PortView` presents flat ports of a component (the top level's, which
@@ -175,6 +175,12 @@ def dma_command_signature(arch: ArchSpec) -> wiring.Signature:
         "dst": Out(unsigned(bits_for(arch.w_words))),
         "busy": In(1),
     })
+
+
+def run_signature() -> wiring.Signature:
+    """One run, seen from the host: ``start`` (in idle or done), ``busy`` from then to
+    ``done``, which holds until the next ``start``."""
+    return wiring.Signature({"start": Out(1), "busy": In(1), "done": In(1)})
 
 
 def phase_signature() -> wiring.Signature:

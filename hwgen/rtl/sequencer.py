@@ -16,6 +16,7 @@ from hwgen.rtl.interfaces import (
     dma_command_signature,
     elt_command_signature,
     phase_signature,
+    run_signature,
     tile_command_signature,
 )
 from mapping.arch import ArchSpec
@@ -25,9 +26,9 @@ from mapping.hwconst import LAYER_COUNTER_BITS, LAYER_ID_BITS
 class Sequencer(wiring.Component):
     """Program sequencer: input phase, layers (fetch, decode, steps), output phase.
 
-    ``start`` (in idle or done) begins a run: ``in_phase`` until its ``done``,
+    ``run.start`` (in idle or done) begins a run: ``in_phase`` until its ``done``,
     then the program from address 0, then ``out_phase`` until its ``done``, then
-    ``done``. A LAYER costs a fetch and a decode cycle; its steps follow back to
+    ``run.done``. A LAYER costs a fetch and a decode cycle; its steps follow back to
     back (a step ends the cycle after both the DMA and the tile engine finished,
     which is the next step's first cycle). An ELT word starts the element-wise
     engine in its decode cycle; the cycle after the engine finished is the next
@@ -42,7 +43,7 @@ class Sequencer(wiring.Component):
         self.instructions = list(instructions)
         self.n_layers = max(1, n_layers)
         super().__init__({
-            "start": In(1), "busy": Out(1), "done": Out(1),
+            "run": In(run_signature()),
             "in_phase": Out(phase_signature()), "out_phase": Out(phase_signature()),
             "tile": Out(tile_command_signature(arch)),
             "dma": Out(dma_command_signature(arch)),
@@ -74,9 +75,10 @@ class Sequencer(wiring.Component):
                          for i in range(self.n_layers))
         layer = Signal(layer_layout(a))
         m.d.comb += [tile.layer.eq(layer), cnt.layer_count.eq(counters[cnt.layer_sel]),
-                     self.in_phase.rewind.eq(self.start), self.out_phase.rewind.eq(self.start)]
+                     self.in_phase.rewind.eq(self.run.start),
+                     self.out_phase.rewind.eq(self.run.start)]
         m.d.sync += cnt.cycle_count.eq(cnt.cycle_count + 1)
-        with m.If(self.busy):
+        with m.If(self.run.busy):
             m.d.sync += cnt.run_cycles.eq(cnt.run_cycles + 1)
         m.d.sync += lcount.eq(lcount + 1)
 
@@ -85,7 +87,7 @@ class Sequencer(wiring.Component):
             m.next = "DECODE"
 
         def begin():  # a run starts: the input phase
-            with m.If(self.start):
+            with m.If(self.run.start):
                 m.d.sync += [cnt.run_cycles.eq(0), pc.eq(0)]
                 m.next = "INPUT"
 
@@ -121,8 +123,8 @@ class Sequencer(wiring.Component):
                     m.next = "DONE"
             with m.State("DONE"):
                 begin()
-        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE")),
-                     self.done.eq(fsm.ongoing("DONE"))]
+        m.d.comb += [self.run.busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE")),
+                     self.run.done.eq(fsm.ongoing("DONE"))]
         return m
 
     def _steps(self, m: Module, word_step, pc, cur, first_step, in_step, pending, fetch,
