@@ -65,13 +65,15 @@ def rules(family: str) -> FamilyRules:
                                  f"calibrated families: {', '.join(RULES)}") from None
 
 
+# bits_for and bank_count restate mapping.hwconst (boards imports nothing of ours);
+# tests/boards/test_constants_agree.py checks them against the originals.
 def bits_for(n: int) -> int:
-    """Bits of an unsigned value 0..n-1, at least 1 (``hwgen.rtl.memory.bits_for``)."""
+    """Bits of an unsigned value 0..n-1, at least 1 (``mapping.hwconst.bits_for``)."""
     return max(1, (max(n, 1) - 1).bit_length())
 
 
 def bank_count(*lanes: int) -> int:
-    """Smallest power of two >= every lane count (``hwgen.rtl.memory.bank_count``)."""
+    """Smallest power of two >= every lane count (``mapping.hwconst.bank_count``)."""
     need = max(1, *lanes)
     return 1 << (need - 1).bit_length()
 

@@ -58,9 +58,16 @@ from boards.family_rules import (  # noqa: F401  (re-exported as part of this mo
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SOURCE = "estimated (boards.resource_model, calibrated on yosys synthesis)"
 
-# hwgen constants restated (hwgen.compiler.program / hwgen.rtl.postproc / hwgen.rtl.sequencer)
+# Restated from mapping.quant (boards imports nothing of ours);
+# tests/boards/test_constants_agree.py checks them and param_bits against the originals.
 MULT_BITS, SHIFT_BITS = 15, 6
 OS_CW_BITS = 16  # width of the OS walk's column count (at most 18: one DSP column)
+
+
+def param_bits(acc_bits: int) -> int:
+    """Bits of one parameter-table entry: bias, multiplier, shift
+    (``hwgen.compiler.isa.param_layout``)."""
+    return acc_bits + MULT_BITS + SHIFT_BITS
 
 
 # ---------------------------------------------------------------- features
@@ -164,7 +171,7 @@ def memories(f: Features) -> list[Memory]:
     bc = bank_count(C, f.acc_banks)
     out.append(Memory("acc", -(-f.acc_words // bc), f.acc_bits, 1, False, bc))
     bp = bank_count(C)
-    pb = f.acc_bits + MULT_BITS + SHIFT_BITS
+    pb = param_bits(f.acc_bits)
     out.append(Memory("params", max(1, -(-(max(f.param_words, 1) + C) // bp)), pb, 1, True, bp))
     if f.rom_words:
         out.append(Memory("weight_rom", f.rom_words, f.ext_word_bits, 1, True))
@@ -253,7 +260,7 @@ def lut_terms(f: Features, mems: list[Memory] | None = None) -> dict[str, float]
     ba, bc = bank_count(max(R, C), f.act_banks), bank_count(C, f.acc_banks)
     wpw = f.ext_word_bits // f.w_bits
     bw = bank_count(C, wpw, f.w_banks)
-    pb = f.acc_bits + MULT_BITS + SHIFT_BITS
+    pb = param_bits(f.acc_bits)
     bp = bank_count(C)
     # selection networks: an n-way choice of b bits costs about (n - 1) * b
     select = (R * (ba - 1) * f.in_bits + ba * (max(R, C) - 1) * f.in_bits
