@@ -118,10 +118,11 @@ class Accelerator(CheckedComponent):
         arr = m.submodules.array = self.array_cls(a, tag_width=self.tag_width)
         pp = m.submodules.postproc = self.postproc_cls(a, lanes=C)
         dma = m.submodules.dma = WeightDMA(a)
-        sin = m.submodules.inp = InputStream(a, prog.input_base, prog.input_count)
-        sout = m.submodules.out = OutputStream(a, prog.output_base, prog.output_count)
+        sin = m.submodules.instream = InputStream(a, prog.input_base, prog.input_count)
+        sout = m.submodules.outstream = OutputStream(a, prog.output_base, prog.output_count)
 
-        # control: sequencer -> engines, streams; counters
+        # control: sequencer -> engines, streams; counters (the top's flat ports seen as
+        # the run (host side) and counter (sequencer side) interfaces)
         wiring.connect(m, PortView(self, run_signature()), seq.run)
         wiring.connect(m, seq.tile, eng.cmd)
         wiring.connect(m, seq.elt, elt.cmd)

@@ -110,9 +110,32 @@ class Sequencer(wiring.Component):
                     m.d.comb += [self.elt.go.eq(1), self.elt.instr.eq(word_elt)]
                     m.d.sync += elt_id.eq(word_elt.layer_id)
                     m.next = "ELT"
-            with m.State("STEPS"):
-                self._steps(m, word_step, pc, cur, first_step, in_step, pending, fetch,
-                            counters[layer.layer_id], lcount)
+            with m.State("STEPS"):  # each STEP (burst and / or tile) once the previous ended
+                dma = self.dma
+                step_end = in_step & ~dma.busy & ~tile.busy & ~pending
+                with m.If(first_step | (step_end & ~cur.last)):
+                    m.d.sync += [cur.eq(word_step), pc.eq(pc + 1), in_step.eq(1),
+                                 first_step.eq(0)]
+                    m.d.comb += [dma.start.eq(word_step.dma_en), dma.src.eq(word_step.dma_src),
+                                 dma.words.eq(word_step.dma_words),
+                                 dma.count.eq(word_step.dma_count), dma.dst.eq(word_step.dma_dst)]
+                    if a.double_buffer:  # the burst is the next tile's: both start now
+                        m.d.comb += [tile.go.eq(word_step.tile_en), tile.step.eq(word_step)]
+                    else:  # the tile waits for its own burst
+                        with m.If(word_step.dma_en):
+                            m.d.sync += pending.eq(word_step.tile_en)
+                        with m.Else():
+                            m.d.comb += [tile.go.eq(word_step.tile_en),
+                                         tile.step.eq(word_step)]
+                with m.Elif(step_end):
+                    m.d.sync += in_step.eq(0)
+                if not a.double_buffer:
+                    with m.If(in_step & pending & ~dma.busy):
+                        m.d.comb += [tile.go.eq(1), tile.step.eq(cur)]
+                        m.d.sync += pending.eq(0)
+                with m.If(step_end & cur.last):  # the layer's last write: count it, go on
+                    m.d.sync += counters[layer.layer_id].eq(lcount)
+                    fetch()
             with m.State("ELT"):
                 with m.If(~self.elt.busy):
                     m.d.sync += counters[elt_id].eq(lcount)
@@ -126,33 +149,3 @@ class Sequencer(wiring.Component):
         m.d.comb += [self.run.busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE")),
                      self.run.done.eq(fsm.ongoing("DONE"))]
         return m
-
-    def _steps(self, m: Module, word_step, pc, cur, first_step, in_step, pending, fetch,
-               layer_counter, lcount) -> None:
-        """The STEPS state: issue each STEP word (its DMA burst and / or tile) when the
-        previous step is done; after the last, count the layer and fetch."""
-        tile, dma = self.tile, self.dma
-        idle = ~dma.busy & ~tile.busy & ~pending
-        step_end = in_step & idle
-        go = first_step | (step_end & ~cur.last)
-        with m.If(go):
-            m.d.sync += [cur.eq(word_step), pc.eq(pc + 1), in_step.eq(1), first_step.eq(0)]
-            m.d.comb += [dma.start.eq(word_step.dma_en), dma.src.eq(word_step.dma_src),
-                         dma.words.eq(word_step.dma_words), dma.count.eq(word_step.dma_count),
-                         dma.dst.eq(word_step.dma_dst)]
-            if self.arch.double_buffer:
-                m.d.comb += [tile.go.eq(word_step.tile_en), tile.step.eq(word_step)]
-            else:
-                with m.If(word_step.dma_en):
-                    m.d.sync += pending.eq(word_step.tile_en)
-                with m.Else():
-                    m.d.comb += [tile.go.eq(word_step.tile_en), tile.step.eq(word_step)]
-        with m.Elif(step_end):
-            m.d.sync += in_step.eq(0)
-        if not self.arch.double_buffer:
-            with m.If(in_step & pending & ~dma.busy):
-                m.d.comb += [tile.go.eq(1), tile.step.eq(cur)]
-                m.d.sync += pending.eq(0)
-        with m.If(step_end & cur.last):
-            m.d.sync += layer_counter.eq(lcount)
-            fetch()
