@@ -194,7 +194,9 @@ def encode(layout, values: Mapping[str, object], where: str) -> int:
     word = 0
     for name, fld in layout:
         v = values.get(name, 0)
-        if _is_enum(fld.shape) and isinstance(v, fld.shape):
+        if isinstance(v, enum.Enum):
+            if _is_enum(fld.shape) and not isinstance(v, fld.shape):
+                raise ProgramError(f"{where}: field {name} = {v!r} is no {fld.shape.__name__}")
             v = v.value
         v = int(v)
         shape = Shape.cast(fld.shape)

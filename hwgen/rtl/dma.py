@@ -15,8 +15,8 @@ after, so a burst takes ``DMA_SETUP + latency + ceil(words / b)`` cycles from
 ``start`` to the cycle its last word is written into the weight scratchpad.
 
 A word holds ``ext_word_bits // w_bits`` weights, weight ``l`` in bits
-``[l*w_bits, (l+1)*w_bits)`` (two's complement); a tile's weights are packed
-contiguously, row-major (k, n), starting on a fresh word.
+``[l*w_bits, (l+1)*w_bits)`` (two's complement; ``hwgen.compiler.isa.pack_words``);
+a tile's weights are packed contiguously, row-major (k, n), starting on a fresh word.
 """
 
 from __future__ import annotations

@@ -86,6 +86,9 @@ def test_encode_errors_name_the_field():
     w = isa.delta_bits(arch)
     with pytest.raises(ProgramError, match=f"field pix0 = .* does not fit {w} bits \\(signed"):
         isa.encode(isa.step_layout(arch), {"pix0": -(1 << w)}, "S")
+    with pytest.raises(ProgramError, match="field op = .*ADD.* is no Op"):
+        isa.encode(isa.elt_layout(arch), {"op": isa.EltKind.ADD}, "ELT")
+    assert isa.encode(isa.layer_fields(arch), {"op": isa.Op.END}, "END") == isa.OP_END
     with pytest.raises(ProgramError, match="no field bogus"):
         isa.encode(isa.step_layout(arch), {"bogus": 1}, "S")
 
