@@ -1,6 +1,11 @@
 """Host side of the accelerator co-simulation: load a build directory, quantise inputs with
-``sim.golden``, run the cocotb testbench (:mod:`sim.tb_accelerator`) on Verilator or
-Icarus, compare every output with the golden model and collect the cycle counters.
+``sim.golden``, run the RTL, compare every output with the golden model and collect the
+cycle counters. Two engines run the same cycle-level protocol:
+
+- ``"fast"`` (default): :mod:`sim.fast`, a compiled Verilator testbench (C++), no Python
+  per cycle; for whole-model runs;
+- ``"cocotb"``: the cocotb testbench :mod:`sim.tb_accelerator` on Verilator or Icarus
+  (the reference, and the only engine for Icarus).
 
 ::
 
@@ -18,6 +23,7 @@ writes; it is read only through its contract, :class:`hwgen.build.manifest.Manif
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -30,13 +36,15 @@ import numpy as np
 from hwgen.build.flow import to_stream
 from hwgen.build.graph_store import load_graph
 from hwgen.build.manifest import BuildError, Manifest
-from hwgen.rtl.dma import EXT_ADDR_BITS, burst_len_bits
+from hwgen.compiler.isa import EXT_ADDR_BITS, burst_len_bits
 from mapping.arch import ArchSpec
 from mapping.timing import run_cycles
-from sim import golden
+from sim import fast, golden
 from sim.runner import run_cocotb
 
 TB_MODULE = Path(__file__).resolve().parent / "tb_accelerator.py"
+ENGINES = ("fast", "cocotb")
+"""Simulation engines (the first is the default for Verilator; Icarus runs under cocotb)."""
 
 
 __all__ = ["Build", "BuildError", "SimResult", "load_build", "quantize_inputs", "simulate"]
@@ -121,6 +129,7 @@ class SimResult:
     build_cached: bool
     simulator: str
     waves: str | None = None
+    engine: str = "cocotb"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -166,6 +175,35 @@ def _ext_params(build: Build) -> dict[str, Any] | None:
             "words_field": [EXT_ADDR_BITS, burst_len_bits(arch)]}
 
 
+def _run_fast(build: Build, stream_in: np.ndarray, params: dict, *, waves: bool | str,
+              cache_dir: str | Path | None, run_dir: str | Path | None,
+              progress_file: Path | None) -> dict:
+    """One run of the fast engine, results in the cocotb testbench's shape."""
+    if waves not in (False, None, True, "fst"):
+        raise ValueError(f"the fast engine writes FST waves only (waves=True), got {waves!r}")
+    harness = fast.build_harness(build.verilog, build.manifest.top_module, waves=bool(waves),
+                                 cache_dir=cache_dir)
+    ext = params["ext"]
+    mem = None if ext is None else fast.ExtMemory(
+        ext["memory"], ext["latency"], ext["bandwidth"], tuple(ext["addr_field"]),
+        tuple(ext["words_field"]))
+    keep = run_dir is not None or bool(waves)
+    work = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="hwgen-fast-"))
+    waves_file = work / "waves.fst" if waves else None
+    try:
+        res = fast.run_harness(harness, stream_in, output_count=params["output_count"],
+                               layers=params["layers"], out_bits=build.arch.in_bits,
+                               max_cycles=params["max_cycles"], ext=mem, run_dir=work,
+                               progress_file=progress_file, waves_file=waves_file)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    res["_run"] = {"run_seconds": res.pop("run_seconds"), "build_seconds": harness.build_seconds,
+                   "cached": harness.cached, "waves": str(waves_file) if waves_file else None,
+                   "run_dir": str(work) if keep else None}
+    return res
+
+
 def _watch(path: Path, callback: Callable[[int, int], None], stop: threading.Event) -> None:
     last = None
     while not stop.wait(0.2):
@@ -178,14 +216,29 @@ def _watch(path: Path, callback: Callable[[int, int], None], stop: threading.Eve
             callback(done, total)
 
 
+def resolve_engine(engine: str | None, simulator: str) -> str:
+    """The engine to use: ``engine``, or ``"fast"`` on Verilator and ``"cocotb"`` on Icarus."""
+    if engine is None:
+        return "cocotb" if simulator == "icarus" else "fast"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if engine == "fast" and simulator != "verilator":
+        raise ValueError(f"the fast engine runs on Verilator only, not {simulator}; "
+                         "use engine 'cocotb' for Icarus")
+    return engine
+
+
 def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
-             waves: bool | str = False, cache_dir: str | Path | None = None,
+             engine: str | None = None, waves: bool | str = False,
+             cache_dir: str | Path | None = None,
              progress: Callable[[int, int], None] | None = None,
              run_dir: str | Path | None = None) -> SimResult:
     """Run integer inputs ``x_int`` (torch layout, batch on dim 0) on the build's RTL.
 
-    ``progress(done, total)`` is called from a helper thread as samples finish.
+    ``engine``: ``"fast"`` or ``"cocotb"`` (default: fast on Verilator, cocotb on
+    Icarus). ``progress(done, total)`` is called from a helper thread as samples finish.
     """
+    engine = resolve_engine(engine, simulator)
     man = build.manifest
     x_int = np.asarray(x_int)
     if x_int.ndim < 2 or x_int.shape[0] == 0:
@@ -207,8 +260,13 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
         watcher = threading.Thread(target=_watch, args=(prog_file, progress, stop), daemon=True)
         watcher.start()
     try:
-        res = run_cocotb(build.verilog, man.top_module, TB_MODULE, params,
-                         simulator=simulator, waves=waves, cache_dir=cache_dir, run_dir=run_dir)
+        if engine == "fast":
+            res = _run_fast(build, stream_in, params, waves=waves, cache_dir=cache_dir,
+                            run_dir=run_dir, progress_file=prog_file if progress else None)
+        else:
+            res = run_cocotb(build.verilog, man.top_module, TB_MODULE, params,
+                             simulator=simulator, waves=waves, cache_dir=cache_dir,
+                             run_dir=run_dir)
     finally:
         stop.set()
         if watcher is not None:
@@ -223,4 +281,4 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
         predicted_run=build.predicted_run, total_cycles=int(res["total_cycles"]),
         loop_seconds=float(res["loop_seconds"]), run_seconds=float(meta["run_seconds"]),
         build_seconds=float(meta["build_seconds"]), build_cached=bool(meta["cached"]),
-        simulator=simulator, waves=meta.get("waves"))
+        simulator=simulator, waves=meta.get("waves"), engine=engine)

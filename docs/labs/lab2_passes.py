@@ -43,13 +43,13 @@ import models
 from mapping.graph import DataflowGraph, trace
 from mapping.passes import (
     calibration_inputs,
-    finetune,
     fold_batchnorm,
     fuse_activations,
     prepare,
     prune_to_macs,
     run_float_graph,
 )
+from models.finetune import finetune
 from sim import golden
 
 FLOAT_BITS = 32

@@ -41,12 +41,13 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 from amaranth.hdl import Module, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from boards.resource_model import dsp_blocks
 from boards.synth import synthesize, synthesize_sources
 from hwgen.rtl.array import SystolicArray
+from hwgen.rtl.checked import CheckedComponent
 from mapping.arch import ArchSpec
 from mapping.quant import wrap
 from sim.runner import run_cocotb
@@ -60,7 +61,7 @@ SEED = 0
 # --------------------------------------------------------------------------------------------
 # 1. The hardware: a thin wrapper around the systolic array
 # --------------------------------------------------------------------------------------------
-class MatMulUnit(wiring.Component):
+class MatMulUnit(CheckedComponent):
     """An R x C output-stationary integer matrix-multiply tile unit.
 
     One *pass* computes ``C_tile = A_tile @ B_tile`` for an R x K tile of A and
@@ -78,11 +79,15 @@ class MatMulUnit(wiring.Component):
     long as consecutive ``last`` vectors are at least R cycles apart (K >= R).
     """
 
-    def __init__(self, arch: ArchSpec):
+    @classmethod
+    def check(cls, arch: ArchSpec) -> None:
+        """Runs before the component exists (``CheckedComponent``): a rejected unit leaves
+        no never-elaborated object behind."""
         if arch.dataflow != "os":
-            self._MustUse__silence = True
             raise ValueError(f"MatMulUnit needs an output-stationary array (dataflow='os'), "
                              f"got dataflow={arch.dataflow!r}")
+
+    def __init__(self, arch: ArchSpec):
         self.arch = arch
         super().__init__({
             "valid": In(1), "first": In(1), "last": In(1), "tag": In(TAG_BITS),

@@ -1,6 +1,7 @@
 """Verilog emission: ``emit(accelerator, out_dir)``.
 
-Writes ``<top>.v`` (``amaranth.back.verilog.convert``), ``<top>.il`` (the same
+Writes ``<top>.v`` (``amaranth.back.verilog.convert``, with all-zero memory
+initialisation written as one loop per memory: :mod:`hwgen.build.compact_verilog`), ``<top>.il`` (the same
 design as Amaranth's RTLIL, what the Verilog is written from), the init files of the
 baked memories as hex (``weights.hex``: the weight-store image, one
 ``ext_word_bits`` word per line, also what an external memory must hold;
@@ -15,7 +16,9 @@ Verilog writer spells every memory's initial value as one ``mem[i] = ...;``
 statement per word (87 % of an 8x8 accelerator's Verilog is its scratchpads'
 zero fill), and reading those back cost 90-140 s per synthesis; the RTLIL holds
 one init cell per memory. Same netlist, same initial values (a design without
-them hit a Yosys 0.70 abc9 assertion).
+them hit a Yosys 0.70 abc9 assertion). Simulators read the Verilog, where the same
+zero fill is a ``for`` loop: 5.5 MB -> 0.7 MB for edge-8x8, and Verilator converts it
+in a quarter of the time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from amaranth.back import rtlil, verilog
 
 import hwgen
+from hwgen.build.compact_verilog import compact_zero_init
 from hwgen.build.manifest import FORMAT_VERSION, LayerInfo, Manifest
 from hwgen.build.writer import BuildDir
 from hwgen.compiler.program import param_bits, word_bits
@@ -81,7 +85,8 @@ def write_design(acc: Accelerator, out_dir: str | Path) -> Manifest:
     out = Path(out_dir)
     arch, prog = acc.arch, acc.program
     il = rtlil.convert(acc, name=TOP_MODULE, emit_src=False)
-    text = verilog._convert_rtlil_text(il)  # = verilog.convert(acc) without elaborating twice
+    # = verilog.convert(acc) without elaborating twice, zero fills as loops
+    text = compact_zero_init(verilog._convert_rtlil_text(il))
     contents = {
         VERILOG_FILE: text,
         RTLIL_FILE: il,

@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "sim",
         help="co-simulate a build directory on test samples, bit-exact against the golden model",
         description="Feed test samples (the model's test split, or seeded random inputs for "
-        "models without data) through the generated Verilog with cocotb, compare every output "
+        "models without data) through the generated Verilog (a compiled Verilator testbench by "
+        "default, or the cocotb testbench), compare every output "
         "with sim.golden bit-exactly, and print hardware accuracy, mismatches, measured vs "
         "predicted cycles per layer and the simulation speed. Exit code 1 if any output "
         "differs or a layer is off its predicted cycles by more than 0.5%.",
@@ -31,6 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    f"{RANDOM_SAMPLES} random inputs for models without data)")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"),
                    help="HDL simulator (default verilator)")
+    p.add_argument("--engine", default=None, choices=("fast", "cocotb"),
+                   help="simulation engine: fast (compiled Verilator testbench, no Python per "
+                   "cycle; default on Verilator) or cocotb (the reference testbench; the only "
+                   "engine for Icarus)")
     p.add_argument("--waves", action="store_true",
                    help="write an FST waveform (path printed at the end)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
@@ -79,13 +84,14 @@ def load_samples(entry, count: int | None, seed: int = 0):
 
 
 def simulate_build(path: str | Path, *, samples: int | None = None, simulator: str = "verilator",
-                   waves: bool = False, seed: int = 0, progress: bool | None = None,
+                   engine: str | None = None, waves: bool = False, seed: int = 0,
+                   progress: bool | None = None,
                    cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Load a build, simulate ``samples`` inputs and return the numbers ``run`` prints."""
     import numpy as np
 
     from hwgen.cli.compile_cmd import load_entry
-    from sim.accelerator import BuildError, load_build, quantize_inputs, simulate
+    from sim.accelerator import BuildError, load_build, quantize_inputs, resolve_engine, simulate
     from sim.runner import SimulationError
     from sim.tools import SimulatorNotFoundError, check_verilator_fst, find_simulator
 
@@ -95,6 +101,7 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
     except BuildError as exc:
         raise CliError(str(exc)) from None
     try:
+        engine = resolve_engine(engine, simulator)
         find_simulator(simulator)
         if waves and simulator == "verilator":
             check_verilator_fst()
@@ -107,7 +114,8 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
         progress = sys.stderr.isatty() or len(x) >= 50
     start = time.perf_counter()
     try:
-        res = simulate(build, x_int, simulator=simulator, waves=waves, cache_dir=cache_dir,
+        res = simulate(build, x_int, simulator=simulator, engine=engine, waves=waves,
+                       cache_dir=cache_dir,
                        progress=_progress_bar(len(x)) if progress else None)
     except SimulationError as exc:
         raise CliError(str(exc).splitlines()[0]) from None
@@ -132,7 +140,8 @@ def format_result(s: dict[str, Any]) -> str:
     res, arch = s["result"], s["arch"]
     n = res.samples
     lines = [f"{s['model']} on {arch.name} ({arch.rows}x{arch.cols} {arch.dataflow}, weights in "
-             f"{arch.weight_store}), {res.simulator}, {n} samples ({s['source']})"]
+             f"{arch.weight_store}), {res.simulator}, {n} samples ({s['source']}), "
+             f"{res.engine} engine"]
     lines.append(f"  build: {'cached' if res.build_cached else 'built'} "
                  f"({res.build_seconds:.1f} s to build)")
     bad = res.mismatches
@@ -171,6 +180,6 @@ def passed(s: dict[str, Any]) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     s = simulate_build(args.build, samples=args.samples, simulator=args.simulator,
-                       waves=args.waves, seed=args.seed)
+                       engine=args.engine, waves=args.waves, seed=args.seed)
     print(format_result(s))
     return 0 if passed(s) else 1
