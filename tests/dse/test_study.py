@@ -49,7 +49,6 @@ def cli(run_dir, space_file, trials, batch, strategy="random"):
             "-o", str(run_dir)]
 
 
-@pytest.mark.slow
 def test_sigkill_resume_no_lost_or_duplicate_trials(tmp_path, small_toml):
     trials, batch = 160, 10
     run = tmp_path / "run"
