@@ -171,6 +171,21 @@ def run_dse(model: str, board: str, run_dir: str | Path, *, space: Space | None 
     return result
 
 
+STAGE_NAMES = {"l1": "synthesis", "l2": "simulation", "pnr": "place-and-route"}
+
+
+def _outcome(future, stage: str) -> dict[str, Any]:
+    """A verification task's result; a task the cluster could not finish (its worker died
+    more often than Dask's ``allowed-failures``, or it was cancelled) becomes that stage's
+    error on the point: recorded, never lost, not retried again."""
+    if not hasattr(future, "result"):
+        return future
+    try:
+        return future.result()
+    except Exception as exc:  # KilledWorker, CancelledError, a worker-side crash
+        return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
+
+
 def verify_points(executor, model: str, board: str, space: Space, chosen: list[dict],
                   run: Path, samples: int, simulator: str, progress,
                   pnr: bool = False) -> list[dict]:
@@ -196,7 +211,7 @@ def verify_points(executor, model: str, board: str, space: Space, chosen: list[d
     sub = executor.submit_call
     builds = [sub(V.build_task, model, space.to_dict(), {k: p[k] for k in space.names},
                   str(run / "builds" / f"p{p['index']}")) for p in todo]
-    builds = [f.result() if hasattr(f, "result") else f for f in builds]
+    builds = [_outcome(f, "build") for f in builds]
     # then our own longest-first queue with at most `jobs` tasks in flight: every synthesis
     # (largest predicted design first), then the simulations, then place-and-route. (Dask's
     # priorities do not hold here: workers take queued root tasks two at a time.)
@@ -213,7 +228,7 @@ def verify_points(executor, model: str, board: str, space: Space, chosen: list[d
         done = executor.wait_any([f for _, _, f in inflight.values()])
         for key in [k for k, (_, _, f) in inflight.items() if any(f is d for d in done)]:
             kind, n, f = inflight.pop(key)
-            parts[n][kind] = f.result() if hasattr(f, "result") else f
+            parts[n][kind] = _outcome(f, STAGE_NAMES[kind])
             if kind == "l1" and pnr:
                 queue.append(("pnr", n, V.pnr_task, (builds[n], parts[n]["l1"], board)))
             if all(k in parts[n] for k in ("l1", "l2", *(("pnr",) if pnr else ()))):

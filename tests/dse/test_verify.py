@@ -71,3 +71,19 @@ def test_levels_read_builds_through_the_contract(tmp_path):
     (out / "manifest.json").write_text(json.dumps({**man, "format_version": 1}))
     r = V.sim_task({"build_dir": str(out)}, "mlp-digits", 1, "verilator")
     assert "built by an older hwgen" in r["error"]
+
+
+def test_a_task_the_cluster_lost_is_an_error_on_its_point():
+    from distributed import KilledWorker
+
+    from dse.run import _outcome
+
+    class Lost:
+        def result(self):
+            from types import SimpleNamespace
+
+            raise KilledWorker("synth_task-abc", SimpleNamespace(address="tcp://127.0.0.1:9"), 3)
+
+    out = _outcome(Lost(), "synthesis")
+    assert out["error"].startswith("synthesis: KilledWorker:") and "synth_task-abc" in out["error"]
+    assert _outcome({"lut": 5}, "synthesis") == {"lut": 5}
