@@ -176,6 +176,13 @@ def quantize_input(graph: DataflowGraph, x_float, name: str | None = None) -> np
     if q is None:
         raise GoldenError("graph is not quantised; run mapping.passes.quantize first")
     x = x_float.detach().numpy() if hasattr(x_float, "detach") else np.asarray(x_float)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise GoldenError(f"inputs must be real numbers, got dtype {x.dtype}")
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        where = tuple(int(v) for v in np.unravel_index(bad[0], x.shape))
+        raise GoldenError(f"inputs hold {bad.size} NaN/inf value(s) (first at index {where}); "
+                          "inputs must be finite")
     return Q.quantize_act(x, q.scale, q.bits)
 
 

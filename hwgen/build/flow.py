@@ -265,6 +265,11 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
 
     if not isinstance(arch, ArchSpec):
         raise FlowError(f"arch must be a mapping.arch.ArchSpec, got {type(arch).__name__}")
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise FlowError(f"the model takes {len(graph.inputs)} input(s) and returns "
+                        f"{len(graph.outputs)} output(s); hwgen compiles models with one input "
+                        "tensor and one output tensor (return a single tensor, e.g. "
+                        "torch.cat of the outputs)")
     missing = [n.name for n in graph.nodes() if n.quant is None]
     if missing:
         raise FlowError(f"graph is not quantised (no QuantSpec on {', '.join(missing[:3])}); "

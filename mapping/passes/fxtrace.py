@@ -327,6 +327,10 @@ def trace_module(module: nn.Module, example_input) -> DataflowGraph:
         raise GraphError(f"trace() needs a torch.nn.Module, got {type(module).__name__}")
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     inputs = tuple(torch.as_tensor(x, dtype=torch.float32) for x in inputs)
+    for x in inputs:
+        if x.numel() == 0:
+            raise GraphError(f"example input of shape {tuple(x.shape)} has a zero-size "
+                             "dimension; every dimension must be at least 1")
     module = copy.deepcopy(module).eval()
     try:
         gm = fx.symbolic_trace(module)

@@ -35,6 +35,14 @@ def calibrate(g: DataflowGraph, calib_inputs) -> dict[str, float]:
     """Max-abs of every node's float output over the calibration batch."""
     if not isinstance(calib_inputs, (tuple, list)):
         calib_inputs = (calib_inputs,)
+    for i, x in enumerate(calib_inputs):
+        a = x.detach().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(a))
+        if bad.size:
+            where = np.unravel_index(bad[0], a.shape)
+            raise QuantError(f"calibration input {i} has {bad.size} NaN/inf value(s) (first at "
+                             f"index {tuple(int(v) for v in where)}); calibration samples must "
+                             "be finite floats")
     acts = run_float_graph(g, *calib_inputs, trace=True)
     return {k: float(np.abs(v).max()) if v.size else 0.0 for k, v in acts.items()}
 
