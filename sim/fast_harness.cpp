@@ -70,6 +70,23 @@ template <std::size_t N> void write_port(VlWide<N>& p, uint64_t v) {
     p[0] = static_cast<uint32_t>(v);
     if (N > 1) p[1] = static_cast<uint32_t>(v >> 32);
 }
+// a memory word of any width: 32-bit words, least significant first
+using Word = std::vector<uint32_t>;
+template <typename T> void write_word(T& p, const Word& w) {
+    write_port(p, w.empty() ? 0 : (w[0] | (w.size() > 1 ? static_cast<uint64_t>(w[1]) << 32 : 0)));
+}
+template <std::size_t N> void write_word(VlWide<N>& p, const Word& w) {
+    for (std::size_t i = 0; i < N; ++i) p[i] = i < w.size() ? w[i] : 0;
+}
+Word parse_hex(const std::string& s) {
+    Word w;
+    for (std::size_t end = s.size(); end > 0;) {
+        std::size_t begin = end >= 8 ? end - 8 : 0;
+        w.push_back(static_cast<uint32_t>(std::strtoul(s.substr(begin, end - begin).c_str(), nullptr, 16)));
+        end = begin;
+    }
+    return w;
+}
 
 [[noreturn]] void fail(const std::string& msg) {
     std::fprintf(stderr, "%s\n", msg.c_str());
@@ -140,13 +157,13 @@ std::vector<int64_t> read_samples(const std::string& path, int64_t& count, int64
     return data;
 }
 
-std::vector<uint64_t> read_memory(const std::string& path) {
+std::vector<Word> read_memory(const std::string& path) {
     std::ifstream f(path);
     if (!f) fail("cannot read external memory file " + path);
-    std::vector<uint64_t> mem;
+    std::vector<Word> mem;
     std::string word;
-    while (f >> word) mem.push_back(std::strtoull(word.c_str(), nullptr, 16));
-    if (mem.empty()) mem.push_back(0);
+    while (f >> word) mem.push_back(parse_hex(word));
+    if (mem.empty()) mem.push_back(Word{0});
     return mem;
 }
 
@@ -174,7 +191,7 @@ int main(int argc, char** argv) {
     int64_t n_samples = 0, per = 0;
     std::vector<int64_t> samples = read_samples(opt.samples, n_samples, per);
 #ifdef HWGEN_EXT
-    std::vector<uint64_t> memory = read_memory(opt.ext_file);
+    std::vector<Word> memory = read_memory(opt.ext_file);
 #endif
     std::mt19937_64 rng(opt.seed);
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -213,7 +230,7 @@ int main(int argc, char** argv) {
                   << ", outside the external memory (" << memory.size() << " words)";
                 fail(m.str());
             }
-            write_port(top->ext___05Fresp___05Fpayload, memory[a]);
+            write_word(top->ext___05Fresp___05Fpayload, memory[a]);
         }
 #endif
         top->eval();

@@ -129,3 +129,13 @@ def test_results_file_parsing_is_checked():
     np.testing.assert_array_equal(r["layer_cycles"], [[40, 50], [41, 50]])
     with pytest.raises(SimulationError, match="1 of 2 samples"):
         fast.parse_results(text.split("\n", 1)[1], samples=2, layers=2, outputs=2)
+
+
+def test_external_words_wider_than_64_bits(tmp_path_factory):
+    """ext_word_bits may be up to 1024: the harness serves words of any width."""
+    need("verilator")
+    build = _build("jsc-mlp", "tiny-4x4", {"weight_store": "external", "ext_word_bits": 128,
+                                           "ext_latency": 3}, tmp_path_factory)
+    x_int = _inputs("jsc-mlp", build, 3)
+    res = simulate(build, x_int, engine="fast")
+    check_run(build, res, x_int)
