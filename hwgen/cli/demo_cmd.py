@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     compile_zoo_model(DEMO_MODEL, resolve_arch(DEMO_ARCH), out)
     t1 = time.perf_counter()
     print(f"simulating the digits test split with {args.simulator} (the first build of the "
-          "Verilog takes a minute or two; later runs reuse it) ...", flush=True)
+          "Verilog takes about 20 s; later runs reuse it) ...", flush=True)
     s = simulate_build(out, samples=args.samples, simulator=args.simulator)
     print(demo_report(s, t1 - t0, time.perf_counter() - t0, out))
     return 0 if passed(s) else 1
