@@ -36,12 +36,14 @@ SCRIPTS: dict[str, list[str]] = {
     # synthesis grid (about an hour on 2 cores)
     "calibrate_resource_model.py": ["--fit-only"],
     "bench_dse.py": [],
+    # the RTL fuzz campaign: about 3 hours on 2 cores for 1,000 cases
+    "fuzz_rtl.py": ["--cases", "1000", "--jobs", "2"],
     "bench_pruning.py": [],
     "optimisation_stack.py": [],
 }
 # Order of the result sections (benchmarks/results/<stem>.md) in BENCHMARKS.md.
-SECTIONS = ["quant_accuracy", "mapper", "utilization", "sim", "synth", "resource_model",
-            "dse", "pruning", "optimisation_stack"]
+SECTIONS = ["quant_accuracy", "mapper", "utilization", "sim", "fuzz_rtl", "synth",
+            "resource_model", "dse", "pruning", "optimisation_stack"]
 
 
 def scripts(selected: list[str]) -> list[Path]:
