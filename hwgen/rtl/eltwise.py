@@ -34,12 +34,23 @@ from hwgen.rtl.postproc import STAGES, check_lanes, check_out_width, round_clamp
 from mapping.quant import MULT_BITS, SHIFT_BITS
 
 
-def _check(arch, lanes, out_width) -> None:
-    check_lanes(arch.rows if lanes is None else lanes)
-    check_out_width(arch.in_bits if out_width is None else out_width)
+class _LaneUnit(CheckedComponent):
+    """An element-wise unit ``lanes`` wide (default ``arch.rows``) whose results are
+    ``out_width`` bits (default ``arch.in_bits``); both checked before it exists."""
+
+    @classmethod
+    def check(cls, arch, lanes: int | None = None, out_width: int | None = None) -> None:
+        check_lanes(arch.rows if lanes is None else lanes)
+        check_out_width(arch.in_bits if out_width is None else out_width)
+
+    def __init__(self, arch, signature: dict, lanes: int | None, out_width: int | None):
+        self.arch = arch
+        self.lanes = arch.rows if lanes is None else lanes
+        self.out_width = arch.in_bits if out_width is None else out_width
+        super().__init__(signature)
 
 
-class ResidualAdd(CheckedComponent):
+class ResidualAdd(_LaneUnit):
     """``lanes``-wide requantising add of two activation vectors ``a`` and ``b``.
 
     Ports: ``in_valid``, ``a``, ``b`` (signed ``arch.in_bits`` per lane), ``ma``,
@@ -47,21 +58,16 @@ class ResidualAdd(CheckedComponent):
     ``out_valid``, ``out`` (signed ``out_width``, default ``arch.in_bits``).
     """
 
-    @classmethod
-    def check(cls, arch, lanes: int | None = None, out_width: int | None = None) -> None:
-        _check(arch, lanes, out_width)
-
     def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
         lanes = arch.rows if lanes is None else lanes
         out_width = arch.in_bits if out_width is None else out_width
-        self.arch, self.lanes, self.out_width = arch, lanes, out_width
         vec = data.ArrayLayout(signed(arch.in_bits), lanes)
-        super().__init__({
+        super().__init__(arch, {
             "in_valid": In(1), "a": In(vec), "b": In(vec),
             "ma": In(MULT_BITS), "mb": In(MULT_BITS), "shift": In(SHIFT_BITS),
             "out_bits": In(OUT_BITS_BITS), "relu": In(1),
             "out_valid": Out(1), "out": Out(data.ArrayLayout(signed(out_width), lanes)),
-        })
+        }, lanes, out_width)
 
     @staticmethod
     def latency(arch=None) -> int:
@@ -82,7 +88,7 @@ class ResidualAdd(CheckedComponent):
         return m
 
 
-class Pool(CheckedComponent):
+class Pool(_LaneUnit):
     """``lanes``-wide max/avg pooling over windows streamed one element per cycle.
 
     Ports: ``in_valid``, ``in_first``, ``in_last``, ``in_pad``, ``in_data``
@@ -92,21 +98,16 @@ class Pool(CheckedComponent):
     ``shift``, ``out_bits``, ``relu`` are sampled with the ``in_last`` element.
     """
 
-    @classmethod
-    def check(cls, arch, lanes: int | None = None, out_width: int | None = None) -> None:
-        _check(arch, lanes, out_width)
-
     def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
         lanes = arch.rows if lanes is None else lanes
         out_width = arch.in_bits if out_width is None else out_width
-        self.arch, self.lanes, self.out_width = arch, lanes, out_width
-        super().__init__({
+        super().__init__(arch, {
             "in_valid": In(1), "in_first": In(1), "in_last": In(1), "in_pad": In(1),
             "in_data": In(data.ArrayLayout(signed(arch.in_bits), lanes)),
             "avg": In(1), "mult": In(MULT_BITS), "shift": In(SHIFT_BITS),
             "out_bits": In(OUT_BITS_BITS), "relu": In(1),
             "out_valid": Out(1), "out": Out(data.ArrayLayout(signed(out_width), lanes)),
-        })
+        }, lanes, out_width)
 
     @staticmethod
     def latency(arch=None) -> int:
