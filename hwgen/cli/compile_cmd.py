@@ -95,8 +95,9 @@ def load_entry(name: str):
 
 
 def compile_zoo_model(name: str, arch, out_dir: str | Path, *, bits: int = 8,
-                      objective: str = "latency"):
-    """Prepare zoo model ``name`` (calibrated on its training data) and compile it."""
+                      objective: str = "latency", settings: dict | None = None):
+    """Prepare zoo model ``name`` (calibrated on its training data) and compile it;
+    ``settings`` are recorded in the manifest beside ``bits``."""
     from hwgen.build.flow import FlowError, compile_model
     from mapping.passes import prepare_entry
     from mapping.quant import QuantError
@@ -110,7 +111,7 @@ def compile_zoo_model(name: str, arch, out_dir: str | Path, *, bits: int = 8,
         raise CliError(f"{name}: {exc}") from None
     try:
         return compile_model(graph, arch, out_dir, model=name, objective=objective,
-                             settings={"bits": bits})
+                             settings={"bits": bits, **(settings or {})})
     except FlowError as exc:
         raise CliError(str(exc)) from None
 

@@ -1,9 +1,18 @@
 """``hwgen demo`` (``make demo``): compile ``mlp-digits`` for ``edge-8x8`` into build/demo,
-co-simulate the whole digits test split in Verilator and print a short report."""
+simulate the whole digits test split in Verilator and print a short report.
+
+The build is reused when build/demo already holds an intact build (every file's hash
+checked) of the same model and architecture compiled from the same sources: the manifest's
+``settings`` record a digest of the ``models``, ``mapping`` and ``hwgen`` packages (their
+Python files and the shipped checkpoints), so a change to any of them recompiles. Like the
+simulator's build cache, the key is content, not time stamps.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import time
 from pathlib import Path
 
@@ -16,9 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help=f"the main flow on {DEMO_MODEL}: compile, simulate the test split, report",
         description=f"Compile {DEMO_MODEL} for {DEMO_ARCH}, run every digits test sample through "
-        "the generated Verilog (cocotb + Verilator), check each output bit-exactly against the "
-        "golden model and print float/golden/hardware accuracy, measured vs predicted cycles "
-        "and the simulation speed.",
+        "the generated Verilog (the fast Verilator testbench), check each output bit-exactly "
+        "against the golden model and print float/golden/hardware accuracy, measured vs "
+        "predicted cycles and the simulation speed. An intact build of the same sources in "
+        "the build directory is reused.",
     )
     p.add_argument("-o", "--out", default="build/demo", help="build directory (default build/demo)")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"),
@@ -26,6 +36,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=None,
                    help="number of test samples (default: all 360)")
     p.set_defaults(func=run)
+
+
+SOURCE_PACKAGES = ("models", "mapping", "hwgen")
+SOURCE_SUFFIXES = (".py", ".pt", ".json", ".toml")
+
+
+def source_digest() -> str:
+    """SHA-256 (16 hex digits) of what a zoo compile depends on: the files of
+    ``SOURCE_PACKAGES`` with ``SOURCE_SUFFIXES`` (sources, checkpoints), by relative path."""
+    h = hashlib.sha256()
+    for pkg in SOURCE_PACKAGES:
+        root = Path(importlib.util.find_spec(pkg).origin).parent
+        for f in sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES
+                        and "__pycache__" not in p.parts and p.is_file()):
+            rel = f.relative_to(root.parent).as_posix().encode()
+            data = f.read_bytes()
+            h.update(len(rel).to_bytes(8, "little") + rel + len(data).to_bytes(8, "little"))
+            h.update(data)
+    return h.hexdigest()[:16]
+
+
+def reusable(out: Path, arch, digest: str) -> bool:
+    """Whether ``out`` holds an intact demo build of ``arch`` compiled from ``digest``."""
+    from hwgen.build.manifest import BuildError, Manifest
+
+    if not (out / "manifest.json").is_file():
+        return False
+    try:
+        man = Manifest.load(out)
+    except BuildError:
+        return False
+    return (man.kind == "chain" and man.model == DEMO_MODEL and man.arch == arch
+            and dict(man.settings or {}).get("sources") == digest)
 
 
 def demo_report(s: dict, compile_seconds: float, total_seconds: float, out: Path) -> str:
@@ -56,8 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    print(f"compiling {DEMO_MODEL} for {DEMO_ARCH} into {out} ...", flush=True)
-    compile_zoo_model(DEMO_MODEL, resolve_arch(DEMO_ARCH), out)
+    arch, digest = resolve_arch(DEMO_ARCH), source_digest()
+    if reusable(out, arch, digest):
+        print(f"{out} is an intact build of {DEMO_MODEL} for {DEMO_ARCH} from the same sources "
+              "(manifest hashes checked): not recompiled", flush=True)
+    else:
+        print(f"compiling {DEMO_MODEL} for {DEMO_ARCH} into {out} ...", flush=True)
+        compile_zoo_model(DEMO_MODEL, arch, out, settings={"sources": digest})
     t1 = time.perf_counter()
     print(f"simulating the digits test split with {args.simulator} (the first build of the "
           "Verilog takes about 20 s; later runs reuse it) ...", flush=True)
