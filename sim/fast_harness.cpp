@@ -209,7 +209,10 @@ int main(int argc, char** argv) {
     Burst burst{};
     const uint64_t out_mask = (opt.out_bits >= 64) ? ~uint64_t{0} : ((uint64_t{1} << opt.out_bits) - 1);
 
-    // one clock cycle: drive the agents, settle, see the transfers, rising edge, falling edge
+    // one clock cycle: drive the agents, clock low and settle (one eval: the falling edge and
+    // the combinational paths from this cycle's inputs), see the transfers, rising edge (one
+    // eval). Two evals per cycle; outputs read after cycle() are the registers' new values.
+    bool inp_fire = false;
     auto cycle = [&]() {
         top->out___05Fready = (opt.backpressure > 0.0 && uniform(rng) < opt.backpressure) ? 0 : 1;
 #ifdef HWGEN_EXT
@@ -233,7 +236,10 @@ int main(int argc, char** argv) {
             write_word(top->ext___05Fresp___05Fpayload, memory[a]);
         }
 #endif
+        top->clk = 0;
         top->eval();
+        dump();
+        inp_fire = top->inp___05Fvalid && top->inp___05Fready;
         bool out_fire = top->out___05Fvalid && top->out___05Fready;
         int64_t out_value = 0;
         if (out_fire) {
@@ -254,6 +260,7 @@ int main(int argc, char** argv) {
         top->clk = 1;
         top->eval();
         dump();
+        sim_time += 5;
         ++edges;
         if (out_fire) outputs.push_back(out_value);
 #ifdef HWGEN_EXT
@@ -268,10 +275,6 @@ int main(int argc, char** argv) {
             burst_active = true;
         }
 #endif
-        sim_time += 5;
-        top->clk = 0;
-        top->eval();
-        dump();
     };
 
     top->clk = 0;
@@ -280,7 +283,6 @@ int main(int argc, char** argv) {
     top->inp___05Fvalid = 0;
     top->layer_sel = 0;
     top->eval();
-    dump();
     cycle();
     cycle();
     top->rst = 0;
@@ -300,10 +302,8 @@ int main(int argc, char** argv) {
             write_port(top->inp___05Fpayload, static_cast<uint64_t>(x[i]));
             const int64_t since = edges;
             while (true) {
-                top->eval();
-                bool fire = top->inp___05Fready;
                 cycle();
-                if (fire) break;
+                if (inp_fire) break;
                 if (edges - since > opt.max_cycles) {
                     std::ostringstream m;
                     m << "sample " << sample << ": input element " << i << " was not taken within "
