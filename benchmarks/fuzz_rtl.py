@@ -27,12 +27,13 @@ one with ``--seed S --cases 1``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import tempfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,31 +306,43 @@ def run_case(seed: int, cache_dir: str | None = None) -> Outcome:
 
 
 # ------------------------------------------------------------------------------ campaign
+def _report(o: Outcome, outcomes: list[Outcome], args, t0: float) -> None:
+    outcomes.append(o)
+    if args.verbose or not o.ok:
+        flag = "ok  " if o.ok else "FAIL"
+        print(f"{flag} seed {o.seed:5d} {o.seconds:6.1f}s {o.description}"
+              + (f" :: {o.error}" if o.error else ""), flush=True)
+        for d in o.details if not o.ok else []:
+            print(f"       {d}", flush=True)
+    if len(outcomes) % 25 == 0:
+        print(f"[{len(outcomes)}] {time.perf_counter() - t0:.0f} s, "
+              f"{sum(not x.ok for x in outcomes)} failing", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0, help="first seed (cases use seed..seed+N-1)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="stop starting new cases after this many minutes (the report counts "
+                    "the cases run)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case")
     ap.add_argument("--no-write", action="store_true", help="do not write results/fuzz_rtl.md")
     args = ap.parse_args(argv)
     seeds = range(args.seed, args.seed + args.cases)
     t0 = time.perf_counter()
     outcomes: list[Outcome] = []
+    deadline = None if args.minutes is None else t0 + 60 * args.minutes
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futs = [pool.submit(run_case, s) for s in seeds]
-        for f in as_completed(futs):
-            o = f.result()
-            outcomes.append(o)
-            if args.verbose or not o.ok:
-                flag = "ok  " if o.ok else "FAIL"
-                print(f"{flag} seed {o.seed:5d} {o.seconds:6.1f}s {o.description}"
-                      + (f" :: {o.error}" if o.error else ""), flush=True)
-                for d in o.details if not o.ok else []:
-                    print(f"       {d}", flush=True)
-            if len(outcomes) % 25 == 0:
-                print(f"[{len(outcomes)}/{args.cases}] {time.perf_counter() - t0:.0f} s, "
-                      f"{sum(not x.ok for x in outcomes)} failing", flush=True)
+        todo = iter(seeds)
+        futs = {pool.submit(run_case, s) for s in itertools.islice(todo, 2 * args.jobs)}
+        while futs:
+            done, futs = wait(futs, return_when=FIRST_COMPLETED)
+            if deadline is None or time.perf_counter() < deadline:
+                futs |= {pool.submit(run_case, s) for s in itertools.islice(todo, len(done))}
+            for f in done:
+                _report(f.result(), outcomes, args, t0)
     wall = time.perf_counter() - t0
     failed = sorted((o for o in outcomes if not o.ok), key=lambda o: o.seed)
     n = len(outcomes)
@@ -350,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         from _common import write_section
 
-        body = [f"Seeds {args.seed}..{args.seed + args.cases - 1}, {args.jobs} jobs, "
+        body = [f"Seeds {args.seed}..{args.seed + n - 1}, {args.jobs} jobs, "
                 f"{wall:.0f} s wall (measured).", "",
                 "| what | value |", "|---|---:|",
                 *[f"| {k} | {v:,.0f} |" for k, v in summary.items()], "",
