@@ -177,7 +177,7 @@ def _ext_params(build: Build) -> dict[str, Any] | None:
 
 def _run_fast(build: Build, stream_in: np.ndarray, params: dict, *, waves: bool | str,
               cache_dir: str | Path | None, run_dir: str | Path | None,
-              progress_file: Path | None) -> dict:
+              progress_file: Path | None, x_check: bool = False) -> dict:
     """One run of the fast engine, results in the cocotb testbench's shape."""
     if waves not in (False, None, True, "fst"):
         raise ValueError(f"the fast engine writes FST waves only (waves=True), got {waves!r}")
@@ -191,7 +191,8 @@ def _run_fast(build: Build, stream_in: np.ndarray, params: dict, *, waves: bool 
     work = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="hwgen-fast-"))
     waves_file = work / "waves.fst" if waves else None
     try:
-        res = fast.run_harness(harness, stream_in, output_count=params["output_count"],
+        run = fast.run_x_checked if x_check else fast.run_harness
+        res = run(harness, stream_in, output_count=params["output_count"],
                                layers=params["layers"], out_bits=build.arch.in_bits,
                                max_cycles=params["max_cycles"], ext=mem, run_dir=work,
                                progress_file=progress_file, waves_file=waves_file)
@@ -232,11 +233,14 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
              engine: str | None = None, waves: bool | str = False,
              cache_dir: str | Path | None = None,
              progress: Callable[[int, int], None] | None = None,
-             run_dir: str | Path | None = None) -> SimResult:
+             run_dir: str | Path | None = None, x_check: bool = False) -> SimResult:
     """Run integer inputs ``x_int`` (torch layout, batch on dim 0) on the build's RTL.
 
     ``engine``: ``"fast"`` or ``"cocotb"`` (default: fast on Verilator, cocotb on
     Icarus). ``progress(done, total)`` is called from a helper thread as samples finish.
+    ``x_check`` (fast engine): run twice with different random power-up states and fail,
+    naming the sample and the cycle, if an output differs (:func:`sim.fast.run_x_checked`);
+    the cocotb engine reports X/Z on an output itself.
     """
     engine = resolve_engine(engine, simulator)
     man = build.manifest
@@ -262,7 +266,8 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
     try:
         if engine == "fast":
             res = _run_fast(build, stream_in, params, waves=waves, cache_dir=cache_dir,
-                            run_dir=run_dir, progress_file=prog_file if progress else None)
+                            run_dir=run_dir, progress_file=prog_file if progress else None,
+                            x_check=x_check)
         else:
             res = run_cocotb(build.verilog, man.top_module, TB_MODULE, params,
                              simulator=simulator, waves=waves, cache_dir=cache_dir,

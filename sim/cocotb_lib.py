@@ -26,7 +26,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cocotb
@@ -216,10 +216,13 @@ class StreamMonitor:
     """
 
     def __init__(self, port: StreamPort, clock: SimClock, *, signed: bool = False,
-                 backpressure: float = 0.0, seed: int = 0):
+                 backpressure: float = 0.0, seed: int = 0,
+                 describe: Callable[[int], str] | None = None):
         if not 0 <= backpressure < 1:
             raise ValueError(f"backpressure must be in [0, 1), got {backpressure}")
         self.port, self.clock, self.signed, self.backpressure = port, clock, signed, backpressure
+        # names value n of the stream in errors (e.g. "sample 3, output element 1")
+        self.describe = describe or (lambda n: f"value {n} of the stream")
         self.rng = random.Random(seed)
         self.values: list[int] = []
         self.cycles: list[int] = []
@@ -240,7 +243,11 @@ class StreamMonitor:
                 await RisingEdge(port.valid)  # idle: ready stays high, nothing to do per cycle
                 continue
             fire = ready and valid
-            value = read_int(port.payload, self.signed) if fire else None
+            try:
+                value = read_int(port.payload, self.signed) if fire else None
+            except ValueError as exc:  # X/Z on the output: name the value and the cycle
+                raise ValueError(f"{self.describe(len(self.values))}, cycle "
+                                 f"{self.clock.cycle() + 1}: {exc}") from None
             await RisingEdge(self.clock.clk)
             if fire:
                 self.values.append(value)

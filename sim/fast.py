@@ -206,8 +206,37 @@ def parse_results(text: str, samples: int, layers: int, outputs: int) -> dict:
                               f"{samples} samples")
     counters = np.array([[int(v) for v in r.split(":")[0].split()] for r in rows],
                         dtype=np.int64).reshape(samples, layers + 1)
-    outs = np.array([[int(v) for v in r.split(":")[1].split()] for r in rows],
+    values = [r.split(":", 1)[1].split("@") for r in rows]
+    outs = np.array([[int(v) for v in val[0].split()] for val in values],
                     dtype=np.int64).reshape(samples, outputs)
-    return {"outputs": outs, "run_cycles": counters[:, 0].tolist(),
+    edges = np.array([[int(v) for v in val[1].split()] if len(val) > 1 else [-1] * outputs
+                      for val in values], dtype=np.int64).reshape(samples, outputs)
+    return {"outputs": outs, "output_edges": edges, "run_cycles": counters[:, 0].tolist(),
             "layer_cycles": counters[:, 1:], "total_cycles": int(tail["total_cycles"]),
             "loop_seconds": float(tail["loop_seconds"])}
+
+
+def run_x_checked(harness: Harness, inputs: np.ndarray, *, run_dir: str | os.PathLike,
+                  seed: int = 0, **kw) -> dict:
+    """:func:`run_harness` twice, with two different random power-up states (seeds ``seed``
+    and ``seed + 1``). Verilator is 2-state, so an output that depends on uninitialised
+    state (an X in a 4-state simulator) shows up as a difference between the runs: that is a
+    :class:`SimulationError` naming the sample, the output element and the cycle."""
+    a = run_harness(harness, inputs, run_dir=run_dir, seed=seed, **kw)
+    b = run_harness(harness, inputs, run_dir=Path(run_dir) / "x-check", seed=seed + 1,
+                    **{k: v for k, v in kw.items() if k not in ("waves_file", "progress_file")})
+    first = first_difference(a, b)
+    if first is not None:
+        s, e = first
+        raise SimulationError(
+            f"sample {s}, output element {e}, cycle {int(a['output_edges'][s][e])}: the output "
+            "depends on uninitialised state (an X): two runs with different random power-up "
+            f"values gave {int(a['outputs'][s][e])} and {int(b['outputs'][s][e])}")
+    return a
+
+
+def first_difference(a: dict, b: dict) -> tuple[int, int] | None:
+    """(sample, output element) of the first output that differs between two runs of the same
+    samples, or None."""
+    diff = np.argwhere(a["outputs"] != b["outputs"])
+    return None if len(diff) == 0 else (int(diff[0][0]), int(diff[0][1]))

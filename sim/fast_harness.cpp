@@ -19,7 +19,9 @@
 //          [--ext MEMFILE --latency N --bandwidth X --addr OFF:WIDTH --words OFF:WIDTH]
 //          [--backpressure P] [--seed N] [--progress FILE] [--waves FILE] [+verilator+...]
 // SAMPLES: little-endian int64: count, elements per sample, then the elements.
-// RESULTS: text, one line per sample: "run_cycles layer_0 .. layer_{L-1} : out_0 .. out_{N-1}",
+// RESULTS: text, one line per sample: "run_cycles layer_0 .. layer_{L-1} : out_0 .. out_{N-1}
+//          @ edge_0 .. edge_{N-1}" (the rising edge, counted from the first, each output
+//          transferred at),
 //          then "total_cycles T" and "loop_seconds S".
 // Errors (exit 3) are one line on stderr naming the sample and the cycle.
 
@@ -204,7 +206,7 @@ int main(int argc, char** argv) {
 #endif
     };
     int64_t sample = -1;
-    std::vector<int64_t> outputs;
+    std::vector<int64_t> outputs, out_edges;  // output values and the edge each transferred at
     bool burst_active = false;
     Burst burst{};
     const uint64_t out_mask = (opt.out_bits >= 64) ? ~uint64_t{0} : ((uint64_t{1} << opt.out_bits) - 1);
@@ -262,7 +264,10 @@ int main(int argc, char** argv) {
         dump();
         sim_time += 5;
         ++edges;
-        if (out_fire) outputs.push_back(out_value);
+        if (out_fire) {
+            outputs.push_back(out_value);
+            out_edges.push_back(edges);
+        }
 #ifdef HWGEN_EXT
         if (delivered && ++burst.delivered == burst.words) burst_active = false;
         if (request) {
@@ -293,6 +298,7 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     for (sample = 0; sample < n_samples; ++sample) {
         outputs.clear();
+        out_edges.clear();
         top->start = 1;
         cycle();
         top->start = 0;
@@ -339,6 +345,8 @@ int main(int argc, char** argv) {
         }
         res << " :";
         for (int64_t v : outputs) res << ' ' << v;
+        res << " @";
+        for (int64_t e : out_edges) res << ' ' << e;
         res << '\n';
         cycle();
         if (!opt.progress.empty() && (sample % step == 0 || sample == n_samples - 1)) {

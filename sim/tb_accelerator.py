@@ -53,7 +53,9 @@ async def run_samples(dut):
     dut.layer_sel.value = 0
     clock = await clock_and_reset(dut, period_ns=PERIOD_NS)
     driver = StreamDriver(StreamPort.of(dut, "inp"), clock)
-    monitor = StreamMonitor(StreamPort.of(dut, "out"), clock, signed=True).start()
+    monitor = StreamMonitor(StreamPort.of(dut, "out"), clock, signed=True,
+                            describe=lambda k: f"sample {k // n_out}, output element "
+                                               f"{k % n_out}").start()
     ext = params.get("ext")
     if ext:
         ExternalMemoryModel(clock, StreamPort.of(dut, "ext__req"), StreamPort.of(dut, "ext__resp"),

@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="simulation engine: fast (compiled Verilator testbench, no Python per "
                    "cycle; default on Verilator) or cocotb (the reference testbench; the only "
                    "engine for Icarus)")
+    p.add_argument("--x-check", action="store_true",
+                   help="fast engine: run twice with different random power-up states and fail "
+                   "(naming the sample and the cycle) if an output depends on them")
     p.add_argument("--waves", action="store_true",
                    help="write an FST waveform (path printed at the end)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
@@ -85,6 +88,7 @@ def load_samples(entry, count: int | None, seed: int = 0):
 
 def simulate_build(path: str | Path, *, samples: int | None = None, simulator: str = "verilator",
                    engine: str | None = None, waves: bool = False, seed: int = 0,
+                   x_check: bool = False,
                    progress: bool | None = None,
                    cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Load a build, simulate ``samples`` inputs and return the numbers ``run`` prints."""
@@ -115,7 +119,7 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
     start = time.perf_counter()
     try:
         res = simulate(build, x_int, simulator=simulator, engine=engine, waves=waves,
-                       cache_dir=cache_dir,
+                       cache_dir=cache_dir, x_check=x_check,
                        progress=_progress_bar(len(x)) if progress else None)
     except SimulationError as exc:
         raise CliError(str(exc).splitlines()[0]) from None
@@ -180,6 +184,7 @@ def passed(s: dict[str, Any]) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     s = simulate_build(args.build, samples=args.samples, simulator=args.simulator,
-                       engine=args.engine, waves=args.waves, seed=args.seed)
+                       engine=args.engine, waves=args.waves, seed=args.seed,
+                       x_check=args.x_check)
     print(format_result(s))
     return 0 if passed(s) else 1
