@@ -149,12 +149,14 @@ class ExtMemory:
 
 def run_harness(harness: Harness, inputs: np.ndarray, *, output_count: int, layers: int,
                 out_bits: int, max_cycles: int, ext: ExtMemory | None = None,
+                in_bits: int | None = None,
                 backpressure: float = 0.0, seed: int = 0, run_dir: str | os.PathLike,
                 progress_file: str | os.PathLike | None = None,
                 waves_file: str | os.PathLike | None = None, timeout: float | None = None
                 ) -> dict:
     """Run every sample of ``inputs`` (samples x stream elements, integers) through the
-    harness. Returns ``outputs`` (samples x ``output_count``), ``run_cycles``,
+    harness (``in_bits``-bit inputs, default ``out_bits``). Returns ``outputs`` (samples x
+    ``output_count``), ``output_edges``, ``run_cycles``,
     ``layer_cycles`` (samples x ``layers``), ``total_cycles``, ``loop_seconds`` and
     ``run_seconds`` (the whole process)."""
     if harness.ext != (ext is not None):
@@ -168,9 +170,13 @@ def run_harness(harness: Harness, inputs: np.ndarray, *, output_count: int, laye
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     samples, results = run / "samples.bin", run / "results.txt"
+    # inputs as in_bits-bit two's complement: Verilator does not mask a port's unused bits
+    # (a -1 written whole into a 3-bit input held 0xFF in its 8-bit storage and changed results)
+    width = out_bits if in_bits is None else in_bits
+    raw = x & ((1 << width) - 1) if width < 63 else x
     with open(samples, "wb") as f:
         np.asarray(x.shape, dtype="<i8").tofile(f)
-        x.astype("<i8").tofile(f)
+        raw.astype("<i8").tofile(f)
     cmd = [str(harness.executable), str(samples), str(results), "--outputs", str(output_count),
            "--layers", str(layers), "--out-bits", str(out_bits), "--max-cycles", str(max_cycles),
            "--seed", str(seed), "--backpressure", repr(float(backpressure)),
