@@ -40,7 +40,7 @@ from sim.runner import (
     VERILATOR_MAKEFLAGS,
     VERILATOR_WARNINGS_OFF,
     SimulationError,
-    _locked,
+    cached_build,
     default_cache_dir,
     objcache_dir,
 )
@@ -50,8 +50,6 @@ HARNESS_SOURCE = Path(__file__).with_name("fast_harness.cpp")
 OPT_FLAGS = ("-O1",)
 """C++ optimisation of the verilated model (``OPT_FAST``/``OPT_SLOW``/``OPT_GLOBAL``):
 docs/simulation.md has the build-time / run-time measurements behind the choice."""
-
-_MARKER = "hwgen_harness.json"
 
 
 @dataclass(frozen=True)
@@ -107,32 +105,25 @@ def build_harness(verilog: str | os.PathLike, top: str = "hwgen_accel", *,
     root = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "fast"
     build_dir = root / key
     exe = build_dir / "obj_dir" / "harness"
-    with _locked(root / f"{key}.lock"):
-        marker = build_dir / _MARKER
-        if marker.is_file() and exe.is_file():
-            saved = json.loads(marker.read_text())
-            return Harness(exe, key, ext, waves, True, saved["build_seconds"])
-        shutil.rmtree(build_dir, ignore_errors=True)
-        build_dir.mkdir(parents=True)
+    def make(build_dir: Path) -> dict:
         (build_dir / f"{top}.v").write_text(text)
         shutil.copy(HARNESS_SOURCE, build_dir / HARNESS_SOURCE.name)
         opt = " ".join(OPT_FLAGS)
-        make = f"{VERILATOR_MAKEFLAGS} OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}"
+        make_flags = f"{VERILATOR_MAKEFLAGS} OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}"
         cmd = [info.executable, *args, "-j", str(jobs), f"{top}.v", HARNESS_SOURCE.name]
         log = build_dir / "build.log"
-        start = time.perf_counter()
-        with patched_environ({**info.env, "MAKEFLAGS": make}), \
+        with patched_environ({**info.env, "MAKEFLAGS": make_flags}), \
                 objcache_environment(objcache_dir()), open(log, "w") as out:
             proc = subprocess.run(cmd, cwd=build_dir, stdout=out, stderr=subprocess.STDOUT,
                                   env=os.environ.copy(), check=False)
-        seconds = time.perf_counter() - start
         if proc.returncode != 0 or not exe.is_file():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise SimulationError(f"Verilator build of the fast harness failed (exit "
                                   f"{proc.returncode}); log {log}:\n{tail}")
-        marker.write_text(json.dumps({"build_seconds": seconds, "args": args,
-                                      "version": info.version}, indent=1))
-    return Harness(exe, key, ext, waves, False, seconds)
+        return {"args": args, "version": info.version}
+
+    cached, seconds = cached_build(build_dir, exe, make)
+    return Harness(exe, key, ext, waves, cached, seconds)
 
 
 @dataclass(frozen=True)

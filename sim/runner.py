@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from sim.objcache import objcache_environment
@@ -211,20 +211,13 @@ def build(verilog: str | os.PathLike, toplevel: str, *, simulator: str = "verila
     meta = {"build_dir": str(build_dir), "key": key, "simulator": simulator,
             "version": info.version}
 
-    with _locked(root / f"{key}.lock"):
-        marker = build_dir / _MARKER
-        if marker.is_file() and _artifact(build_dir, simulator, toplevel).is_file():
-            saved = json.loads(marker.read_text())
-            return {**meta, "cached": True, "build_seconds": saved["build_seconds"]}
-        shutil.rmtree(build_dir, ignore_errors=True)
-        build_dir.mkdir(parents=True)
+    def make(build_dir: Path) -> dict:
         source = build_dir / f"{toplevel}.v"
         source.write_text(text)
         log = build_dir / "build.log"
 
         from cocotb_tools.runner import get_runner
 
-        start = time.perf_counter()
         with simulator_environment(info), _verilator_make_env(simulator):
             runner = get_runner(simulator)
             try:
@@ -234,12 +227,31 @@ def build(verilog: str | os.PathLike, toplevel: str, *, simulator: str = "verila
             except (RuntimeError, SystemExit) as exc:
                 raise SimulationError(f"{simulator} build of {toplevel!r} failed ({exc}); "
                                       f"log {log}:\n{_tail(log)}") from None
-        seconds = time.perf_counter() - start
         global BUILD_COUNT
         BUILD_COUNT += 1
-        marker.write_text(json.dumps({**meta, "build_seconds": seconds, "build_args": args,
-                                      "timescale": list(timescale), "waves": fmt}, indent=1))
-    return {**meta, "cached": False, "build_seconds": seconds}
+        return {**meta, "build_args": args, "timescale": list(timescale), "waves": fmt}
+
+    cached, seconds = cached_build(build_dir, _artifact(build_dir, simulator, toplevel), make)
+    return {**meta, "cached": cached, "build_seconds": seconds}
+
+
+def cached_build(build_dir: Path, artifact: Path, make: Callable[[Path], dict]
+                 ) -> tuple[bool, float]:
+    """``(cached, build_seconds)``: run ``make(build_dir)`` into a fresh ``build_dir`` unless
+    a finished build (its marker and ``artifact``) is there. ``build_dir`` is named by a
+    content key; a lock beside it lets one process build while the others wait. ``make``
+    returns what the marker records besides the build seconds."""
+    with _locked(build_dir.with_name(f"{build_dir.name}.lock")):
+        marker = build_dir / _MARKER
+        if marker.is_file() and artifact.is_file():
+            return True, json.loads(marker.read_text())["build_seconds"]
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
+        start = time.perf_counter()
+        record = make(build_dir)
+        seconds = time.perf_counter() - start
+        marker.write_text(json.dumps({**record, "build_seconds": seconds}, indent=1))
+    return False, seconds
 
 
 @contextlib.contextmanager
