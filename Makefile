@@ -1,11 +1,12 @@
 # make demo  : set up .venv and run the main flow on the embedded default (mlp-digits)
 # make test  : set up .venv and run the default test suite (slow tests excluded)
+# make fuzz-ci: 50 seeded RTL fuzz cases (CI runs it after make test)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup sysdeps demo test test-all lint bench clean
+.PHONY: setup sysdeps demo test test-all fuzz-ci lint bench clean
 
 # Debian packages the flow needs outside PyPI: Icarus Verilog (second simulator), and the
 # lz4/zlib headers Verilator needs to write FST waveforms.
@@ -36,6 +37,10 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -n 2
+
+# CI's wider RTL fuzz slice (issue #13: >= 50 cases): seeds 1000..1049, no results written.
+fuzz-ci: setup
+	$(PY) benchmarks/fuzz_rtl.py --cases 50 --seed 1000 --jobs 2 --no-write
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -258,8 +258,11 @@ def predicted(case: Case) -> list[int]:
     return out
 
 
-def run_case(seed: int, cache_dir: str | None = None) -> Outcome:
-    """Draw, compile, emit, simulate (fast engine) and check one case."""
+def run_case(seed: int, cache_dir: str | None = None, opt: str = "-O0") -> Outcome:
+    """Draw, compile, emit, simulate (fast engine) and check one case.
+
+    ``opt``: the C++ optimisation of the harness build (``-O0``: a case's run is short, its
+    build is most of its time; the Verilog semantics do not depend on it)."""
     from hwgen.build.emit import TOP_MODULE, emit
     from hwgen.compiler.isa import EXT_ADDR_BITS, burst_len_bits
     from hwgen.rtl.accelerator import Accelerator
@@ -274,7 +277,8 @@ def run_case(seed: int, cache_dir: str | None = None) -> Outcome:
         with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
             out = Path(tmp) / "b"
             emit(Accelerator(arch, prog), out)
-            harness = fast.build_harness(out / f"{TOP_MODULE}.v", cache_dir=cache_dir, jobs=1)
+            harness = fast.build_harness(out / f"{TOP_MODULE}.v", cache_dir=cache_dir, jobs=1,
+                                       opt=tuple(opt.split()))
             ext = None
             if arch.weight_store == "external":
                 ext = fast.ExtMemory(list(prog.weight_image) or [0], arch.ext_latency,
@@ -327,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None,
                     help="stop starting new cases after this many minutes (the report counts "
                     "the cases run)")
+    ap.add_argument("--opt", default="-O0", help="C++ optimisation of the harness builds "
+                    "(default -O0: builds dominate a case)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case")
     ap.add_argument("--no-write", action="store_true", help="do not write results/fuzz_rtl.md")
     args = ap.parse_args(argv)
@@ -336,11 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     deadline = None if args.minutes is None else t0 + 60 * args.minutes
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         todo = iter(seeds)
-        futs = {pool.submit(run_case, s) for s in itertools.islice(todo, 2 * args.jobs)}
+        def submit(n: int) -> set:
+            return {pool.submit(run_case, s, None, args.opt) for s in itertools.islice(todo, n)}
+
+        futs = submit(2 * args.jobs)
         while futs:
             done, futs = wait(futs, return_when=FIRST_COMPLETED)
             if deadline is None or time.perf_counter() < deadline:
-                futs |= {pool.submit(run_case, s) for s in itertools.islice(todo, len(done))}
+                futs |= submit(len(done))
             for f in done:
                 _report(f.result(), outcomes, args, t0)
     wall = time.perf_counter() - t0

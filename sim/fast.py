@@ -73,8 +73,11 @@ def _ports(text: str, top: str) -> set[str]:
 
 def build_harness(verilog: str | os.PathLike, top: str = "hwgen_accel", *,
                   waves: bool = False, cache_dir: str | os.PathLike | None = None,
-                  jobs: int = 2) -> Harness:
+                  jobs: int = 2, opt: tuple[str, ...] = OPT_FLAGS) -> Harness:
     """Verilate ``verilog`` with the C++ testbench into an executable (cached).
+
+    ``opt`` is the C++ optimisation of the model (default :data:`OPT_FLAGS`; ``("-O0",)``
+    builds about a third faster and runs slower: for many short runs, as the fuzz campaign).
 
     The design must have the accelerator's ports (``start``, ``done``, ``inp__*``,
     ``out__*``, ``run_cycles``, ``cycle_count``, ``layer_sel``, ``layer_count``;
@@ -100,7 +103,7 @@ def build_harness(verilog: str | os.PathLike, top: str = "hwgen_accel", *,
             "-o", "harness"]
     harness_text = HARNESS_SOURCE.read_text()
     key = hashlib.sha256(json.dumps({"verilog": text, "top": top, "harness": harness_text,
-                                     "args": args, "opt": OPT_FLAGS, "version": info.version},
+                                     "args": args, "opt": list(opt), "version": info.version},
                                     sort_keys=True).encode()).hexdigest()[:24]
     root = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "fast"
     build_dir = root / key
@@ -108,8 +111,9 @@ def build_harness(verilog: str | os.PathLike, top: str = "hwgen_accel", *,
     def make(build_dir: Path) -> dict:
         (build_dir / f"{top}.v").write_text(text)
         shutil.copy(HARNESS_SOURCE, build_dir / HARNESS_SOURCE.name)
-        opt = " ".join(OPT_FLAGS)
-        make_flags = f"{VERILATOR_MAKEFLAGS} OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}"
+        flags = " ".join(opt)
+        make_flags = f"{VERILATOR_MAKEFLAGS} OPT_FAST={flags} OPT_SLOW={flags} " \
+            f"OPT_GLOBAL={flags}"
         cmd = [info.executable, *args, "-j", str(jobs), f"{top}.v", HARNESS_SOURCE.name]
         log = build_dir / "build.log"
         with patched_environ({**info.env, "MAKEFLAGS": make_flags}), \
