@@ -25,8 +25,13 @@ from mapping.loopnest import LoopNest
 OPS = (
     "input", "linear", "conv2d", "batchnorm2d", "relu", "add", "maxpool2d", "avgpool2d",
     "flatten", "reshape", "transpose", "matmul", "mul", "softmax", "layernorm", "gelu",
-    "output",
+    "act", "concat", "output",
 )
+ACT_FNS = ("relu6", "hardtanh", "clamp", "leaky_relu", "sigmoid", "tanh", "silu", "hardswish",
+           "hardsigmoid", "gelu", "elu")
+"""``act`` nodes: an element-wise function of one tensor, ``attrs["fn"]`` one of these, with
+its parameters in ``attrs`` (``min``/``max`` for hardtanh/clamp/relu6, ``negative_slope``
+for leaky_relu, ``alpha`` for elu, ``approximate`` for gelu): PyTorch's semantics."""
 COMPUTE_OPS = ("linear", "conv2d", "matmul")
 
 
