@@ -35,6 +35,14 @@ for leaky_relu, ``alpha`` for elu, ``approximate`` for gelu): PyTorch's semantic
 COMPUTE_OPS = ("linear", "conv2d", "matmul")
 
 
+def pair(v) -> tuple[int, int]:
+    """A conv/pool geometry attribute as ``(h, w)``: an int means the same on both axes."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    h, w = v
+    return int(h), int(w)
+
+
 class GraphError(ValueError):
     """A malformed graph or a lookup of a node that does not exist."""
 
