@@ -2,7 +2,8 @@
 
 ``synthesize(verilog_paths, top, target)`` runs one of
 
-- ECP5:  ``synth_lattice -family ecp5`` (``synth_ecp5`` is a wrapper of it),
+- ECP5:  ``synth_lattice -family ecp5`` (``synth_ecp5`` is a wrapper of it) with the classic
+  ABC LUT mapper in place of abc9 (:data:`ECP5_CLASSIC_ABC` says why),
 - iCE40: ``synth_ice40 -dsp`` (SB_MAC16 inference on UltraPlus),
 - Xilinx 7 series: ``synth_xilinx -family xc7 -flatten`` (flattened like the others),
 
@@ -32,8 +33,23 @@ from boards.cells import summarise
 from boards.report import Port, SynthReport
 from boards.wrap import WRAPPER_TOP, make_wrapper
 
+ECP5_CLASSIC_ABC = (
+    "synth_lattice -family ecp5 -top {top} -run :map_luts\n"
+    "techmap -map +/lattice/latches_map.v\n"
+    "abc -dress -lut 4:7\n"
+    "clean\n"
+    "synth_lattice -family ecp5 -top {top} -run map_cells:"
+)
+"""ECP5 synthesis with the classic ABC LUT mapper in place of ``abc9`` (the one step
+``synth_lattice``'s ``map_luts`` label runs): Yosys's abc9 re-integration asserts
+(``GetSize(conn.first) == GetSize(conn.second)``) on some of our designs in every version we
+swept (0.70: mlp-digits 2x4 and 4x4 OS, cnn-digits 8x8 OS; 0.65: a 4x5 OS GEMM design), so a
+DSE point could fail for no fault of its own. The classic mapper never enters that code;
+it costs about 13 % more LUT4 (+ PFUMX/L6MUX wide-LUT muxes) on the same design and runs
+faster (docs/boards.md)."""
+
 SYNTH_COMMANDS: dict[str, str] = {
-    "ecp5": "synth_lattice -family ecp5 -top {top}",
+    "ecp5": ECP5_CLASSIC_ABC,
     "ice40": "synth_ice40 -dsp -top {top}",
     "xc7": "synth_xilinx -family xc7 -flatten -top {top}",
 }
