@@ -6,8 +6,9 @@ with attribute ``arg`` (first argument position of ``u`` in ``v.inputs``) and
 ``args`` (all positions, when a tensor is used twice, e.g. ``x + x``).
 ``Node.inputs`` is the source of truth; edges are derived from it.
 
-:func:`trace` builds one from a ``torch.nn.Module`` with ``torch.fx`` (the front
-end lives in :mod:`mapping.passes.fxtrace`).
+:func:`trace` builds one from a ``torch.nn.Module`` with ``torch.fx`` (``torch.export``
+where fx cannot trace) or from an ``ExportedProgram`` (the front end lives in
+:mod:`mapping.passes.fxtrace`).
 """
 
 from __future__ import annotations
@@ -210,8 +211,10 @@ class DataflowGraph:
         return f"DataflowGraph({len(self)} nodes, {self.total_macs:,} MACs)"
 
 
-def trace(module, example_input) -> DataflowGraph:
-    """Trace ``module`` on ``example_input`` into a :class:`DataflowGraph` (see ``mapping.fxtrace``)."""
+def trace(module, example_input=None) -> DataflowGraph:
+    """Trace ``module`` (an ``nn.Module``, or a ``torch.export.ExportedProgram`` whose
+    ``example_input`` is optional) into a :class:`DataflowGraph`: torch.fx, else
+    torch.export (see :mod:`mapping.passes.fxtrace`; accepted ops: ``trace_ops.SUPPORTED``)."""
     from mapping.passes.fxtrace import trace_module
 
     return trace_module(module, example_input)
