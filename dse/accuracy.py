@@ -23,7 +23,8 @@ def key_name(qkey: tuple) -> str:
 
 
 class AccuracyTable:
-    """Callable ``qkey -> accuracy`` for zoo model ``model`` (disk cache in ``cache_dir``)."""
+    """Callable ``qkey -> accuracy`` for model ``model`` (a zoo name or a source spec,
+    :func:`dse.model.model_entry`; disk cache in ``cache_dir``)."""
 
     def __init__(self, model: str, cache_dir: str | Path):
         self.model = model
@@ -33,11 +34,11 @@ class AccuracyTable:
 
     def _float_graph(self):
         if self._graph is None:
-            import models
+            from dse.model import model_entry
             from mapping.graph import trace
             from mapping.passes import calibration_inputs, fold_batchnorm, fuse_activations
 
-            entry = models.get(self.model)
+            entry = model_entry(self.model)
             self._entry = entry
             self._graph = fuse_activations(fold_batchnorm(trace(entry.load(),
                                                                 entry.example_input())))
@@ -46,17 +47,17 @@ class AccuracyTable:
 
     def compute(self, qkey: tuple) -> float | None:
         """Accuracy of the golden model on the test split (no cache)."""
-        import models
+        from dse.model import model_entry
         from mapping.passes import lower, quantize
         from sim.golden import predict
 
-        if models.get(self.model).dataset() is None:
+        ds = model_entry(self.model).dataset()
+        if ds is None or ds.y_test is None:
             return None
         g = self._float_graph()
         bits, layers = qkey
         q = lower(quantize(g, self._calib, bits=bits, w_bits=bits,
                            per_layer_bits=dict(layers) or None))
-        ds = self._entry.dataset()
         pred = predict(q, np.asarray(ds.x_test, dtype=np.float32))
         return float(np.mean(pred == ds.y_test))
 

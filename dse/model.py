@@ -1,6 +1,9 @@
 """What the level-0 evaluator needs to know about a model: its layers' shapes.
 
-:func:`model_layers` traces a zoo model once (fold, fuse, lower; no
+A model is named by a string that every worker process turns back into the same
+model (:func:`model_entry`): a zoo name, or the JSON of a
+:class:`mapping.source.SourceSpec` (your own ``file.py:NAME``, ``.pt2`` or ``.onnx``
+with its options; ``hwgen dse`` writes it). :func:`model_layers` traces the model once (fold, fuse, lower; no
 quantisation: shapes do not depend on bit widths) and returns the compute
 layers (name, ``LoopNest`` shape) and the pooling / residual-add layers that
 the accelerator also runs, in execution order. :func:`nests_for_bits` gives the
@@ -62,17 +65,44 @@ class ModelLayers:
         return sum(c.nest.weight_count for c in self.compute)
 
 
+@functools.lru_cache(maxsize=16)
+def model_entry(model: str):
+    """The model named ``model`` (cached per process): the zoo ``ModelEntry`` of a zoo name
+    (``UnknownModelError`` lists the names), or the user's
+    :class:`mapping.source.ModelSource` of a ``SourceSpec`` JSON string."""
+    if model.startswith("{"):
+        from mapping.source import SourceSpec, load_source
+
+        return load_source(SourceSpec.from_json(model))
+    import models
+
+    return models.get(model)
+
+
+def model_label(model: str) -> str:
+    """A short readable name: the zoo name, or the source's name plus a hash of its spec
+    (file names and study names stay short and distinct)."""
+    if not model.startswith("{"):
+        return model
+    import hashlib
+    import json
+
+    spec = json.loads(model)["spec"]
+    file, _, name = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+    stem = file.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return f"{stem}{'.' + name if name else ''}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
+
+
 PASS_THROUGH = ("maxpool2d", "flatten", "reshape", "transpose", "relu", "output")
 
 
 @functools.lru_cache(maxsize=16)
 def model_layers(model: str) -> ModelLayers:
-    """Trace zoo model ``model`` (``models.get``) into its layer shapes (cached per process)."""
-    import models
+    """Trace model ``model`` (:func:`model_entry`) into its layer shapes (cached per process)."""
     from mapping.graph import trace
     from mapping.passes import fold_batchnorm, fuse_activations, lower
 
-    entry = models.get(model)
+    entry = model_entry(model)
     g = lower(fuse_activations(fold_batchnorm(trace(entry.load(), entry.example_input()))))
     compute, elt, prod = [], [], []
     for n in g.nodes():

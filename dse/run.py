@@ -112,18 +112,19 @@ def run_dse(model: str, board: str, run_dir: str | Path, *, space: Space | None 
             jobs: int = 1, scheduler: str | None = None, storage: str | None = None,
             verify: int = 0, verify_samples: int = 8, simulator: str = "verilator",
             pnr: bool = False, progress: Callable[[str, int, int], None] | None = None) -> DseResult:
-    """Run (or resume) a DSE of zoo ``model`` on ``board`` into ``run_dir`` (module docstring).
+    """Run (or resume) a DSE of ``model`` on ``board`` into ``run_dir`` (module docstring);
+    ``model`` is a zoo name or a source spec (:func:`dse.model.model_entry`).
 
     ``jobs`` > 1 or ``scheduler`` use Dask (a LocalCluster of ``jobs`` workers, or the
     scheduler at ``tcp://host:port``); ``storage`` is an Optuna RDB URL
     (default ``sqlite:///<run_dir>/study.db``).
     """
     import boards
-    import models
     from dse import report
+    from dse.model import model_entry, model_label
 
     boards.get(board)  # raises UnknownBoardError listing the boards
-    entry = models.get(model)  # raises UnknownModelError listing the models
+    entry = model_entry(model)  # raises UnknownModelError listing the models
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     space = with_board_clock(space or default_space(), board)
@@ -135,8 +136,9 @@ def run_dse(model: str, board: str, run_dir: str | Path, *, space: Space | None 
     for q in quant_keys:
         ev.acc_of(q)
     secs["accuracy"] = time.perf_counter() - t0
-    objs = objectives_for(ev.resources.available, entry.dataset() is not None)
-    name = study_name(model, board, space, strategy, seed, batch, objs)
+    ds = entry.dataset()
+    objs = objectives_for(ev.resources.available, ds is not None and ds.y_test is not None)
+    name = study_name(model_label(model), board, space, strategy, seed, batch, objs)
     runner = StudyRunner(space, objs, storage or sqlite_url(run / "study.db"), name,
                          strategy=strategy, n_trials=trials, batch=batch, seed=seed)
     executor = (DaskExecutor(cfg, jobs, scheduler) if (jobs > 1 or scheduler)
@@ -167,7 +169,8 @@ def run_dse(model: str, board: str, run_dir: str | Path, *, space: Space | None 
     ok_pnr, why = pnr_supported(board)
     result = DseResult(run, name, points, frontier, verified, objs, ev.resources.source, secs,
                        runner.evaluated, groups, ("on" if ok_pnr else why) if pnr else "off")
-    report.write_all(result, space, model, board, ev)
+    report.write_all(result, space, model if model == entry.name else
+                     f"{entry.name} ({json.loads(model)['spec']})", board, ev)
     return result
 
 

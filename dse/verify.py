@@ -22,19 +22,22 @@ from dse.space import Space
 
 
 def build_point(model: str, space_dict: dict, point: dict, out_dir: str) -> str:
-    """Quantise ``model`` for the point's bits and compile it for its ArchSpec into ``out_dir``."""
-    import models
+    """Quantise ``model`` (:func:`dse.model.model_entry`) for the point's bits and compile it
+    for its ArchSpec into ``out_dir``."""
+    from dse.model import model_entry
     from hwgen.build.flow import compile_model
     from mapping.passes import prepare_entry
 
     space = Space.from_dict(space_dict)
     arch = space.arch(point, name="dse-verify")
     bits = space.model_bits(point)
-    g = prepare_entry(models.get(model), bits=bits, w_bits=bits,
+    entry = model_entry(model)
+    g = prepare_entry(entry, bits=bits, w_bits=bits,
                       acc_bits=arch.acc_bits, per_layer_bits=space.layer_bits(point) or None)
-    compile_model(g, arch, out_dir, model=model, objective=space.objective(point),
-                  settings={"bits": bits, **{f"bits.{k}": v
-                                             for k, v in space.layer_bits(point).items()}})
+    source = {"source": entry.record()} if hasattr(entry, "record") else {}
+    compile_model(g, arch, out_dir, model=entry.name, objective=space.objective(point),
+                  settings={"bits": bits, **source,
+                            **{f"bits.{k}": v for k, v in space.layer_bits(point).items()}})
     return out_dir
 
 
@@ -53,16 +56,24 @@ def level1(build_dir: str, board: str) -> dict[str, Any]:
 
 def level2(build_dir: str, model: str, samples: int = 8, simulator: str = "verilator",
            seed: int = 0) -> dict[str, Any]:
-    """RTL simulation of ``samples`` test-split inputs (measured cycles, bit-exactness)."""
-    import models
+    """RTL simulation of ``samples`` test-split inputs (the model's data; seeded
+    ``example_input``s for a model without data): measured cycles, bit-exactness."""
+    from dse.model import model_entry
     from sim.accelerator import load_build, quantize_inputs, simulate
 
     b = load_build(build_dir)
-    ds = models.get(model).dataset()
-    x = np.asarray(ds.x_test, dtype=np.float32)
-    idx = np.random.default_rng(seed).choice(len(x), size=min(samples, len(x)), replace=False)
+    entry = model_entry(model)
+    ds = entry.dataset()
+    if ds is not None:
+        x = np.asarray(ds.x_test, dtype=np.float32)
+        idx = np.random.default_rng(seed).choice(len(x), size=min(samples, len(x)),
+                                                 replace=False)
+        x = x[np.sort(idx)]
+    else:
+        x = np.concatenate([np.asarray(entry.example_input(seed + i), dtype=np.float32)
+                            for i in range(samples)])
     t0 = time.perf_counter()
-    res = simulate(b, quantize_inputs(b, x[np.sort(idx)]), simulator=simulator)
+    res = simulate(b, quantize_inputs(b, x), simulator=simulator)
     return {"cycles": float(np.mean(res.run_cycles)), "cycles_min": int(min(res.run_cycles)),
             "cycles_max": int(max(res.run_cycles)), "predicted_run": int(res.predicted_run),
             "layer_cycles": {n: int(c) for n, c in zip(res.layer_names,

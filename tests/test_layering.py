@@ -16,6 +16,7 @@ stays in its own layer or goes to a layer in :data:`ALLOWED` (top to bottom)::
     boards          nothing of ours
     dse             everything above but hwgen.cli
     hwgen.cli       everything
+    hwgen.api       everything but hwgen.cli (the Python API: a wiring module like hwgen.cli)
     hwgen           (hwgen/__init__.py, hwgen/__main__.py) everything, i.e. hwgen.cli
 
 The bare root package ``hwgen`` (``import hwgen`` for ``hwgen.__version__``)
@@ -33,7 +34,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "mapping", "hwgen", "sim", "boards", "dse")
-HWGEN_LAYERS = ("hwgen.compiler", "hwgen.rtl", "hwgen.build", "hwgen.cli")
+HWGEN_LAYERS = ("hwgen.compiler", "hwgen.rtl", "hwgen.build", "hwgen.cli", "hwgen.api")
 ROOT_HWGEN = "hwgen"  # the package itself: hwgen/__init__.py, hwgen/__main__.py
 
 _ABOVE_DSE = {"models", "mapping", "hwgen.compiler", "hwgen.rtl", "hwgen.build", "sim", "boards"}
@@ -47,7 +48,8 @@ ALLOWED: dict[str, set[str]] = {
     "boards": set(),
     "dse": _ABOVE_DSE,
     "hwgen.cli": _ABOVE_DSE | {"dse"},
-    ROOT_HWGEN: _ABOVE_DSE | {"dse", "hwgen.cli"},
+    "hwgen.api": _ABOVE_DSE | {"dse"},
+    ROOT_HWGEN: _ABOVE_DSE | {"dse", "hwgen.cli", "hwgen.api"},
 }
 
 

@@ -1,4 +1,5 @@
-"""``hwgen compile``: zoo model -> quantised graph -> schedule -> program -> Verilog build dir."""
+"""``hwgen compile``: model (zoo name, file.py:NAME, .pt2, .onnx) -> quantised graph ->
+schedule -> program -> Verilog build dir."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import time
 from pathlib import Path
 
 from hwgen.cli import CliError
+from hwgen.cli.model_arg import (
+    add_model_arguments,
+    default_out,
+    model_from_args,
+    prepare_graph,
+    source_settings,
+)
 from mapping.timing import run_cycles
 
 DEFAULT_ARCH = "edge-8x8"
@@ -15,14 +23,14 @@ DEFAULT_ARCH = "edge-8x8"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compile",
-        help="compile a zoo model into an accelerator build directory (Verilog, init files, "
-        "manifest, schedule, report)",
-        description="Trace, fold, fuse, quantise and lower a zoo model, map every compute layer, "
+        help="compile a model (zoo name, file.py:NAME, .pt2, .onnx) into an accelerator build "
+        "directory (Verilog, init files, manifest, schedule, report)",
+        description="Trace, fold, fuse, quantise and lower a model, map every compute layer, "
         "compile the program, generate the accelerator and write Verilog, hex init files, "
         "manifest.json, schedule.json and report.md into the output directory. Ops the "
         "accelerator cannot run (softmax, layernorm, GELU) are listed as host-executed.",
     )
-    p.add_argument("model", metavar="MODEL", help="zoo model name (see `hwgen models`)")
+    add_model_arguments(p)
     p.add_argument("--arch", default=DEFAULT_ARCH,
                    help=f"architecture preset (tiny-4x4, edge-8x8, mid-16x16) or a TOML file "
                    f"(default {DEFAULT_ARCH})")
@@ -37,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency",
                    help="what the mapper minimises (default latency)")
     p.add_argument("-o", "--out", default=None,
-                   help="output directory (default build/MODEL)")
+                   help="output directory (default build/NAME, NAME the zoo name or e.g. "
+                   "lenet5.Net for examples/lenet5.py:Net)")
     p.set_defaults(func=run)
 
 
@@ -98,20 +107,24 @@ def compile_zoo_model(name: str, arch, out_dir: str | Path, *, bits: int = 8,
                       objective: str = "latency", settings: dict | None = None):
     """Prepare zoo model ``name`` (calibrated on its training data) and compile it;
     ``settings`` are recorded in the manifest beside ``bits``."""
-    from hwgen.build.flow import FlowError, compile_model
-    from mapping.passes import prepare_entry
-    from mapping.quant import QuantError
+    return compile_entry(load_entry(name), arch, out_dir, bits=bits, objective=objective,
+                         settings=settings)
 
-    entry = load_entry(name)
+
+def compile_entry(entry, arch, out_dir: str | Path, *, bits: int = 8,
+                  objective: str = "latency", settings: dict | None = None):
+    """Prepare a zoo entry or a user's :class:`mapping.source.ModelSource` and compile it;
+    the manifest records ``bits``, a user model's source (``source_settings``) and
+    ``settings``."""
+    from hwgen.build.flow import FlowError, compile_model
+
     if not 2 <= bits <= 16:
         raise CliError(f"--bits {bits} is invalid: must be from 2 to 16")
+    graph = prepare_graph(entry, bits=bits, acc_bits=arch.acc_bits)
     try:
-        graph = prepare_entry(entry, bits=bits, acc_bits=arch.acc_bits)
-    except QuantError as exc:
-        raise CliError(f"{name}: {exc}") from None
-    try:
-        return compile_model(graph, arch, out_dir, model=name, objective=objective,
-                             settings={"bits": bits, **(settings or {})})
+        return compile_model(graph, arch, out_dir, model=entry.name, objective=objective,
+                             settings={"bits": bits, **source_settings(entry),
+                                       **(settings or {})})
     except FlowError as exc:
         raise CliError(str(exc)) from None
 
@@ -146,8 +159,9 @@ def summary(cm, seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     arch = resolve_arch(args.arch, args.dataflow, args.weight_store, args.set)
-    out = Path(args.out) if args.out else Path("build") / args.model
+    entry = model_from_args(args)
+    out = Path(args.out) if args.out else default_out(entry)
     start = time.perf_counter()
-    cm = compile_zoo_model(args.model, arch, out, bits=args.bits, objective=args.objective)
+    cm = compile_entry(entry, arch, out, bits=args.bits, objective=args.objective)
     print(summary(cm, time.perf_counter() - start))
     return 0

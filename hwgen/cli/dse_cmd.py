@@ -1,10 +1,13 @@
-"""``hwgen dse``: design-space exploration of a zoo model on a board (see docs/dse.md)."""
+"""``hwgen dse``: design-space exploration of a model (zoo name, file.py:NAME, .pt2, .onnx)
+on a board (see docs/dse.md)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+
+from hwgen.cli.model_arg import add_model_arguments, model_from_args, model_key
 
 DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))
 
@@ -15,8 +18,9 @@ def add_parser(subparsers) -> None:
         description="Search the design space of MODEL on BOARD (level 0: analytic models), "
         "verify the top frontier points with synthesis and RTL simulation, and write "
         "points.csv, pareto.csv, report.md and plots into the run directory. Re-running "
-        "the same command resumes the study.")
-    p.add_argument("model", help="zoo model name (see `hwgen models`)")
+        "the same command resumes the study. Accuracy is an objective when the model has "
+        "labelled data (a zoo data set, or --calib data.npz with labels y).")
+    add_model_arguments(p)
     p.add_argument("--board", required=True, help="board or device (see `hwgen boards`)")
     p.add_argument("--strategy", default="nsga2", choices=("grid", "random", "tpe", "nsga2"))
     p.add_argument("--trials", type=int, default=10_000, help="points to evaluate (default "
@@ -65,13 +69,12 @@ def run(args) -> int:
 
     try:
         import boards
-        import models
         from dse.report import verified_line
         from dse.run import run_dse
         from dse.space import Space, SpaceError, default_space
         from dse.study import StudyError
 
-        models.get(args.model)
+        key = model_key(model_from_args(args))
         boards.get(args.board)
         space = Space.from_toml(args.space) if args.space else default_space()
     except (KeyError, ValueError) as exc:
@@ -80,7 +83,7 @@ def run(args) -> int:
         raise CliError("--trials and --jobs must be >= 1, --verify-frontier >= 0")
     bar = _Bar()
     try:
-        res = run_dse(args.model, args.board, args.out, space=space, strategy=args.strategy,
+        res = run_dse(key, args.board, args.out, space=space, strategy=args.strategy,
                       trials=args.trials, batch=args.batch, seed=args.seed, jobs=args.jobs,
                       scheduler=args.scheduler, storage=args.storage,
                       verify=args.verify_frontier, verify_samples=args.samples,

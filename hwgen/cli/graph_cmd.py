@@ -1,23 +1,25 @@
-"""``hwgen graph MODEL``: trace a zoo model and print its dataflow graph as a table."""
+"""``hwgen graph MODEL``: trace a model (zoo name, file.py:NAME, .pt2, .onnx) and print its
+dataflow graph as a table."""
 
 from __future__ import annotations
 
 import argparse
 
 from hwgen.cli import CliError
+from hwgen.cli.model_arg import add_model_arguments, model_from_args, prepare_graph
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "graph",
-        help="trace a zoo model and print its dataflow graph (optionally quantised)",
+        help="trace a model and print its dataflow graph (optionally quantised)",
         description="Trace MODEL with torch.fx and print one row per node: op, inputs, output "
         "shape, parameters, MACs and quantisation. With --lower, BN is folded, activations "
         "fused and every compute node's loop nest listed; --quantize also calibrates "
-        "(max-abs over the training split, or random inputs for models without data) and "
-        "quantises.",
+        "(max-abs over the training split, --calib, or random inputs for models without data) "
+        "and quantises.",
     )
-    p.add_argument("model", metavar="MODEL", help="zoo model name (see `hwgen models`)")
+    add_model_arguments(p)
     p.add_argument("--lower", action="store_true",
                    help="fold BN, fuse activations and lower to loop nests")
     p.add_argument("--quantize", action="store_true",
@@ -31,24 +33,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import models
     from mapping.graph import GraphError, trace
-    from mapping.passes import fold_batchnorm, fuse_activations, lower, prepare_entry
+    from mapping.passes import fold_batchnorm, fuse_activations, lower
     from mapping.quant import QuantError
 
-    try:
-        entry = models.get(args.model)
-    except models.UnknownModelError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        if args.quantize:
-            g = prepare_entry(entry, bits=args.bits, w_bits=args.w_bits, acc_bits=args.acc_bits)
-        else:
+    entry = model_from_args(args, warn=args.quantize)
+    if args.quantize:
+        g = prepare_graph(entry, bits=args.bits, w_bits=args.w_bits, acc_bits=args.acc_bits)
+    else:
+        try:
             g = trace(entry.load(), entry.example_input())
             if args.lower:
                 g = lower(fuse_activations(fold_batchnorm(g)))
-    except (GraphError, QuantError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from None
+        except (GraphError, QuantError, FileNotFoundError) as exc:
+            raise CliError(f"{entry.name}: {exc}") from None
     title = f"{entry.name}: {entry.description}"
     stage = ("traced" if not (args.lower or args.quantize) else
              "folded + fused + lowered" if not args.quantize else

@@ -1,10 +1,12 @@
-"""``hwgen map``: map every compute layer of a zoo model onto an architecture."""
+"""``hwgen map``: map every compute layer of a model (zoo name, file.py:NAME, .pt2, .onnx)
+onto an architecture."""
 
 from __future__ import annotations
 
 import argparse
 
 from hwgen.cli import CliError
+from hwgen.cli.model_arg import add_model_arguments, model_from_args, prepare_graph
 
 OBJECTIVES = ("latency", "energy", "edp")
 
@@ -13,11 +15,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "map",
         help="loop-tiling mapper: per-layer tiles, loop order, cycles and energy",
-        description="Trace a zoo model, quantise and lower it, then find the best tiling and "
+        description="Trace a model, quantise and lower it, then find the best tiling and "
         "loop order of each compute layer on the architecture. All figures are estimates "
         "of the analytic cost model (mapping.cost), not measurements.",
     )
-    p.add_argument("model", metavar="MODEL", help="zoo model name (see `hwgen models`)")
+    add_model_arguments(p)
     p.add_argument("--arch", required=True,
                    help="architecture: a preset name (tiny-4x4, edge-8x8, mid-16x16) or a "
                    "TOML file")
@@ -94,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         arch = resolve(args.arch)
     except ArchSpecError as exc:
         raise CliError(str(exc)) from None
-    graph = prepare_model(args.model, args.bits)
+    entry = model_from_args(args)
+    graph = (prepare_graph(entry, bits=args.bits) if hasattr(entry, "record")
+             else prepare_model(args.model, args.bits))
     try:
         schedule = map_graph(graph, arch, args.objective)
     except MappingError as exc:

@@ -19,16 +19,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sim",
         help="co-simulate a build directory on test samples, bit-exact against the golden model",
-        description="Feed test samples (the model's test split, or seeded random inputs for "
-        "models without data) through the generated Verilog (a compiled Verilator testbench by "
+        description="Feed samples (--inputs, else the zoo model's test split, else seeded "
+        "random inputs) through the generated Verilog (a compiled Verilator testbench by "
         "default, or the cocotb testbench), compare every output "
         "with sim.golden bit-exactly, and print hardware accuracy, mismatches, measured vs "
         "predicted cycles per layer and the simulation speed. Exit code 1 if any output "
         "differs or a layer is off its predicted cycles by more than 0.5%.",
     )
     p.add_argument("build", metavar="BUILD_DIR", help="directory written by `hwgen compile`")
+    p.add_argument("--inputs", metavar="X.npy", default=None,
+                   help="your samples: a .npy (or .npz with x, optionally labels y) of float "
+                   "inputs shaped like the model input, batch first, e.g. (N, 1, 32, 32); "
+                   "quantised with the build's input scale")
+    p.add_argument("--labels", metavar="Y.npy", default=None,
+                   help="integer class ids, one per --inputs sample: prints the accuracy "
+                   "(hardware and sim.golden; argmax of the output)")
     p.add_argument("--samples", type=int, default=None,
-                   help="number of samples (default: the whole test split; "
+                   help="number of samples (default: all of --inputs, or the whole test split; "
                    f"{RANDOM_SAMPLES} random inputs for models without data)")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"),
                    help="HDL simulator (default verilator)")
@@ -86,12 +93,57 @@ def load_samples(entry, count: int | None, seed: int = 0):
     return x, None, f"random inputs (example_input seeds {seed}..{seed + n - 1})"
 
 
+def user_samples(build, inputs: str | Path, labels: str | Path | None, count: int | None):
+    """``(x_float, labels or None, source)`` from the user's ``--inputs``/``--labels`` files,
+    checked against the build's input and output shapes (:mod:`mapping.source`)."""
+    from math import prod
+
+    from mapping.graph import GraphError
+    from mapping.source import check_labels, load_arrays, load_samples
+
+    if count is not None and count < 1:
+        raise CliError(f"--samples {count} is invalid: must be at least 1")
+    classes = prod(build.manifest.output.shape[1:])
+    try:
+        x, y = load_samples(inputs, tuple(build.manifest.input.shape[1:]), "--inputs")
+        if labels is not None:
+            lab, extra = load_arrays(labels, "--labels")
+            y = check_labels(extra if extra is not None else lab, len(x),
+                             f"--labels {labels}", classes)
+        elif y is not None:
+            y = check_labels(y, len(x), f"--inputs {inputs} (y)", classes)
+    except GraphError as exc:
+        raise CliError(str(exc)) from None
+    n = len(x) if count is None else count
+    if n > len(x):
+        raise CliError(f"--samples {n}: {inputs} holds only {len(x)} samples")
+    return x[:n], (None if y is None else y[:n]), f"{Path(inputs).name}"
+
+
+def random_samples(build, count: int | None, seed: int):
+    """Seeded standard-normal inputs shaped like the build's input (a user's model, no
+    ``--inputs``)."""
+    import numpy as np
+
+    if count is not None and count < 1:
+        raise CliError(f"--samples {count} is invalid: must be at least 1")
+    n = RANDOM_SAMPLES if count is None else count
+    shape = tuple(build.manifest.input.shape[1:])
+    x = np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+    return x, None, f"random normal inputs (seed {seed}; give --inputs for your data)"
+
+
 def simulate_build(path: str | Path, *, samples: int | None = None, simulator: str = "verilator",
                    engine: str | None = None, waves: bool = False, seed: int = 0,
                    x_check: bool = False,
                    progress: bool | None = None,
-                   cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Load a build, simulate ``samples`` inputs and return the numbers ``run`` prints."""
+                   cache_dir: str | Path | None = None,
+                   inputs: str | Path | None = None,
+                   labels: str | Path | None = None) -> dict[str, Any]:
+    """Load a build, simulate ``samples`` inputs (the user's ``inputs``/``labels`` files,
+    else the zoo model's test split, else seeded random inputs) and return the numbers
+    ``run`` prints. A user model's build is never re-loaded as Python (a build executes no
+    code), so its float accuracy is not shown."""
     import numpy as np
 
     from hwgen.cli.compile_cmd import load_entry
@@ -111,8 +163,16 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
             check_verilator_fst()
     except (SimulatorNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    entry = load_entry(build.manifest.model)
-    x, labels, source = load_samples(entry, samples, seed)
+    if labels is not None and inputs is None:
+        raise CliError("--labels needs --inputs (the samples they label)")
+    user_model = "source" in build.manifest.settings
+    entry = None if user_model else load_entry(build.manifest.model)
+    if inputs is not None:
+        x, labels, source = user_samples(build, inputs, labels, samples)
+    elif user_model:
+        x, labels, source = random_samples(build, samples, seed)
+    else:
+        x, labels, source = load_samples(entry, samples, seed)
     x_int = quantize_inputs(build, x)
     if progress is None:
         progress = sys.stderr.isatty() or len(x) >= 50
@@ -127,15 +187,16 @@ def simulate_build(path: str | Path, *, samples: int | None = None, simulator: s
     out: dict[str, Any] = {"build": str(build.path), "model": build.manifest.model,
                            "arch": build.arch, "source": source, "result": res, "wall": wall}
     if labels is not None:
-        import torch
-
-        with torch.no_grad():
-            fl = entry.load()(torch.from_numpy(x)).argmax(-1).numpy()
         out["accuracy"] = {
-            "float": float(np.mean(fl == labels)),
             "golden": float(np.mean(res.golden.argmax(-1) == labels)),
             "hardware": float(np.mean(res.outputs.argmax(-1) == labels)),
         }
+        if entry is not None:
+            import torch
+
+            with torch.no_grad():
+                fl = entry.load()(torch.from_numpy(x)).argmax(-1).numpy()
+            out["accuracy"]["float"] = float(np.mean(fl == labels))
     return out
 
 
@@ -154,8 +215,9 @@ def format_result(s: dict[str, Any]) -> str:
                     + res.mismatch_detail(bad[0])))
     if "accuracy" in s:
         a = s["accuracy"]
+        fl = f", float {a['float']:.2%}" if "float" in a else ""
         lines.append(f"  accuracy: hardware {a['hardware']:.2%}, golden {a['golden']:.2%} "
-                     f"(int, sim.golden), float {a['float']:.2%} on {n} samples"
+                     f"(int, sim.golden){fl} on {n} samples"
                      + ("" if a["hardware"] == a["golden"] else "  <- DIFFERENT"))
     lines.append("  cycles per layer: measured (hardware counter, max over samples) vs "
                  "predicted (mapping.timing):")
@@ -185,6 +247,6 @@ def passed(s: dict[str, Any]) -> bool:
 def run(args: argparse.Namespace) -> int:
     s = simulate_build(args.build, samples=args.samples, simulator=args.simulator,
                        engine=args.engine, waves=args.waves, seed=args.seed,
-                       x_check=args.x_check)
+                       x_check=args.x_check, inputs=args.inputs, labels=args.labels)
     print(format_result(s))
     return 0 if passed(s) else 1

@@ -1,0 +1,571 @@
+"""Your own model: ``file.py:NAME``, a ``torch.export`` program (``.pt2``) or an ONNX file.
+
+:func:`load_source` turns a model specifier plus the user's options into a
+:class:`ModelSource`, duck-compatible with the zoo's ``models.ModelEntry`` as
+:func:`mapping.passes.prepare_entry` and the CLI use it (``name``, ``load()``,
+``example_input()``, ``dataset()``, ``input_shape``, ``input_kind``)::
+
+    src = load_source("examples/lenet5.py:Net", input_shape=(1, 1, 32, 32), calib="x.npy")
+    graph = prepare_entry(src, bits=8)
+
+Trust: a ``.py`` file named by the user is the user's code and is executed
+(imported with :mod:`importlib` under a unique module name). Data files never
+execute code: weights are read with ``torch.load(weights_only=True)``, sample
+arrays with ``numpy.load(allow_pickle=False)``. Every bad input is a one-line
+:class:`SourceError` saying what was wrong and what is allowed.
+
+Zoo names are not resolved here (``mapping`` does not import ``models``): the
+CLI tells them apart with :func:`is_source_spec`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mapping.graph import GraphError
+
+SUFFIXES = (".py", ".pt2", ".onnx")
+RANDOM_CALIB = 32  # samples of the default calibration (mapping.passes.calibration_inputs)
+SPECIFIERS = ("path/to/file.py:NAME (NAME an nn.Module instance, an nn.Module class or a "
+              "factory function), a torch.export program (.pt2) or an ONNX file (.onnx)")
+
+
+class SourceError(GraphError):
+    """A model file, its options or a data file is unusable; the message says why."""
+
+
+def is_source_spec(spec: str) -> bool:
+    """True when ``spec`` names a model file (``.py[:NAME]``, ``.pt2``, ``.onnx``), not a zoo
+    name."""
+    s = str(spec)
+    return s.endswith(SUFFIXES) or ".py:" in s
+
+
+def parse_input_shape(text: str | tuple | list | None,
+                      what: str = "--input-shape") -> tuple[int, ...] | None:
+    """``"1,3,32,32"`` (or a sequence) -> ``(1, 3, 32, 32)``; batch first and 1. ``what``
+    names the value in errors."""
+    if text is None:
+        return None
+    parts = text.replace("x", ",").split(",") if isinstance(text, str) else list(text)
+    try:
+        shape = tuple(int(str(p).strip()) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) < 2 or any(d < 1 for d in shape):
+        raise SourceError(f"{what} {text!r} is invalid: give positive integers, batch "
+                          "first, e.g. 1,3,32,32 (image) or 1,16 (features)")
+    if shape[0] != 1:
+        raise SourceError(f"{what} {','.join(map(str, shape))}: the batch (first) "
+                          "dimension must be 1; hwgen compiles one sample per inference "
+                          "(hwgen sim runs batches)")
+    return shape
+
+
+# ----------------------------------------------------------------- data files
+def _load_npy(path: Path, what: str):
+    if not path.is_file():
+        raise SourceError(f"{what} {path}: no such file")
+    if path.suffix not in (".npy", ".npz"):
+        raise SourceError(f"{what} {path}: unsupported file type {path.suffix or '(none)'}; "
+                          "give a .npy or .npz file (numpy.save / numpy.savez)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise SourceError(f"{what} {path} holds Python objects (pickle); hwgen reads plain "
+                              "numeric arrays only (numpy.load allow_pickle=False)") from None
+        raise SourceError(f"{what} {path} is not a numpy file: {_first(exc)}") from None
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"{what} {path} is not a numpy file: {_first(exc)}") from None
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_arrays(path: str | Path, what: str = "--calib") -> tuple[np.ndarray, np.ndarray | None]:
+    """``(x, y or None)`` from a ``.npy`` (samples only) or ``.npz`` (``x`` or its only
+    array; optional ``y`` labels) file, never unpickling."""
+    path = Path(path)
+    data = _load_npy(path, what)
+    if isinstance(data, np.ndarray):
+        return data, None
+    with data:
+        keys = list(data.files)
+        if "x" in keys:
+            x, y = data["x"], (data["y"] if "y" in keys else None)
+        elif len(keys) == 1:
+            x, y = data[keys[0]], None
+        else:
+            raise SourceError(f"{what} {path} holds arrays {', '.join(keys) or '(none)'}; "
+                              "name the samples 'x' (and labels 'y'): numpy.savez(f, x=..., "
+                              "y=...)")
+    return x, y
+
+
+def check_samples(x: np.ndarray, sample_shape: tuple[int, ...] | None, what: str) -> np.ndarray:
+    """Float32 samples, batch first, checked: real numbers, finite, shaped ``(N,) +
+    sample_shape`` (when given), at least one sample."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise SourceError(f"{what}: samples have dtype {x.dtype}; give real numbers (float, or "
+                          "integers, which are converted)")
+    want = "(N, " + ", ".join(map(str, sample_shape)) + ")" if sample_shape else "(N, ...)"
+    if x.ndim < 2 or (sample_shape is not None and tuple(x.shape[1:]) != tuple(sample_shape)):
+        hint = (" (add the batch dimension: x[None])"
+                if sample_shape is not None and tuple(x.shape) == tuple(sample_shape) else "")
+        raise SourceError(f"{what}: samples have shape {tuple(x.shape)}; the model needs "
+                          f"{want}, batch first{hint}")
+    if x.shape[0] == 0:
+        raise SourceError(f"{what}: the file holds no samples (shape {tuple(x.shape)})")
+    x = x.astype(np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise SourceError(f"{what}: {bad} of {x.size} values are NaN or infinite; samples must "
+                          "be finite")
+    return x
+
+
+def check_labels(y: np.ndarray, count: int, what: str = "--labels",
+                 classes: int | None = None) -> np.ndarray:
+    """Integer class ids, one per sample (``count``), each in ``0..classes-1`` when given."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        raise SourceError(f"{what}: labels have dtype {y.dtype} and shape {tuple(y.shape)}; "
+                          "give one integer class id per sample, shape (N,)")
+    if len(y) != count:
+        raise SourceError(f"{what}: {len(y)} labels for {count} samples; give one label per "
+                          "sample")
+    if classes is not None and len(y) and (y.min() < 0 or y.max() >= classes):
+        raise SourceError(f"{what}: labels range {int(y.min())}..{int(y.max())}; the model "
+                          f"has {classes} outputs, so labels must be 0..{classes - 1}")
+    return y.astype(np.int64)
+
+
+def load_samples(path: str | Path, sample_shape: tuple[int, ...] | None,
+                 what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`load_arrays` + :func:`check_samples` (+ :func:`check_labels` for an ``.npz``
+    ``y``)."""
+    x, y = load_arrays(path, what)
+    x = check_samples(x, sample_shape, f"{what} {path}")
+    if y is not None:
+        y = check_labels(y, len(x), f"{what} {path} (y)")
+    return x, y
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """The user's samples, shaped like ``models.datasets.Dataset``: calibration samples are
+    the train split; with labels they are also the test split (``y_test``) for accuracy."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    name: str
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.y_train is None else int(self.y_train.max()) + 1
+
+
+# ----------------------------------------------------------------- the source
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to load (JSON-serialisable, hashable): the specifier and the options, paths
+    absolute so another process (a DSE worker) loads the same model."""
+
+    spec: str
+    input_shape: tuple[int, ...] | None = None
+    weights: str | None = None
+    calib: str | None = None
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "input_shape": list(self.input_shape)
+                           if self.input_shape else None}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SourceSpec:
+        d = json.loads(text)
+        shape = d.get("input_shape")
+        return cls(d["spec"], tuple(shape) if shape else None, d.get("weights"), d.get("calib"),
+                   int(d.get("seed", 0)))
+
+
+class ModelSource:
+    """A user's model, duck-compatible with ``models.ModelEntry``: ``load()`` gives what
+    :func:`mapping.graph.trace` takes (an ``nn.Module``, or the ``ExportedProgram`` of a
+    ``.pt2``), ``module()`` a callable float model, ``dataset()`` the ``--calib`` samples
+    (:class:`SourceData`) or ``None`` (then calibration is seeded random normal and
+    :attr:`calibration_warning` says so)."""
+
+    trained = True
+    num_classes = None
+
+    def __init__(self, name: str, model, input_shape: tuple[int, ...], *,
+                 example=None, data: SourceData | None = None, spec: SourceSpec | None = None,
+                 description: str = ""):
+        self.name = name
+        self._model = model
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self._example = example
+        self._data = data
+        self.spec = spec
+        self.description = description or name
+        self.input_kind = "data" if data is not None else "normal"
+        if data is not None and data.y_train is not None:
+            self.num_classes = data.num_classes
+
+    @classmethod
+    def from_module(cls, module, example_input=None, calib=None, labels=None,
+                    name: str | None = None) -> ModelSource:
+        """An in-memory ``nn.Module`` (notebooks): ``example_input`` fixes the input shape;
+        ``calib`` (float array, batch first) and ``labels`` as for ``--calib``."""
+        from torch import nn
+
+        if not isinstance(module, nn.Module):
+            raise SourceError(f"a torch.nn.Module is needed, got {type(module).__name__}")
+        if example_input is None:
+            raise SourceError("give an example input (one sample, batch first) to fix the "
+                              "model's input shape")
+        ex = _tensor(example_input)
+        shape = parse_input_shape(tuple(ex.shape), "the example input's shape")
+        src = cls(name or type(module).__name__, module.eval(), shape, example=ex)
+        return src if calib is None else src.with_calib(calib, labels)
+
+    def with_calib(self, calib, labels=None) -> ModelSource:
+        """A copy calibrated on the array ``calib`` (batch first; ``labels`` optional),
+        checked like ``--calib``."""
+        x = check_samples(np.asarray(calib), self.input_shape[1:], "calib")
+        y = None if labels is None else check_labels(np.asarray(labels), len(x), "labels")
+        return ModelSource(self.name, self._model, self.input_shape, example=self._example,
+                           data=SourceData(x, y, x, y, "calib"), spec=self.spec,
+                           description=self.description)
+
+    def load(self):
+        """What ``trace`` takes: the ``nn.Module`` (eval mode) or the ``ExportedProgram``."""
+        return self._model
+
+    def module(self):
+        """A callable float model (``ExportedProgram.module()`` for a ``.pt2``)."""
+        return self._model.module() if hasattr(self._model, "graph_signature") else self._model
+
+    def example_input(self, seed: int = 0):
+        """One input of ``input_shape``: the factory's example (seed 0), else a calibration
+        sample (``default_rng(seed)`` index), else seeded standard normal."""
+        import torch
+
+        if seed == 0 and self._example is not None:
+            return self._example
+        if self._data is not None:
+            idx = int(np.random.default_rng(int(seed)).integers(len(self._data.x_train)))
+            return torch.from_numpy(np.array(self._data.x_train[idx:idx + 1]))
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randn(self.input_shape, generator=g)
+
+    def dataset(self) -> SourceData | None:
+        return self._data
+
+    @property
+    def calibration_warning(self) -> str | None:
+        """Why accuracy is unknown (no ``--calib``), or ``None``."""
+        if self._data is not None:
+            return None
+        return (f"no --calib samples for {self.name}: calibrating on {RANDOM_CALIB} seeded "
+                "random-normal inputs; the accuracy of the quantised model on real data is "
+                "unknown")
+
+    def record(self) -> dict[str, Any]:
+        """What a manifest records about the source (paths and SHA-256 of every file)."""
+        if self.spec is None:
+            return {"spec": f"<in-memory {self.name}>", "input_shape": list(self.input_shape)}
+        d = json.loads(self.spec.to_json())
+        d["input_shape"] = list(self.input_shape)
+        files = [Path(self.spec.spec.rpartition(":")[0] if ".py:" in self.spec.spec
+                      else self.spec.spec), self.spec.weights, self.spec.calib]
+        d["sha256"] = {str(p): _sha256(Path(p)) for p in files if p and Path(p).is_file()}
+        return d
+
+    def __repr__(self) -> str:
+        return f"ModelSource({self.name!r}, input_shape={self.input_shape})"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tensor(x):
+    import torch
+
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t.detach().to(torch.float32)
+
+
+# ----------------------------------------------------------------- loaders
+@contextlib.contextmanager
+def _on_path(folder: Path):
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(folder))
+
+
+def import_file(path: Path):
+    """Execute the user's ``.py`` file as a module with a unique name (its folder on
+    ``sys.path`` meanwhile, so it may import its neighbours)."""
+    path = path.resolve()
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    name = f"hwgen_user_{''.join(c if c.isalnum() else '_' for c in path.stem)}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        with _on_path(path.parent):
+            spec.loader.exec_module(mod)
+    except Exception as exc:  # the user's code: any error is theirs, reported in one line
+        sys.modules.pop(name, None)
+        raise SourceError(f"{path.name}: importing it failed: {type(exc).__name__}: "
+                          f"{_first(exc)}") from None
+    return mod
+
+
+def _module_names(mod) -> list[str]:
+    """Names in ``mod`` that could be NAME: nn.Module instances and classes defined there."""
+    from torch import nn
+
+    out = []
+    for k, v in vars(mod).items():
+        if k.startswith("_"):
+            continue
+        if isinstance(v, nn.Module) or (isinstance(v, type) and issubclass(v, nn.Module)
+                                        and v.__module__ == mod.__name__):
+            out.append(k)
+    return out
+
+
+def _from_python(path: Path, name: str, seed: int):
+    """``(module, example or None)`` from ``NAME`` in ``path`` (see :func:`load_source`)."""
+    import torch
+    from torch import nn
+
+    mod = import_file(path)
+    candidates = _module_names(mod)
+    hint = (f"; models in {path.name}: {', '.join(candidates)}" if candidates
+            else f"; {path.name} defines no nn.Module")
+    if not name:
+        raise SourceError(f"{path}: name the model in the file, {path}:NAME{hint}")
+    if not hasattr(mod, name):
+        raise SourceError(f"{path}: no name {name!r} in the file{hint}")
+    obj = getattr(mod, name)
+    what = f"{path.name}:{name}"
+    if isinstance(obj, nn.Module):
+        return obj, None
+    if isinstance(obj, type) and not issubclass(obj, nn.Module):
+        raise SourceError(f"{what} is a class {obj.__name__} that is not a torch.nn.Module "
+                          f"subclass; NAME must be an nn.Module instance, an nn.Module class or "
+                          f"a factory function{hint}")
+    if not callable(obj):
+        raise SourceError(f"{what} is a {type(obj).__name__}, not a torch.nn.Module; NAME must "
+                          f"be an nn.Module instance, an nn.Module class or a factory "
+                          f"function{hint}")
+    kind = "class" if isinstance(obj, type) else "factory"
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            made = obj()
+    except TypeError as exc:
+        raise SourceError(f"{what}: calling the {kind} with no arguments failed ({_first(exc)}); "
+                          "write a factory function without arguments that returns the model "
+                          f"and name it instead, e.g. def make(): return {name}(...)") from None
+    except Exception as exc:  # the user's code
+        raise SourceError(f"{what}: the {kind} raised {type(exc).__name__}: {_first(exc)}"
+                          ) from None
+    example = None
+    if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], nn.Module):
+        made, example = made
+        try:
+            example = _tensor(example)
+        except Exception:
+            raise SourceError(f"{what}() returned an example input of type "
+                              f"{type(example).__name__}; give one tensor or array, batch "
+                              "first") from None
+    if not isinstance(made, nn.Module):
+        raise SourceError(f"{what}() returned a {type(made).__name__}; a factory must return an "
+                          "nn.Module or (module, example_input)")
+    return made, example
+
+
+def _from_pt2(path: Path):
+    import torch
+
+    try:
+        ep = torch.export.load(str(path))
+    except Exception as exc:  # torch raises many types for a bad archive
+        raise SourceError(f"{path}: not a torch.export program (torch.export.save): "
+                          f"{type(exc).__name__}: {_first(exc)}") from None
+    args = None
+    with contextlib.suppress(Exception):
+        args, _ = ep.example_inputs
+    example = _tensor(args[0]) if args and len(args) >= 1 else None
+    if example is None:  # the first user input's fake tensor
+        specs = [s for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+        nodes = {n.name: n for n in ep.graph.nodes}
+        val = nodes[specs[0].arg.name].meta.get("val") if specs else None
+        if val is not None:
+            example = torch.zeros(tuple(int(d) for d in val.shape))
+    return ep, example
+
+
+def _from_onnx(path: Path, shape: tuple[int, ...] | None):
+    try:
+        from mapping.onnx_import import load_onnx
+    except ModuleNotFoundError as exc:
+        if exc.name == "mapping.onnx_import":
+            raise SourceError(f"{path}: ONNX import is not available in this version "
+                              "(mapping.onnx_import is missing)") from None
+        raise
+    return load_onnx(path) if shape is None else load_onnx(path, input_shape=shape)
+
+
+def load_source(spec: str, *, input_shape=None, weights: str | Path | None = None,
+                calib: str | Path | None = None, seed: int = 0) -> ModelSource:
+    """Load the user's model named by ``spec`` (see the module docstring).
+
+    ``spec``: ``path/to/file.py:NAME`` (NAME an ``nn.Module`` instance, an ``nn.Module``
+    class instantiated with no arguments, or a factory returning a module or ``(module,
+    example_input)``), a ``.pt2`` (``torch.export.save``) or an ``.onnx`` file (or a
+    :class:`SourceSpec`). ``input_shape``: batch first (``"1,3,32,32"`` or a tuple); needed
+    unless the factory, the ``.pt2``/``.onnx`` file or ``calib`` tells it. ``weights``: a
+    state dict for a ``.py`` model, loaded with ``weights_only=True`` and
+    ``strict=True``. ``calib``: ``.npy``/``.npz`` float samples, batch first (an ``.npz``
+    may add labels ``y``). ``seed``: the model's initialisation (before ``weights``) and
+    the random example inputs.
+    """
+    if isinstance(spec, SourceSpec):
+        spec, input_shape, weights, calib, seed = (spec.spec, spec.input_shape, spec.weights,
+                                                   spec.calib, spec.seed)
+    spec = str(spec)
+    shape = parse_input_shape(input_shape)
+    file, sep, name = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+    path = Path(file)
+    if path.suffix not in SUFFIXES:
+        raise SourceError(f"{spec!r} is not a model file; give {SPECIFIERS}")
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    if path.suffix == ".py":
+        model, example = _from_python(path, name, seed)
+        label = f"{path.stem}.{name}"
+    elif weights is not None:
+        raise SourceError(f"--weights applies to file.py:NAME models; {path.name} carries its "
+                          "own weights")
+    elif path.suffix == ".pt2":
+        model, example = _from_pt2(path)
+        label = path.stem
+    else:
+        model, onnx_shape = _from_onnx(path, shape)
+        example, label = None, path.stem
+        shape = shape or parse_input_shape(tuple(onnx_shape), f"{path.name}'s input shape")
+    if weights is not None:
+        load_weights(model, weights, f"{path.name}:{name}")
+    data = None
+    if calib is not None:
+        want = shape[1:] if shape else (tuple(example.shape[1:]) if example is not None
+                                        else None)
+        x, y = load_samples(calib, want, "--calib")
+        data = SourceData(x, y, x, y, Path(calib).name)
+    if shape is None:
+        shape = (tuple(example.shape) if example is not None else
+                 (1,) + tuple(data.x_train.shape[1:]) if data is not None else None)
+        if shape is None:
+            raise SourceError(f"{spec}: cannot tell the model's input shape; pass "
+                              "--input-shape, batch first, e.g. 1,3,32,32")
+        shape = parse_input_shape(shape, "the example input's shape")
+    if example is not None and tuple(example.shape) != shape:
+        example = None  # --input-shape overrides the file's example
+    if hasattr(model, "eval") and not hasattr(model, "graph_signature"):
+        model.eval()
+    src = ModelSource(label, model, shape, example=example, data=data, description=f"{label} "
+                      f"from {spec}")
+    check_runs(src)
+    src_spec = SourceSpec(spec=_absolute(spec), input_shape=shape,
+                          weights=str(Path(weights).resolve()) if weights else None,
+                          calib=str(Path(calib).resolve()) if calib else None, seed=int(seed))
+    src.spec = src_spec
+    return src
+
+
+def check_runs(src: ModelSource) -> None:
+    """Run the float model once on ``src.example_input()``: a shape the model rejects is a
+    one-line error here (before tracing, whose shape propagation prints a traceback)."""
+    import torch
+
+    x = src.example_input()
+    try:
+        with torch.no_grad():
+            src.module()(x)
+    except Exception as exc:  # the user's code: any error is theirs, in one line
+        raise SourceError(f"example input of shape {tuple(x.shape)} does not fit {src.name}: "
+                          f"PyTorch said: {_first(exc)}; give the model's input shape with "
+                          "--input-shape, batch first") from None
+
+
+def _absolute(spec: str) -> str:
+    file, sep, name = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+    return str(Path(file).resolve()) + sep + name
+
+
+def load_weights(module, path: str | Path, what: str) -> None:
+    """``module.load_state_dict(torch.load(path, weights_only=True), strict=True)`` with
+    one-line errors naming the missing, unexpected and mis-shaped keys."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"--weights {path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise SourceError(f"--weights {path}: not a state dict torch.load(weights_only=True) "
+                          f"accepts (hwgen never unpickles code): {_first(exc)}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a training checkpoint {"state_dict": ..., ...}
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise SourceError(f"--weights {path} holds a {type(state).__name__}, not a state dict; "
+                          "save it with torch.save(model.state_dict(), path)")
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {_few(keys)}" for label, keys in
+                 (("missing keys", missing), ("unexpected keys", unexpected),
+                  ("wrong shapes (file vs model)", shapes)) if keys]
+        raise SourceError(f"--weights {path} does not fit {what}: {'; '.join(parts)} "
+                          "(load_state_dict strict=True)")
+    module.load_state_dict(state, strict=True)
+
+
+def _few(keys: list[str], n: int = 6) -> str:
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
