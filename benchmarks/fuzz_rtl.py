@@ -5,7 +5,8 @@ dataflows; operand widths 2-16; accumulators from the minimum that holds one pro
 32 bits; tight or roomy scratchpads and banks; single or double buffering; weights baked in
 ROM or served by the external memory with a random latency 0-12 and bandwidth 1, 1/2, 1/3
 or 1/4 words per cycle), a compute layer (a GEMM, or a convolution with random stride,
-padding and dilation), a mapping (the mapper's, or random tiles and loop order) and, at
+padding and dilation; in some cases per axis, the height axis drawn on its own, among them
+Conv1d-style 1 x k kernels on height-1 inputs), a mapping (the mapper's, or random tiles and loop order) and, at
 random, a second layer on the result: a max or average pool, or a residual add of the layer
 input. The program is compiled, emitted and run on the fast engine (``sim.fast``) for two
 random input samples (one of them all extreme values). A case passes when
@@ -104,7 +105,24 @@ def _arch(rng: np.random.Generator, need_acc: int) -> ArchSpec:
         ext_latency=int(rng.integers(0, 13)), ext_bandwidth=float(rng.choice(BANDWIDTHS)))
 
 
-def _nest(rng: np.random.Generator, in_bits: int, w_bits: int) -> LoopNest:
+def _geometry(geo: np.random.Generator, r: int, s: int, h: int, w: int, stride: int, pad: int,
+              dil: int) -> tuple:
+    """``(r, s, h, w, (sh, sw), (ph, pw), (dh, dw))``: the square draw, or (40 %) per-axis
+    geometry from ``geo``: the height axis drawn on its own, or (a third of those) a Conv1d
+    (a 1 x k kernel on a height-1 input with a wider row)."""
+    sq = (r, s, h, w, (stride, stride), (pad, pad), (dil, dil))
+    if geo.random() >= 0.4:
+        return sq
+    if geo.random() < 1 / 3:
+        s, w = int(geo.integers(1, 6)), int(geo.integers(1, 17))
+        return 1, s, 1, w, (1, stride), (0, pad), (1, dil)
+    r, h = int(geo.integers(1, 4)), int(geo.integers(1, 9))
+    return (r, s, h, w, (int(geo.integers(1, 3)), stride), (int(geo.integers(0, 3)), pad),
+            (int(geo.integers(1, 3)), dil))
+
+
+def _nest(rng: np.random.Generator, geo: np.random.Generator, in_bits: int,
+          w_bits: int) -> LoopNest:
     if rng.random() < 0.5:
         return LoopNest.gemm(int(rng.integers(1, 13)), int(rng.integers(1, 17)),
                              int(rng.integers(1, 25)), in_bits=in_bits, w_bits=w_bits)
@@ -112,9 +130,10 @@ def _nest(rng: np.random.Generator, in_bits: int, w_bits: int) -> LoopNest:
         r, s = int(rng.integers(1, 4)), int(rng.integers(1, 4))
         stride, pad, dil = int(rng.integers(1, 3)), int(rng.integers(0, 3)), int(rng.integers(1, 3))
         h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
-        if h + 2 * pad - dil * (r - 1) - 1 >= 0 and w + 2 * pad - dil * (s - 1) - 1 >= 0:
+        r, s, h, w, st, pd, dl = _geometry(geo, r, s, h, w, stride, pad, dil)
+        if h + 2 * pd[0] - dl[0] * (r - 1) - 1 >= 0 and w + 2 * pd[1] - dl[1] * (s - 1) - 1 >= 0:
             return LoopNest.conv(1, int(rng.integers(1, 9)), int(rng.integers(1, 6)), h, w, r,
-                                 s, stride=stride, padding=pad, dilation=dil,
+                                 s, stride=st, padding=pd, dilation=dl,
                                  in_bits=in_bits, w_bits=w_bits)
 
 
@@ -171,13 +190,18 @@ def _second_layer(rng, arch: ArchSpec, first: ComputeLayer):
     return None
 
 
+def _ax(h: int, w: int) -> str:
+    return str(h) if h == w else f"{h}x{w}"
+
+
 def draw(seed: int) -> Case:
     """The case of ``seed`` (deterministic)."""
     rng = np.random.default_rng([seed, 20261207])
+    geo = np.random.default_rng([seed, 20261207, 1])  # per-axis conv geometry (own stream)
     refused = 0
     for _ in range(MAX_DRAWS):
         in_bits, w_bits = int(rng.integers(2, 17)), int(rng.integers(2, 17))
-        nest = _nest(rng, in_bits, w_bits)
+        nest = _nest(rng, geo, in_bits, w_bits)
         need = in_bits + w_bits + math.ceil(math.log2(nest.gemm_k + 1)) + 1
         try:
             arch = _arch(rng, need).replace(in_bits=in_bits, w_bits=w_bits)
@@ -197,7 +221,8 @@ def draw(seed: int) -> Case:
         x = np.stack([rng.integers(lo, hi + 1, size=n_in), rng.choice([lo, hi], size=n_in)])
         shape = (f"gemm {nest.gemm_m}x{nest.gemm_n}x{nest.gemm_k}" if nest.kind == "gemm" else
                  f"conv C{nest.C} K{nest.K} {nest.H}x{nest.W} k{nest.R}x{nest.S} "
-                 f"s{nest.stride} p{nest.padding} d{nest.dilation}")
+                 f"s{_ax(nest.stride_h, nest.stride_w)} p{_ax(nest.pad_h, nest.pad_w)} "
+                 f"d{_ax(nest.dil_h, nest.dil_w)}")
         tail = "" if second is None else f" + {type(second).__name__[:-5].lower()}" + (
             f" {second.kind}" if isinstance(second, PoolLayer) else "")
         desc = (f"{arch.rows}x{arch.cols} {arch.dataflow} i{in_bits}w{w_bits}a{arch.acc_bits} "

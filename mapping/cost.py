@@ -68,13 +68,13 @@ def nonpad_count(nest: LoopNest) -> int:
     if nest.kind == "gemm":
         return nest.gemm_m * nest.gemm_k
 
-    def valid(out: int, taps: int, size: int) -> int:
-        o = np.arange(out)[:, None] * nest.stride
-        r = np.arange(taps)[None, :] * nest.dilation
-        pos = o + r - nest.padding
+    def valid(out: int, taps: int, size: int, stride: int, dil: int, pad: int) -> int:
+        pos = np.arange(out)[:, None] * stride + np.arange(taps)[None, :] * dil - pad
         return int(np.count_nonzero((pos >= 0) & (pos < size)))
 
-    return nest.N * nest.C * valid(nest.P, nest.R, nest.H) * valid(nest.Q, nest.S, nest.W)
+    return (nest.N * nest.C
+            * valid(nest.P, nest.R, nest.H, nest.stride_h, nest.dil_h, nest.pad_h)
+            * valid(nest.Q, nest.S, nest.W, nest.stride_w, nest.dil_w, nest.pad_w))
 
 
 # --------------------------------------------------------------- per-tile terms

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mapping.graph import DataflowGraph, GraphError, Node
+from mapping.graph import DataflowGraph, GraphError, Node, pair
 from mapping.quant import HOST_OPS, host_op
 
 _EXACT = 2.0**53
@@ -83,8 +83,8 @@ class FakeQuantModel(nn.Module):
             return _requant(_wrap(acc, q.acc_bits), q.mult, q.shift, q.bits, q.relu, -1)
         if op == "conv2d":
             w = torch.from_numpy(n.params["qweight"]).double()
-            acc = _to_int(F.conv2d(x.double(), w, stride=a["stride"], padding=a["padding"],
-                                   dilation=a["dilation"]))
+            acc = _to_int(F.conv2d(x.double(), w, stride=pair(a["stride"]),
+                                   padding=pair(a["padding"]), dilation=pair(a["dilation"])))
             acc = acc + torch.from_numpy(n.params["qbias"]).reshape(1, -1, 1, 1)
             return _requant(_wrap(acc, q.acc_bits), q.mult, q.shift, q.bits, q.relu, 1)
         if op == "matmul":
@@ -112,6 +112,9 @@ class FakeQuantModel(nn.Module):
             return x.reshape((x.shape[0],) + tuple(n.out_shape[1:]))
         if op == "transpose":
             return x.permute(*a["perm"]).contiguous()
+        if op == "act":  # index the quantisation's lookup table (mapping.quant.act_table)
+            table = torch.from_numpy(np.asarray(n.params["qtable"], dtype=np.int64))
+            return table[x + table.numel() // 2]
         if op in HOST_OPS:
             y = host_op(op, x.double().numpy() * q.in_scales[0], a, n.params)
             y = torch.floor(torch.from_numpy(y) / q.scale + 0.5)

@@ -54,6 +54,11 @@ Other ops
     and ``matmul``: ``acc = sum(qa * qb)``, requantised with
     ``sa * sb * scale / so``.
     ``flatten``/``reshape``/``transpose``: data movement only (NCHW order).
+    ``act`` (element-wise function ``attrs["fn"]``, :func:`act_float`): a lookup
+    table indexed by the quantised input, built once at quantisation
+    (:func:`act_table`: ``table[v - qmin] = clamp(floor(f(v * s_in) / s_out + 0.5))``,
+    ``2**in_bits`` entries) and applied by indexing (:func:`lut`). Output scale
+    calibrated (:func:`act_out_scale`: clamp-type functions use their bound).
     ``softmax``/``layernorm``/``gelu`` are *host-executed*: dequantise
     (``q * s`` in float64), apply the op in float64 numpy (:func:`host_op`),
     requantise with ``quantize_act`` and the output scale.
@@ -264,6 +269,95 @@ def gemm_weights(qweight: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(qweight.T)
     k = qweight.shape[0]
     return np.ascontiguousarray(qweight.transpose(2, 3, 1, 0).reshape(-1, k))
+
+
+# ---------------------------------------------------------------- activations (LUT)
+CLAMP_FNS = ("relu6", "hardtanh", "clamp")
+"""``act`` functions that only clamp: their output range is known from ``min``/``max``."""
+LUT_BITS_MAX = 12
+"""Widest ``act`` input a lookup table is built for (``2**12`` entries)."""
+
+
+def clamp_bounds(attrs: dict) -> tuple[float | None, float | None]:
+    """``(min, max)`` of a clamp-type ``act`` (``None``: unbounded), PyTorch's defaults."""
+    fn = attrs["fn"]
+    if fn == "relu6":
+        return 0.0, 6.0
+    lo, hi = (-1.0, 1.0) if fn == "hardtanh" else (None, None)
+    lo, hi = attrs.get("min", lo), attrs.get("max", hi)
+    return (None if lo is None else float(lo)), (None if hi is None else float(hi))
+
+
+def act_float(attrs: dict, x: np.ndarray) -> np.ndarray:
+    """The ``act`` function ``attrs["fn"]`` (parameters in ``attrs``) in float64 numpy, with
+    PyTorch's semantics and defaults (``mapping.graph.ACT_FNS``)."""
+    from scipy.special import erf, expit
+
+    x = np.asarray(x, dtype=np.float64)
+    fn = attrs.get("fn")
+    if fn in CLAMP_FNS:
+        lo, hi = clamp_bounds(attrs)
+        return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    if fn == "leaky_relu":
+        return np.where(x > 0, x, x * float(attrs.get("negative_slope", 0.01)))
+    if fn == "sigmoid":
+        return expit(x)
+    if fn == "tanh":
+        return np.tanh(x)
+    if fn == "silu":
+        return x * expit(x)
+    if fn == "hardsigmoid":
+        return np.clip(x + 3.0, 0.0, 6.0) / 6.0
+    if fn == "hardswish":
+        return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+    if fn == "gelu":
+        if attrs.get("approximate", "none") == "tanh":
+            return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+        return 0.5 * x * (1 + erf(x / np.sqrt(2.0)))
+    if fn == "elu":
+        alpha = float(attrs.get("alpha", 1.0))
+        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+    raise QuantError(f"activation function {fn!r} is not supported; supported: "
+                     f"{', '.join(ACT_TABLE_FNS)}")
+
+
+ACT_TABLE_FNS = (*CLAMP_FNS, "leaky_relu", "sigmoid", "tanh", "silu", "hardswish",
+                 "hardsigmoid", "gelu", "elu")
+
+
+def act_out_scale(attrs: dict, max_abs: float, bits: int) -> float:
+    """Output scale of an ``act``: the calibrated :func:`act_scale`, except for clamp-type
+    functions whose calibrated range reaches at least half their widest finite bound:
+    then ``max(|min|, |max|) / qmax`` so that the bound is exactly ``+-qmax`` (ReLU6 at
+    8 bits: 6.0 -> 127)."""
+    if attrs.get("fn") in CLAMP_FNS:
+        finite = [abs(b) for b in clamp_bounds(attrs) if b is not None]
+        bound = max(finite, default=0.0)
+        if bound > 0 and max_abs >= bound / 2:
+            return act_scale(bound, bits)
+    return act_scale(max_abs, bits)
+
+
+def act_table(attrs: dict, s_in: float, in_bits: int, s_out: float, out_bits: int) -> np.ndarray:
+    """The lookup table of an ``act``: ``2**in_bits`` int64 entries, entry ``v - qmin`` for
+    every input value ``v`` in ``qrange(in_bits)``:
+    ``table[v - qmin] = clamp(floor(f(v * s_in) / s_out + 0.5), qrange(out_bits))``.
+    Bit-exact by construction: the hardware, ``sim.golden`` and ``mapping.fakequant`` all
+    index this one table (:func:`lut`)."""
+    in_bits = check_bits(in_bits, "activation-table input bits")
+    if in_bits > LUT_BITS_MAX:
+        raise QuantError(f"activation {attrs.get('fn')!r}: a {in_bits}-bit input needs a "
+                         f"{1 << in_bits}-entry lookup table; at most {LUT_BITS_MAX} input "
+                         "bits are supported")
+    lo, hi = qrange(in_bits)
+    v = np.arange(lo, hi + 1, dtype=np.int64)
+    return quantize_act(act_float(attrs, v * float(s_in)), float(s_out), out_bits)
+
+
+def lut(q: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Apply an :func:`act_table`: ``table[q - qmin]`` with ``qmin = -len(table) // 2``."""
+    table = np.asarray(table, dtype=np.int64)
+    return table[np.asarray(q, dtype=np.int64) + len(table) // 2]
 
 
 # ---------------------------------------------------------------- host ops

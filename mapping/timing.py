@@ -220,7 +220,7 @@ def layer_cycles(lm: LayerMapping, arch: ArchSpec) -> LayerTiming:
 # The element-wise engine (hwgen.rtl.eltwise_engine) issues one activation-scratchpad
 # read of ``rows`` elements per cycle from the cycle after the ELT word's decode;
 # each result is written ELT_LATENCY cycles after its last read.
-ELT_LATENCY = 3  # scratchpad read (1) + Pool / ResidualAdd pipeline (2)
+ELT_LATENCY = 3  # scratchpad read (1) + Pool / ResidualAdd / Lookup pipeline (2)
 
 
 def pool_issues(out_pixels: int, channels: int, window: int, arch: ArchSpec) -> int:
@@ -232,6 +232,12 @@ def pool_cycles(out_pixels: int, channels: int, window: int, arch: ArchSpec) -> 
     """Max/avg pooling: fetch + decode, then ``rows`` channels of one output pixel per
     window element (``window`` = kernel height x width, padding taps included)."""
     return LAYER_SETUP + pool_issues(out_pixels, channels, window, arch) + ELT_LATENCY
+
+
+def lut_cycles(elements: int, arch: ArchSpec) -> int:
+    """Lookup-table activation (``act``): fetch + decode, then one read of ``rows``
+    consecutive elements per cycle, each looked up and written ``ELT_LATENCY`` later."""
+    return LAYER_SETUP + math.ceil(elements / arch.rows) + ELT_LATENCY
 
 
 def add_cycles(elements: int, arch: ArchSpec) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mapping import quant as Q
-from mapping.graph import DataflowGraph, GraphError, Node
+from mapping.graph import DataflowGraph, GraphError, Node, pair
 from mapping.loopnest import LoopNest
 
 
@@ -32,27 +32,28 @@ def conv_nest(node: Node) -> LoopNest:
         return node.nest
     a, (k, c, r, s) = node.in_shapes[0], node.params["weight"].shape
     at = node.attrs
-    return LoopNest.conv(a[0], k, c, a[2], a[3], r, s, stride=at["stride"],
-                         padding=at["padding"], dilation=at["dilation"])
+    return LoopNest.conv(a[0], k, c, a[2], a[3], r, s, stride=pair(at["stride"]),
+                         padding=pair(at["padding"]), dilation=pair(at["dilation"]))
 
 
 def im2col_indices(nest: LoopNest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample gather indices ``(c, h, w)``, each ``(P*Q, C*R*S)``, into the input
-    *padded* by ``nest.padding`` on each side (so padding zeros are real zeros)."""
+    *padded* by ``pad_h`` rows and ``pad_w`` columns on each side (so padding zeros are
+    real zeros)."""
     m = np.arange(nest.P * nest.Q)
     k = np.arange(nest.C * nest.R * nest.S)
     p, q = np.divmod(m, nest.Q)
     rs, c = np.divmod(k, nest.C)
     r, s = np.divmod(rs, nest.S)
-    h = p[:, None] * nest.stride + r[None, :] * nest.dilation
-    w = q[:, None] * nest.stride + s[None, :] * nest.dilation
+    h = p[:, None] * nest.stride_h + r[None, :] * nest.dil_h
+    w = q[:, None] * nest.stride_w + s[None, :] * nest.dil_w
     return np.broadcast_to(c[None, :], h.shape), h, w
 
 
 def im2col(x: np.ndarray, nest: LoopNest) -> np.ndarray:
     """Virtual im2col matrix of a batch ``x (B, C, H, W)``: ``(B, P*Q, C*R*S)``."""
-    pad = nest.padding
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+    ph, pw = nest.pad_h, nest.pad_w
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     c, h, w = im2col_indices(nest)
     return xp[:, c, h, w]
 
@@ -129,6 +130,8 @@ class GoldenModel:
             return x.reshape((b,) + tuple(n.out_shape[1:]))
         if op == "transpose":
             return np.ascontiguousarray(x.transpose(n.attrs["perm"]))
+        if op == "act":  # the lookup table built at quantisation (mapping.quant.act_table)
+            return Q.lut(x, n.params["qtable"])
         if op in Q.HOST_OPS:
             y = Q.host_op(op, Q.dequantize(x, q.in_scales[0]), n.attrs, n.params)
             return Q.quantize_act(y, q.scale, q.bits)

@@ -4,8 +4,9 @@
 runs ``mapping.passes.prepare_entry`` on a zoo model) and an ``ArchSpec``:
 
 1. :func:`plan` splits the graph into what runs where: a *chain* of
-   accelerator layers (compute layers, ``flatten``, and pooling / residual add
-   when ``hwgen.compiler.program`` compiles them), host-executed ops (softmax,
+   accelerator layers (compute layers, ``flatten``, pooling / residual add and
+   lookup-table activations (``act``) when ``hwgen.compiler.program`` compiles them),
+   host-executed ops (softmax,
    layernorm, gelu) and pure data movement (reshape/transpose).
 2. ``mapping.mapper.map_graph`` schedules every compute layer.
 3. ``hwgen.compiler.program.compile_program`` turns the chain into one program.
@@ -81,12 +82,13 @@ class CompiledModel:
 
 
 # --------------------------------------------------------------------- planning
-PROGRAM_OPS = ("linear", "conv2d", "flatten", "add") + POOL_OPS
+PROGRAM_OPS = ("linear", "conv2d", "flatten", "add", "act") + POOL_OPS
 
 
 def single_program(graph: DataflowGraph) -> bool:
     """True if one accelerator program runs the whole graph: one input, one output and
-    only ops the hardware compiles (linear, conv2d, flatten, max/avg pool, residual add)."""
+    only ops the hardware compiles (linear, conv2d, flatten, max/avg pool, residual add,
+    lookup-table activation)."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         return False
     body = [n for n in graph.nodes() if n.op not in ("input", "output")]
@@ -111,7 +113,7 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                     if n.op == "flatten" and chain else
                     "data movement done by the host between kernels")
             places.append(Placement(n.name, n.op, "layout", note=note))
-        elif n.op in ("linear", "conv2d", "matmul", "add") or n.op in POOL_OPS:
+        elif n.op in ("linear", "conv2d", "matmul", "add", "act") or n.op in POOL_OPS:
             if not chain and n.op not in ("linear", "conv2d", "matmul"):
                 places.append(Placement(n.name, n.op, "host", note="between kernels: run on the "
                                         "host (integer, mapping.quant semantics)"))
@@ -121,6 +123,8 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                 batch = int(n.attrs.get("batch", 1))
                 note = (f"{batch} independent GEMMs (one kernel each); " if batch > 1 else "") + \
                     "second operand is an activation, loaded by the host into the weight memory"
+            elif n.op == "act":
+                note = lut_note(n)
             places.append(Placement(n.name, n.op, "accelerator", layer=layer, note=note))
             layer += 1
         else:
@@ -159,6 +163,20 @@ def pool_layer(node: Node, src: str) -> P.PoolLayer:
                        relu=bool(q.relu), src=src, dst=node.name)
 
 
+def lut_note(node: Node) -> str:
+    """What the report says about an ``act`` node on the accelerator."""
+    entries = len(node.params["qtable"])
+    return (f"{node.attrs['fn']}: lookup table of {entries} entries "
+            f"({node.quant.extra.get('in_bits', '?')}-bit input, {node.quant.bits}-bit output)")
+
+
+def lut_layer(node: Node, src: str) -> P.LutLayer:
+    """The ``LutLayer`` of a quantised ``act`` node (its ``qtable``, ``mapping.quant.act_table``)."""
+    return P.LutLayer(node.name, tuple(node.out_shape),
+                      np.asarray(node.params["qtable"], dtype=np.int64),
+                      out_bits=int(node.quant.bits), src=src, dst=node.name)
+
+
 def add_layer(node: Node, src: str, src2: str) -> P.AddLayer:
     """The ``AddLayer`` of a quantised residual add (``a = inputs[0]``, ``b = inputs[1]``)."""
     q = node.quant
@@ -184,6 +202,8 @@ def program_layers(graph: DataflowGraph, schedule: Schedule) -> list:
             layers.append(pool_layer(n, srcs[0]))
         elif n.op == "add":
             layers.append(add_layer(n, srcs[0], srcs[1]))
+        elif n.op == "act":
+            layers.append(lut_layer(n, srcs[0]))
         else:
             raise FlowError(f"node {n.name!r}: op {n.op!r} cannot run on the accelerator; "
                             f"supported: {', '.join(PROGRAM_OPS)}")

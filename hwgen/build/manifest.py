@@ -39,9 +39,11 @@ from typing import Any
 import hwgen
 from mapping.arch import ArchSpec, ArchSpecError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Layout version of a build directory. 1: the graph was ``graph.pkl`` (a pickle);
-2: ``graph.json`` + ``graph.npz``, hashes of every file, ``kind: "design"``."""
+2: ``graph.json`` + ``graph.npz``, hashes of every file, ``kind: "design"``;
+3: per-axis convolution geometry in ``schedule.json`` (``stride_h``/``stride_w``,
+``pad_h``/``pad_w``, ``dil_h``/``dil_w``) and its LAYER instruction fields."""
 
 MANIFEST_FILE = "manifest.json"
 SCHEDULE_FILE = "schedule.json"

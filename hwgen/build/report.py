@@ -40,6 +40,9 @@ def memory_rows(arch, program=None, weight_words: int | None = None) -> list[tup
                      len(program.instructions) * word_bits(arch)))
         rows.append(("parameter table", f"{len(program.params):,} x {param_bits(arch)} b",
                      len(program.params) * param_bits(arch)))
+        if program.luts:
+            rows.append(("activation lookup ROM", f"{len(program.luts):,} x {arch.in_bits} b "
+                         f"x {arch.rows} lanes", len(program.luts) * arch.in_bits * arch.rows))
     if weight_words is not None:
         where = "weight ROM (baked)" if arch.weight_store == "rom" else "external memory (off chip)"
         rows.append((where, f"{weight_words:,} x {arch.ext_word_bits} b",
@@ -127,6 +130,13 @@ def render(cm, files: list[str] | None = None) -> str:
                 f"{arch.clock_mhz:g} MHz, {arch.clock_mhz * 1e6 / total:,.0f} inferences/s; "
                 f"{macs:,} MACs, PE utilisation {util:.1%}."]
         used = max(max(li.in_base, li.out_base) + li.out_elements for li in prog.layers)
+        luts = [p for p in cm.placements if p.op == "act" and p.where == "accelerator"]
+        if luts:
+            out += ["", f"**Activations as lookup tables ({len(luts)}):** "
+                    + "; ".join(f"`{p.name}` {p.note}" for p in luts)
+                    + ". Each runs on the element-wise engine: every element indexes a table "
+                    "generated from the float function at compile time "
+                    "(`mapping.quant.act_table`), exact by construction."]
         out += ["", f"Activation scratchpad in use: up to element {used:,} of "
                 f"{arch.act_words:,}; {prog.summary()['instructions']:,} instructions."]
     out += ["", "## On-chip memory", ""]

@@ -27,13 +27,14 @@ from mapping.schedule import LayerMapping, MappingError
 
 
 def geometry(lm: LayerMapping) -> dict[str, int]:
-    """The layer as a convolution over an NHWC input (a GEMM is H=M, W=1, C=K)."""
+    """The layer as a convolution over an NHWC input (a GEMM is H=M, W=1, C=K), with
+    per-axis strides ``sh, sw``, dilations ``dh, dw`` and paddings ``ph, pw``."""
     n = lm.nest
     if n.kind == "gemm":
         return dict(N=1, H=n.gemm_m, W=1, C=n.gemm_k, P=n.gemm_m, Q=1, R=1, S=1,
-                    stride=1, dil=1, pad=0)
+                    sh=1, sw=1, dh=1, dw=1, ph=0, pw=0)
     return dict(N=n.N, H=n.H, W=n.W, C=n.C, P=n.P, Q=n.Q, R=n.R, S=n.S,
-                stride=n.stride, dil=n.dilation, pad=n.padding)
+                sh=n.stride_h, sw=n.stride_w, dh=n.dil_h, dw=n.dil_w, ph=n.pad_h, pw=n.pad_w)
 
 
 def check_compute(layer: ComputeLayer, arch: ArchSpec) -> None:
@@ -81,7 +82,7 @@ def _layer_steps(arch: ArchSpec, lm: LayerMapping, g: dict[str, int], wmat: np.n
     R, C, wpw = arch.rows, arch.cols, arch.weights_per_ext_word
     nest = lm.nest
     Hh, Ww, Cc, Pp, Qq, Ss = g['H'], g['W'], g['C'], g['P'], g['Q'], g['S']
-    st, dl, pd = g['stride'], g['dil'], g['pad']
+    sh, sw, dh, dw, ph, pw = (g[f] for f in ("sh", "sw", "dh", "dw", "ph", "pw"))
     # --- tiles and weight image
     tiles = list(timing.iter_tiles(lm))
     wloc: dict[tuple[int, int], tuple[int, int, int]] = {}  # (ki, ni) -> (addr, words, n)
@@ -122,9 +123,9 @@ def _layer_steps(arch: ArchSpec, lm: LayerMapping, g: dict[str, int], wmat: np.n
             w_base=half_of[i] * half_words, w_kstride=R * t.n, w_rlast=(R - 1) * t.n,
             acc_base=acc_slots[(t.mi, t.ni)] * lm.tile_m * lm.tile_n, acc_blk=C * t.m,
             q0=q0, p0=p0, c0=c0, s0=s0,
-            pix0=in_base + nimg * Hh * Ww * Cc + (p0 * st - pd) * Ww * Cc + (q0 * st - pd) * Cc,
-            hp0=p0 * st, wq0=q0 * st,
-            koff0=r0 * dl * Ww * Cc + s0 * dl * Cc + c0, hoff0=r0 * dl - pd, woff0=s0 * dl - pd,
+            pix0=in_base + nimg * Hh * Ww * Cc + (p0 * sh - ph) * Ww * Cc + (q0 * sw - pw) * Cc,
+            hp0=p0 * sh, wq0=q0 * sw,
+            koff0=r0 * dh * Ww * Cc + s0 * dw * Cc + c0, hoff0=r0 * dh - ph, woff0=s0 * dw - pw,
             out_base=out_base + m0 * nest.gemm_n + n0, par_base=par_base + n0,
         )
 
@@ -175,13 +176,13 @@ def compute_instructions(arch: ArchSpec, x: ComputeLayer, wmat: np.ndarray, laye
         raise ProgramError(f"{x.name}: more than {(1 << PARAM_ADDR_BITS) - arch.cols} output "
                            "channels in the whole program")
     Hh, Ww, Cc, Pp, Qq, Ss = g["H"], g["W"], g["C"], g["P"], g["Q"], g["S"]  # noqa: N806
-    st, dl, pd = g["stride"], g["dil"], g["pad"]
+    sh, sw, dh, dw, pw = (g[f] for f in ("sh", "sw", "dh", "dw", "pw"))
     hdr = dict(op=Op.LAYER, layer_id=layer_id, C=Cc, S=Ss, Q=Qq, P=Pp, H=Hh, W=Ww,
-               stride=st, dil=dl, pad=pd, gemm_n=nest.gemm_n,
-               dk_s=dl * Cc - (Cc - 1),
-               dk_r=dl * Ww * Cc - (Ss - 1) * dl * Cc - (Cc - 1),
-               dp_q=st * Cc, dp_p=st * Ww * Cc - (Qq - 1) * st * Cc,
-               dp_n=Hh * Ww * Cc - (Pp - 1) * st * Ww * Cc - (Qq - 1) * st * Cc,
+               sh=sh, sw=sw, dh=dh, dw=dw, pw=pw, gemm_n=nest.gemm_n,
+               dk_s=dw * Cc - (Cc - 1),
+               dk_r=dh * Ww * Cc - (Ss - 1) * dw * Cc - (Cc - 1),
+               dp_q=sw * Cc, dp_p=sh * Ww * Cc - (Qq - 1) * sw * Cc,
+               dp_n=Hh * Ww * Cc - (Pp - 1) * sh * Ww * Cc - (Qq - 1) * sw * Cc,
                out_bits=x.out_bits, relu=int(x.relu))
     words = [encode(layer_layout(arch), hdr, f"{x.name} LAYER")]
     steps = _layer_steps(arch, lm, g, wmat, in_base, out_base, par_base, image)

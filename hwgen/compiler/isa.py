@@ -9,8 +9,10 @@ word back by the layout's offsets. Fields are packed LSB first; ``op`` (an
 
 - ``END``   (``Op.END``): the model is done, stream the output out.
 - ``LAYER`` (``Op.LAYER``): header of a compute layer: the geometry of its implicit
-  im2col (input ``H x W x C`` NHWC, kernel radices, strides and the address
-  deltas of the mixed-radix walks), the output row stride and the output
+  im2col (input ``H x W x C`` NHWC, kernel radices, per-axis strides ``sh, sw`` and
+  dilations ``dh, dw``, the width padding ``pw`` (the height padding is in each
+  STEP's walk start) and the address deltas of the mixed-radix walks), the output
+  row stride and the output
   format (``out_bits``, ``relu``). Costs ``LAYER_SETUP`` cycles (fetch, decode).
 - ``STEP``  (``Op.STEP``): one step of the layer: an optional DMA burst (weight-store
   word address, words, weights, scratchpad destination) and an optional tile
@@ -18,7 +20,7 @@ word back by the layout's offsets. Fields are packed LSB first; ``op`` (an
   mixed-radix start of its pixel and reduction walks, output and parameter
   addresses). Double-buffered, the burst of step i is the *next* tile's weights
   and runs beside the tile; single-buffered it is this tile's and runs first.
-- ``ELT``   (``Op.ELT``): a whole pooling or residual-add layer in one word
+- ``ELT``   (``Op.ELT``): a whole pooling, residual-add or lookup-table activation layer in one word
   (:func:`elt_layout`, kind :class:`EltKind`), run by ``hwgen.rtl.eltwise_engine``.
 
 Also here, because the compiler and the RTL both need them (the compiler
@@ -62,11 +64,13 @@ class EltKind(enum.Enum, shape=KIND_BITS):
     MAX = 0  # max pooling
     AVG = 1  # average pooling
     ADD = 2  # residual add
+    LUT = 3  # lookup-table activation (act)
 
 
 # the integer values, for code that reads raw words (dse.resources, tests)
 OP_END, OP_LAYER, OP_STEP, OP_ELT = (op.value for op in Op)
-ELT_MAX, ELT_AVG, ELT_ADD = (k.value for k in EltKind)
+ELT_MAX, ELT_AVG, ELT_ADD, ELT_LUT = (k.value for k in EltKind)
+LUT_ADDR_BITS = 20  # activation lookup-table address (entries of all the program's tables)
 
 
 def dims_bits(arch: ArchSpec) -> int:
@@ -100,7 +104,7 @@ def layer_layout(arch: ArchSpec) -> data.StructLayout:
     d, s = unsigned(dims_bits(arch)), signed(delta_bits(arch))
     return data.StructLayout({
         "op": Op, "layer_id": unsigned(LAYER_ID_BITS),
-        **_fields(("C", "S", "Q", "P", "H", "W", "stride", "dil", "pad", "gemm_n"), d),
+        **_fields(("C", "S", "Q", "P", "H", "W", "sh", "sw", "dh", "dw", "pw", "gemm_n"), d),
         **_fields(("dk_s", "dk_r", "dp_q", "dp_p", "dp_n"), s),
         "out_bits": unsigned(OUT_BITS_BITS), "relu": unsigned(1),
     })
@@ -127,11 +131,12 @@ def step_layout(arch: ArchSpec) -> data.StructLayout:
 
 @functools.lru_cache(maxsize=256)
 def elt_layout(arch: ArchSpec) -> data.StructLayout:
-    """The ELT instruction (pool / residual add).
+    """The ELT instruction (pool / residual add / lookup-table activation).
 
     ``kind`` (:class:`EltKind`); ``ma``/``shift`` (avg: ``mult``/``shift``; add:
     ``ma``, ``mb``, ``shift``); ``src``/``src2``/``dst`` tensor bases; ``count``
-    (pool: channels C; add: elements). Pool geometry: output ``N, P, Q``, input
+    (pool: channels C; add, lut: elements); ``tab`` (lut: the table-ROM address of input
+    value 0). Pool geometry: output ``N, P, Q``, input
     ``H, W``, kernel ``kh, kw``, strides ``sh, sw``, the window origin of the first
     output pixel (``pix0`` address, ``hp0``/``wq0`` = -padding) and the compiled
     address deltas ``dq`` (next q), ``dp`` (next p), ``dn`` (next image),
@@ -146,6 +151,7 @@ def elt_layout(arch: ArchSpec) -> data.StructLayout:
         "src": aa, "src2": aa, "dst": aa, "count": d,
         **_fields(("N", "P", "Q", "H", "W", "kh", "kw", "sh", "sw"), d),
         **_fields(("pix0", "hp0", "wq0", "dq", "dp", "dn", "dtap"), s),
+        "tab": unsigned(LUT_ADDR_BITS),
     })
 
 

@@ -162,3 +162,23 @@ class AddLayer:
     @property
     def elements(self) -> int:
         return int(np.prod(self.shape))
+
+
+@dataclass
+class LutLayer:
+    """Element-wise activation by table lookup (``act`` ops, ``mapping.quant.lut``):
+    ``dst[i] = table[src[i] - qmin]`` with ``qmin = -len(table) // 2``. ``table``: the
+    ``2**in_bits`` int64 entries of ``mapping.quant.act_table`` (one per input value,
+    each within ``qrange(out_bits)``). ``shape``: any shape of the operand (only its
+    element count is used; the output keeps the operand's layout)."""
+
+    name: str
+    shape: tuple[int, ...]
+    table: np.ndarray
+    out_bits: int = 8
+    src: str | None = None
+    dst: str | None = None
+
+    @property
+    def elements(self) -> int:
+        return int(np.prod(self.shape))

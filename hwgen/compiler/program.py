@@ -2,7 +2,7 @@
 the per-channel post-processing table, compiled from a list of layers.
 
 ``compile_program(arch, layers, output=None)`` takes :class:`ComputeLayer`,
-:class:`PoolLayer`, :class:`AddLayer` and :class:`FlattenLayer` objects
+:class:`PoolLayer`, :class:`AddLayer`, :class:`LutLayer` and :class:`FlattenLayer` objects
 (``hwgen.compiler.layers``) that read and write named tensors (``src``/``src2``/
 ``dst``; by default each layer reads the previous one's output and the first
 reads the streamed-in input ``"input"``). Each tensor gets an address range of
@@ -12,6 +12,9 @@ The compiler unrolls the tile loop (``mapping.timing.iter_tiles``) in
 software, so the hardware only walks passes and rows with adders and
 comparators. ``flatten`` compiles to no instruction: a linear layer reading a
 flattened tensor has its weight rows permuted to consume NHWC directly.
+The tables of all ``LutLayer``s are concatenated into ``Program.luts`` (the
+element-wise engine's lookup ROM); each layer's ELT word holds the ROM address of
+its input value 0 (``tab``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from hwgen.compiler.codegen import (
 from hwgen.compiler.isa import (  # noqa: F401 (re-exported: the ISA is part of the program API)
     ELT_ADD,
     ELT_AVG,
+    ELT_LUT,
     ELT_MAX,
+    LUT_ADDR_BITS,
     OP_BITS,
     OP_ELT,
     OP_END,
@@ -60,6 +65,7 @@ from hwgen.compiler.layers import (
     AddLayer,
     ComputeLayer,
     FlattenLayer,
+    LutLayer,
     PoolLayer,
     ProgramError,
 )
@@ -68,17 +74,17 @@ from mapping.arch import ArchSpec
 from mapping.hwconst import MAX_LAYERS
 from mapping.quant import MULT_BITS, SHIFT_BITS  # noqa: F401 (re-exported with the ISA)
 
-__all__ = ["INPUT", "AddLayer", "ComputeLayer", "FlattenLayer", "LayerInfo", "PoolLayer",
-           "Program", "ProgramError", "compile_program"]
+__all__ = ["INPUT", "AddLayer", "ComputeLayer", "FlattenLayer", "LayerInfo", "LutLayer",
+           "PoolLayer", "Program", "ProgramError", "compile_program"]
 
-HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer)
+HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer, LutLayer)
 
 
 @dataclass
 class LayerInfo:
     """One hardware layer of a program (``layer_id`` = its index in ``Program.layers``).
 
-    ``kind``: ``gemm``, ``conv``, ``maxpool``, ``avgpool`` or ``add``; ``src``/
+    ``kind``: ``gemm``, ``conv``, ``maxpool``, ``avgpool``, ``add`` or ``lut``; ``src``/
     ``src2``/``dst`` tensor names with their scratchpad bases; ``predicted_cycles``
     from ``mapping.timing`` (estimated).
     """
@@ -103,7 +109,8 @@ class Program:
     ``layer_sel`` 0..len-1); ``tensors``: name -> ``(base, elements)`` in the
     activation scratchpad (aliases from FlattenLayer included); the input
     (``input_base``, ``input_count``) is streamed in, ``output_name``'s tensor
-    (``output_base``, ``output_count``) streamed out.
+    (``output_base``, ``output_count``) streamed out. ``luts``: the element-wise engine's
+    lookup ROM, every ``LutLayer``'s table in layer order (empty without one).
     """
 
     arch: ArchSpec
@@ -118,6 +125,7 @@ class Program:
     tensors: dict[str, tuple[int, int]] = field(default_factory=dict)
     output_name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    luts: list[int] = field(default_factory=list)
 
     @property
     def compute_layers(self) -> int:
@@ -131,6 +139,7 @@ class Program:
             "weight_words": len(self.weight_image),
             "weight_word_bits": self.arch.ext_word_bits,
             "param_entries": len(self.params),
+            **({"lut_entries": len(self.luts)} if self.luts else {}),
             "input_base": self.input_base, "input_count": self.input_count,
             "output_base": self.output_base, "output_count": self.output_count,
         }
@@ -177,7 +186,7 @@ class _Tensors:
 
 
 def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> Program:
-    """Compile ``layers`` (ComputeLayer / PoolLayer / AddLayer / FlattenLayer) into a program.
+    """Compile ``layers`` (ComputeLayer / PoolLayer / AddLayer / LutLayer / FlattenLayer).
 
     The input tensor ``"input"`` is streamed in (NHWC), tensor ``output``
     (default: the last layer's ``dst``) streamed out. Raises ProgramError naming
@@ -186,8 +195,8 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
     """
     for x in layers:
         if not isinstance(x, (*HW_LAYERS, FlattenLayer)):
-            raise ProgramError(f"layer {x!r} is not a ComputeLayer, PoolLayer, AddLayer or "
-                               "FlattenLayer")
+            raise ProgramError(f"layer {x!r} is not a ComputeLayer, PoolLayer, AddLayer, "
+                               "LutLayer or FlattenLayer")
     hw = [x for x in layers if isinstance(x, HW_LAYERS)]
     if not hw:
         raise ProgramError("a program needs at least one compute layer (or pool / add layer)")
@@ -228,6 +237,10 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
             T.read(src, x.in_elements, i, x.name)
             T.write(dst, x.N * g["P"] * g["Q"] * x.C, i, x.name, (g["P"], g["Q"], x.C))
             plan.append((x, i, (src,), dst, None))
+        elif isinstance(x, LutLayer):
+            ta = T.read(src, x.elements, i, x.name)
+            T.write(dst, x.elements, i, x.name, ta.hwc)  # the operand's layout
+            plan.append((x, i, (src,), dst, None))
         else:
             if x.src2 is None:
                 raise ProgramError(f"{x.name}: an AddLayer needs src2, the name of the skip "
@@ -249,6 +262,7 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
     instrs: list[int] = []
     image: list[int] = []
     params: list[int] = []
+    luts: list[int] = []
     infos: list[LayerInfo] = []
     for x, i, srcs, dst, ts in plan:
         bases = [T.base(s) for s in srcs]
@@ -266,6 +280,9 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
         elif isinstance(x, PoolLayer):
             instrs.append(pool_instruction(arch, x, i, bases[0], ob))
             kind, cyc = f"{x.kind}pool", pool_cycles(arch, x)
+        elif isinstance(x, LutLayer):
+            instrs.append(lut_instruction(arch, x, i, bases[0], ob, luts))
+            kind, cyc = "lut", timing.lut_cycles(x.elements, arch)
         else:
             instrs.append(add_instruction(arch, x, i, bases[0], bases[1], ob))
             kind, cyc = "add", timing.add_cycles(x.elements, arch)
@@ -279,4 +296,32 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
                    layers=infos, input_base=T.bufs[0].base, input_count=T.bufs[0].size,
                    output_base=ob.base, output_count=ob.size,
                    tensors={n: (T.bufs[t.buf].base, T.bufs[t.buf].size) for n, t in T.t.items()},
-                   output_name=out_name)
+                   output_name=out_name, luts=luts)
+
+
+def lut_instruction(arch: ArchSpec, x: LutLayer, layer_id: int, src: int, dst: int,
+                    luts: list[int]) -> int:
+    """The ELT word of a lookup-table activation; appends its table to ``luts`` (the
+    lookup ROM) and points ``tab`` at the entry of input value 0."""
+    t = np.asarray(x.table)
+    n = t.size
+    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer) or n < 4 or n & (n - 1) \
+            or n > 1 << arch.in_bits:
+        raise ProgramError(f"{x.name}: table must be a 1-D integer array of 2**b entries, "
+                           f"2 <= b <= in_bits={arch.in_bits} (one per input value); got "
+                           f"{t.dtype} of shape {t.shape}")
+    if not isinstance(x.out_bits, (int, np.integer)) or not 2 <= x.out_bits <= arch.in_bits:
+        raise ProgramError(f"{x.name}: out_bits={x.out_bits} must be 2..in_bits={arch.in_bits} "
+                           "(outputs are stored in the activation scratchpad)")
+    lo, hi = -(1 << (x.out_bits - 1)), (1 << (x.out_bits - 1)) - 1
+    if t.min() < lo or t.max() > hi:
+        raise ProgramError(f"{x.name}: table values must be in {lo}..{hi} (out_bits="
+                           f"{x.out_bits}); got {t.min()}..{t.max()}")
+    if len(luts) + n > 1 << LUT_ADDR_BITS:
+        raise ProgramError(f"{x.name}: the lookup tables of the program exceed "
+                           f"{1 << LUT_ADDR_BITS} entries")
+    tab = len(luts) + n // 2
+    luts.extend(int(v) for v in t)
+    f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.LUT, out_bits=x.out_bits, src=src,
+             dst=dst, count=x.elements, tab=tab)
+    return encode(elt_layout(arch), f, f"{x.name} ELT")

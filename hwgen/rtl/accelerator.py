@@ -78,6 +78,12 @@ class Accelerator(CheckedComponent):
                 "bits; use weight_store='external' or raise rom_budget_bits")
         if any(w < 0 or w >> arch.ext_word_bits for w in weights):
             raise GenerationError(f"weight image words must be unsigned {arch.ext_word_bits}-bit")
+        lut_bits = len(program.luts) * arch.in_bits * arch.rows  # one ROM copy per lane
+        if lut_bits > rom_budget_bits:
+            raise GenerationError(
+                f"activation lookup tables need {lut_bits} ROM bits ({len(program.luts)} "
+                f"entries x {arch.in_bits} bits x {arch.rows} lanes), more than the ROM budget "
+                f"of {rom_budget_bits} bits; use fewer activation bits or raise rom_budget_bits")
         tag_width = Shape.cast(tag_layout(arch)).width
         if tag_width > MAX_TAG_BITS:
             raise GenerationError(f"tag of {tag_width} bits exceeds the array's "
@@ -109,7 +115,7 @@ class Accelerator(CheckedComponent):
         C = a.cols
         seq = m.submodules.seq = Sequencer(a, prog.instructions, len(prog.layers))
         eng = m.submodules.engine = TileEngine(a, self.array_latency, self.post_latency)
-        elt = m.submodules.eltwise = EltwiseEngine(a)
+        elt = m.submodules.eltwise = EltwiseEngine(a, prog.luts)
         act = m.submodules.act = ActivationScratchpad(a)
         wsp = m.submodules.wsp = WeightScratchpad(a)
         accb = m.submodules.accbuf = AccumulatorBuffer(a)

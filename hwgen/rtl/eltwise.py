@@ -11,6 +11,12 @@ ResidualAdd (``mapping.quant.requantize_add``)
     with both operands presented in the same cycle (the controller holds the
     first operand it reads in a register).
 
+Lookup (``act`` of ``mapping.quant``: :func:`mapping.quant.lut`)
+    ``out = table[base + in]`` per lane: the address is registered (stage 1),
+    then read from the lookup ROM (stage 2, one ``lib.memory`` copy per lane,
+    all holding every table of the program; depth padded to a power of two so
+    any address is in range). ``base`` is the ROM address of input value 0.
+
 Pool (``maxpool2d`` / ``avgpool2d`` of ``mapping.quant``)
     One window element (one value per lane) per valid cycle; ``in_first``
     marks the first element of a window, ``in_last`` the last; the result
@@ -25,12 +31,13 @@ Pool (``maxpool2d`` / ``avgpool2d`` of ``mapping.quant``)
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data
+from amaranth.lib import data, memory
 from amaranth.lib.wiring import In, Out
 
-from hwgen.compiler.isa import OUT_BITS_BITS, max_avg_window
+from hwgen.compiler.isa import LUT_ADDR_BITS, OUT_BITS_BITS, max_avg_window
 from hwgen.rtl.checked import CheckedComponent
 from hwgen.rtl.postproc import STAGES, check_lanes, check_out_width, round_clamp
+from mapping.hwconst import bits_for
 from mapping.quant import MULT_BITS, SHIFT_BITS
 
 
@@ -140,4 +147,53 @@ class Pool(_LaneUnit):
             p = Signal(signed(A + MULT_BITS + 1), name=f"p{j}")
             m.d.sync += p.eq(Mux(self.avg, nxt * self.mult, nxt))
             m.d.sync += self.out[j].eq(round_clamp(m, p, sh1, ob1, relu1, self.out_width))
+        return m
+
+
+class Lookup(_LaneUnit):
+    """``lanes``-wide table lookup (the ``act`` lookup-table activation).
+
+    ``table``: the lookup ROM (every table of the program, ``Program.luts``), signed
+    ``arch.in_bits`` entries. Ports: ``in_valid``, ``in_data`` (signed ``arch.in_bits``
+    per lane), ``base`` (unsigned ``LUT_ADDR_BITS``: the ROM address of input value 0);
+    ``out_valid``, ``out`` (``table[base + in_data]`` per lane), :meth:`latency` cycles
+    after ``in_valid``.
+    """
+
+    @classmethod
+    def check(cls, arch, table: list[int], lanes: int | None = None) -> None:
+        super().check(arch, lanes)
+        lo, hi = -(1 << (arch.in_bits - 1)), (1 << (arch.in_bits - 1)) - 1
+        if not table or any(not lo <= int(v) <= hi for v in table):
+            raise ValueError(f"the lookup table needs at least one entry, each a signed "
+                             f"{arch.in_bits}-bit value ({lo}..{hi})")
+
+    def __init__(self, arch, table: list[int], lanes: int | None = None):
+        lanes = arch.rows if lanes is None else lanes
+        self.addr_bits = bits_for(len(table))
+        self.depth = 1 << self.addr_bits  # every address in range
+        self.table = [int(v) for v in table] + [0] * (self.depth - len(table))
+        vec = data.ArrayLayout(signed(arch.in_bits), lanes)
+        super().__init__(arch, {
+            "in_valid": In(1), "in_data": In(vec), "base": In(LUT_ADDR_BITS),
+            "out_valid": Out(1), "out": Out(vec),
+        }, lanes, arch.in_bits)
+
+    @staticmethod
+    def latency(arch=None) -> int:
+        """Cycles from ``in_valid`` to ``out_valid``: address register + ROM read."""
+        return STAGES
+
+    def elaborate(self, platform):
+        m = Module()
+        v1 = Signal()
+        m.d.sync += [v1.eq(self.in_valid), self.out_valid.eq(v1)]
+        for j in range(self.lanes):
+            addr = Signal(self.addr_bits, name=f"addr{j}")
+            m.d.sync += addr.eq((self.base + self.in_data[j])[:self.addr_bits])
+            rom = memory.Memory(shape=signed(self.arch.in_bits), depth=self.depth,
+                                init=self.table)
+            m.submodules[f"rom_copy{j}"] = rom
+            rp = rom.read_port()
+            m.d.comb += [rp.addr.eq(addr), self.out[j].eq(rp.data)]
         return m

@@ -1,4 +1,4 @@
-"""The element-wise engine: one pooling or residual-add layer (one ELT word).
+"""The element-wise engine: one pooling, residual-add or lookup-table layer (one ELT word).
 
 Both kinds work on ``rows`` consecutive elements at a time (the activation
 scratchpad's ``rows`` read lanes; the write port is ``max(rows, cols)`` wide)
@@ -19,16 +19,20 @@ origin ``pix`` and ``(hp, wq)`` follow a mixed-radix walk with compiled deltas
 Add (``hwgen.rtl.eltwise.ResidualAdd``): for each group of ``rows`` elements, one
 cycle reads ``a`` (``src``), the next ``b`` (``src2``); ``a`` is held one cycle
 so both reach the unit together. Issue cycles: ``2 * ceil(elements/rows)``.
+
+Lookup (``hwgen.rtl.eltwise.Lookup``, only built when the program has lookup tables):
+for each group of ``rows`` elements one read of ``src``; each lane's value indexes the
+lookup ROM at ``tab + value``. Issue cycles: ``ceil(elements/rows)``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.compiler.isa import EltKind, delta_bits, dims_bits
-from hwgen.rtl.eltwise import Pool, ResidualAdd
+from hwgen.rtl.eltwise import Lookup, Pool, ResidualAdd
 from hwgen.rtl.interfaces import act_read_signature, act_write_signature, elt_command_signature
 from mapping.arch import ArchSpec
 from mapping.hwconst import bits_for
@@ -41,11 +45,13 @@ class EltwiseEngine(wiring.Component):
     last scratchpad write, inclusive.
 
     Masters of ``act_rd`` (``rows`` lanes) and ``act_wr`` (``rows`` consecutive lanes)
-    of the activation scratchpad. The ``Pool`` and ``ResidualAdd`` units are submodules.
+    of the activation scratchpad. The ``Pool`` and ``ResidualAdd`` units are submodules,
+    and the ``Lookup`` unit with its ROM of ``luts`` (``Program.luts``) when there are any.
     """
 
-    def __init__(self, arch: ArchSpec):
+    def __init__(self, arch: ArchSpec, luts: list[int] | None = None):
         self.arch = arch
+        self.luts = list(luts or [])
         super().__init__({
             "cmd": In(elt_command_signature(arch)),
             "act_rd": Out(act_read_signature(arch)),
@@ -61,11 +67,16 @@ class EltwiseEngine(wiring.Component):
         cmd, rd_data = self.cmd, self.act_rd.data
         pool = m.submodules.pool = Pool(a, lanes=R)
         add = m.submodules.add = ResidualAdd(a, lanes=R)
+        lut = None
+        if self.luts:
+            lut = m.submodules.lut = Lookup(a, self.luts, lanes=R)
 
         ins = Signal.like(cmd.instr)
         cnt = Signal(range(ELT_LATENCY + 1))
         issue = Signal()
         is_add = ins.kind == EltKind.ADD
+        is_lut = (ins.kind == EltKind.LUT) if lut is not None else Const(0)
+        flat = is_add | is_lut  # walks consecutive elements (add, lut), not pool windows
         # pool walk
         i, j, c0, q, p, n = (Signal(db, name=x) for x in ("tap_i", "tap_j", "c0", "q", "p", "n"))
         koff, pix, hp, wq = (Signal(signed(sb), name=x) for x in ("koff", "pix", "hp", "wq"))
@@ -79,9 +90,9 @@ class EltwiseEngine(wiring.Component):
         first = (i == 0) & (j == 0)
         last_tap = (i == ins.kh - 1) & (j == ins.kw - 1)
         done_pix = (q == ins.Q - 1) & (p == ins.P - 1) & (n == ins.N - 1)
-        base = Mux(is_add, Mux(sub, ins.src2, ins.src) + off, pix + koff + c0)
-        wr_at = Mux(is_add, ins.dst + off, obase + c0)
-        left = Mux(is_add, ins.count - off, ins.count - c0)
+        base = Mux(flat, Mux(sub, ins.src2, ins.src) + off, pix + koff + c0)
+        wr_at = Mux(flat, ins.dst + off, obase + c0)
+        left = Mux(flat, ins.count - off, ins.count - c0)
         m.d.comb += self.act_rd.en.eq(issue)
         for r in range(R):
             m.d.comb += self.act_rd.addr[r].eq(base + r)
@@ -103,6 +114,11 @@ class EltwiseEngine(wiring.Component):
                         with m.If(off + R >= ins.count):
                             m.d.sync += cnt.eq(ELT_LATENCY)
                             m.next = "DRAIN"
+                with m.Elif(is_lut):  # one read per group
+                    m.d.sync += off.eq(off + R)
+                    with m.If(off + R >= ins.count):
+                        m.d.sync += cnt.eq(ELT_LATENCY)
+                        m.next = "DRAIN"
                 with m.Elif(last_tap):  # pool: the window is done
                     m.d.sync += [i.eq(0), j.eq(0), koff.eq(0), c0.eq(c0 + R)]
                     with m.If(c0 + R >= ins.count):  # last channel group: next pixel
@@ -138,7 +154,7 @@ class EltwiseEngine(wiring.Component):
         with m.If(v1 & is_add & ~sub1):
             m.d.sync += hold.eq(rd_data)
         m.d.comb += [
-            pool.in_valid.eq(v1 & ~is_add), pool.in_first.eq(first1), pool.in_last.eq(last1),
+            pool.in_valid.eq(v1 & ~flat), pool.in_first.eq(first1), pool.in_last.eq(last1),
             pool.in_pad.eq(pad1), pool.in_data.eq(rd_data),
             pool.avg.eq(ins.kind == EltKind.AVG), pool.mult.eq(ins.ma), pool.shift.eq(ins.shift),
             pool.out_bits.eq(ins.out_bits), pool.relu.eq(ins.relu),
@@ -154,10 +170,16 @@ class EltwiseEngine(wiring.Component):
             m.d.sync += [na.eq(wa), nc.eq(wc)]
             wa, wc = na, nc
         out_valid = Mux(is_add, add.out_valid, pool.out_valid)
+        out_data = Mux(is_add, add.out.as_value(), pool.out.as_value())
+        if lut is not None:
+            m.d.comb += [lut.in_valid.eq(v1 & is_lut), lut.in_data.eq(rd_data),
+                         lut.base.eq(ins.tab)]
+            out_valid = Mux(is_lut, lut.out_valid, out_valid)
+            out_data = Mux(is_lut, lut.out.as_value(), out_data)
         m.d.comb += [
             self.act_wr.addr.eq(wa),
             self.act_wr.mask.eq(Mux(out_valid, Array(((1 << x) - 1) for x in range(R + 1))[wc],
                                     0)),
-            self.act_wr.data.eq(Mux(is_add, add.out.as_value(), pool.out.as_value())),
+            self.act_wr.data.eq(out_data),
         ]
         return m

@@ -4,9 +4,10 @@ Addresses come from two mixed-radix walks over the layer's convolution view
 (a GEMM is a 1-wide convolution):
 
 - the *pixel* walk ``m -> (q, p)`` with the input address ``pix`` of pixel
-  ``m``'s window origin and its ``(h, w)`` origin ``(hp, wq)``;
+  ``m``'s window origin and its ``(h, w)`` origin ``(hp, wq)`` = ``(p*sh, q*sw)``;
 - the *reduction* walk ``k -> (c, s)`` with the offset ``koff`` and the kernel
-  tap's ``(hoff, woff)``;
+  tap's ``(hoff, woff)`` = ``(r*dh - ph, s*dw - pw)`` (per-axis strides ``sh, sw``,
+  dilations ``dh, dw`` and paddings ``ph, pw``);
 
 so the input of im2col element ``(m, k)`` is at ``pix + koff`` when
 ``0 <= hp + hoff < H`` and ``0 <= wq + woff < W`` (else a padding zero). A
@@ -100,30 +101,30 @@ def walk_regs(fields: tuple[str, ...], sb: int, db: int, signed_f: tuple[str, ..
 
 def k_step(m: Module, st: dict, L, name: str, sb: int, db: int) -> dict:
     """One step of the reduction walk (comb signals)."""
-    cw_ = st["c"] == L.C - 1
-    sw = st["s"] == L.S - 1
+    c_wrap = st["c"] == L.C - 1
+    s_wrap = st["s"] == L.S - 1
     nxt = walk_regs(K_F, sb, db, K_S, name)
     m.d.comb += [
-        nxt["c"].eq(Mux(cw_, 0, st["c"] + 1)),
-        nxt["s"].eq(Mux(cw_, Mux(sw, 0, st["s"] + 1), st["s"])),
-        nxt["koff"].eq(st["koff"] + Mux(cw_, Mux(sw, L.dk_r, L.dk_s), 1)),
-        nxt["hoff"].eq(st["hoff"] + Mux(cw_ & sw, L.dil, 0)),
-        nxt["woff"].eq(Mux(cw_, Mux(sw, -L.pad, st["woff"] + L.dil), st["woff"])),
+        nxt["c"].eq(Mux(c_wrap, 0, st["c"] + 1)),
+        nxt["s"].eq(Mux(c_wrap, Mux(s_wrap, 0, st["s"] + 1), st["s"])),
+        nxt["koff"].eq(st["koff"] + Mux(c_wrap, Mux(s_wrap, L.dk_r, L.dk_s), 1)),
+        nxt["hoff"].eq(st["hoff"] + Mux(c_wrap & s_wrap, L.dh, 0)),
+        nxt["woff"].eq(Mux(c_wrap, Mux(s_wrap, -L.pw, st["woff"] + L.dw), st["woff"])),
     ]
     return nxt
 
 
 def pix_step(m: Module, st: dict, L, name: str, sb: int, db: int) -> dict:
     """One step of the pixel walk (comb signals)."""
-    qw = st["q"] == L.Q - 1
-    pw = st["p"] == L.P - 1
+    q_wrap = st["q"] == L.Q - 1
+    p_wrap = st["p"] == L.P - 1
     nxt = walk_regs(P_F, sb, db, P_S, name)
     m.d.comb += [
-        nxt["q"].eq(Mux(qw, 0, st["q"] + 1)),
-        nxt["p"].eq(Mux(qw, Mux(pw, 0, st["p"] + 1), st["p"])),
-        nxt["pix"].eq(st["pix"] + Mux(qw, Mux(pw, L.dp_n, L.dp_p), L.dp_q)),
-        nxt["hp"].eq(Mux(qw, Mux(pw, 0, st["hp"] + L.stride), st["hp"])),
-        nxt["wq"].eq(Mux(qw, 0, st["wq"] + L.stride)),
+        nxt["q"].eq(Mux(q_wrap, 0, st["q"] + 1)),
+        nxt["p"].eq(Mux(q_wrap, Mux(p_wrap, 0, st["p"] + 1), st["p"])),
+        nxt["pix"].eq(st["pix"] + Mux(q_wrap, Mux(p_wrap, L.dp_n, L.dp_p), L.dp_q)),
+        nxt["hp"].eq(Mux(q_wrap, Mux(p_wrap, 0, st["hp"] + L.sh), st["hp"])),
+        nxt["wq"].eq(Mux(q_wrap, 0, st["wq"] + L.sw)),
     ]
     return nxt
 

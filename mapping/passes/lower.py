@@ -3,7 +3,9 @@
 - ``linear`` on input ``(..., K)``: ``LoopNest.gemm(M, N, K)`` with ``M`` the
   product of all leading dims (batch x tokens), ``N = out_features``.
 - ``conv2d``: ``LoopNest.conv(N, K, C, H, W, R, S, stride, padding, dilation)``
-  with ``N`` the batch of the traced shape.
+  with ``N`` the batch of the traced shape; ``stride``/``padding``/``dilation``
+  attributes are an int or an ``(h, w)`` pair (``mapping.graph.pair``), so a
+  Conv1d (a height-1 conv2d) and non-square convolutions lower alike.
 - ``matmul`` of two activations ``a (..., M, K) @ b (..., K, N)``: the second
   operand plays the weight role. With a 2-D ``b`` all leading dims of ``a``
   fold into ``M`` (``attrs["batch"] = 1``). Otherwise the leading dims are
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from math import prod
 
-from mapping.graph import DataflowGraph
+from mapping.graph import DataflowGraph, pair
 from mapping.loopnest import LoopNest
 
 
@@ -41,8 +43,9 @@ def lower(g: DataflowGraph) -> DataflowGraph:
         elif node.op == "conv2d":
             k, c, r, s = node.params["weight"].shape
             at = node.attrs
-            node.nest = LoopNest.conv(a[0], k, c, a[2], a[3], r, s, stride=at["stride"],
-                                      padding=at["padding"], dilation=at["dilation"], **bits)
+            node.nest = LoopNest.conv(a[0], k, c, a[2], a[3], r, s, stride=pair(at["stride"]),
+                                      padding=pair(at["padding"]),
+                                      dilation=pair(at["dilation"]), **bits)
         else:
             b = node.in_shapes[1]
             if len(b) == 2:

@@ -4,7 +4,8 @@ Per-channel weights, per-tensor activations, calibration = max-abs of each
 node's float output over ``calib_inputs`` (a float64 run of the graph, see
 :mod:`mapping.passes.float_exec`). The integer semantics are in
 :mod:`mapping.quant`. Quantised parameters are added to ``node.params`` as
-``qweight`` (int64, torch layout) and ``qbias`` (int64, accumulator units).
+``qweight`` (int64, torch layout) and ``qbias`` (int64, accumulator units); an
+``act`` node gets its lookup table ``qtable`` (:func:`mapping.quant.act_table`).
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ def quantize(g: DataflowGraph, calib_inputs, bits: int = 8, w_bits: int | None =
             spec = QuantSpec(bits=ins[0].bits, scale=ins[0].scale, relu=ins[0].relu,
                              in_scales=(ins[0].scale,), acc_bits=acc_bits, mult=mult,
                              shift=shift)
+        elif op == "act":
+            s_out = Q.act_out_scale(node.attrs, max_abs[node.name], a_bits)
+            node.params["qtable"] = Q.act_table(node.attrs, ins[0].scale, ins[0].bits, s_out,
+                                                a_bits)
+            spec = QuantSpec(bits=a_bits, scale=s_out, in_scales=(ins[0].scale,),
+                             extra={"fn": node.attrs["fn"], "in_bits": ins[0].bits})
         elif op in Q.HOST_OPS:
             node.attrs["host"] = True
             spec = QuantSpec(bits=a_bits, scale=s_calib, in_scales=(ins[0].scale,), host=True)

@@ -14,6 +14,7 @@ import fuzz_rtl  # noqa: E402
 
 SLICE = range(100, 106)
 REGRESSIONS = (51, 75)  # inputs narrower than 8 bits: the harness did not mask the port
+PER_AXIS = (5032, 5054)  # Conv1d-style 1 x k kernels on height-1 inputs, per-axis geometry
 
 
 def test_draw_is_deterministic_and_varied():
@@ -22,9 +23,11 @@ def test_draw_is_deterministic_and_varied():
     assert len(set(a)) == 20
     assert any("conv" in d for d in a) and any("gemm" in d for d in a)
     assert any(" os " in d for d in a) and any(" ws " in d for d in a)
+    per_axis = [fuzz_rtl.draw(s).description for s in PER_AXIS]
+    assert all(" 1x" in d and " s1x2 " in d for d in per_axis), per_axis
 
 
-@pytest.mark.parametrize("seed", [*SLICE, *REGRESSIONS])
+@pytest.mark.parametrize("seed", [*SLICE, *REGRESSIONS, *PER_AXIS])
 def test_fuzz_slice(seed):
     out = fuzz_rtl.run_case(seed)
     assert out.ok, f"seed {seed}: {out.description}: {out.error} {out.details}"

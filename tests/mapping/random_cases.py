@@ -34,7 +34,13 @@ def random_nest(rng: random.Random, max_gemm: int = 20, conv_prob: float = 0.5) 
             s = rng.randint(1, 3)
             stride, pad, dil = rng.randint(1, 2), rng.randint(0, 2), rng.randint(1, 2)
             h, w = rng.randint(1, 6), rng.randint(1, 6)
-            if (h + 2 * pad - dil * (r - 1) - 1) < 0 or (w + 2 * pad - dil * (s - 1) - 1) < 0:
+            if rng.random() < 0.5:  # per-axis geometry: the height axis drawn on its own
+                stride, pad, dil = ((rng.randint(1, 2), stride), (rng.randint(0, 2), pad),
+                                    (rng.randint(1, 2), dil))
+            sh, sw = (stride, stride) if isinstance(stride, int) else stride
+            ph, pw = (pad, pad) if isinstance(pad, int) else pad
+            dh, dw = (dil, dil) if isinstance(dil, int) else dil
+            if (h + 2 * ph - dh * (r - 1) - 1) < 0 or (w + 2 * pw - dw * (s - 1) - 1) < 0:
                 continue
             return LoopNest.conv(rng.randint(1, 2), rng.randint(1, 5), rng.randint(1, 3), h, w,
                                  r, s, stride=stride, padding=pad, dilation=dil)

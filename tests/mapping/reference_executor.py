@@ -38,13 +38,14 @@ def numpy_output(nest: LoopNest, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """The layer output as an (M, N) matrix, computed directly (conv: brute-force loops)."""
     if nest.kind == "gemm":
         return x @ w
-    xp = np.pad(x, ((0, 0), (0, 0), (nest.padding,) * 2, (nest.padding,) * 2))
+    sh, sw = nest.stride_h, nest.stride_w
+    xp = np.pad(x, ((0, 0), (0, 0), (nest.pad_h,) * 2, (nest.pad_w,) * 2))
     out = np.zeros((nest.N, nest.K, nest.P, nest.Q), np.int64)
     for r in range(nest.R):
         for s in range(nest.S):
-            h0, w0 = r * nest.dilation, s * nest.dilation
-            patch = xp[:, :, h0:h0 + nest.stride * (nest.P - 1) + 1:nest.stride,
-                       w0:w0 + nest.stride * (nest.Q - 1) + 1:nest.stride]  # N, C, P, Q
+            h0, w0 = r * nest.dil_h, s * nest.dil_w
+            patch = xp[:, :, h0:h0 + sh * (nest.P - 1) + 1:sh,
+                       w0:w0 + sw * (nest.Q - 1) + 1:sw]  # N, C, P, Q
             out += np.einsum("ncpq,kc->nkpq", patch, w[:, :, r, s])
     return out.transpose(0, 2, 3, 1).reshape(nest.gemm_m, nest.gemm_n)  # (n p q) x k
 

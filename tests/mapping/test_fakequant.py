@@ -114,3 +114,19 @@ def test_resnet18_identical():
     g = prepare_entry(entry, n_random=4)
     xq = golden.quantize_input(g, calibration_inputs(entry, n_random=2, seed=5))
     assert np.array_equal(fakequant.run(g, xq), golden.run(g, xq))
+
+
+def test_per_axis_conv_identical_every_node():
+    """Non-square kernels with per-axis stride / padding / dilation (conv2d attrs as (h, w))."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(2, 3, (3, 1), stride=(2, 1), padding=(1, 0)), nn.ReLU(),
+                          nn.Conv2d(3, 4, (1, 3), stride=(1, 2), padding=(0, 1),
+                                    dilation=(1, 2))).eval()
+    calib = torch.randn(16, 2, 7, 9, generator=torch.Generator().manual_seed(5))
+    g = prepare(model, calib[:1], calib.numpy())
+    assert g.node("_2").attrs["stride"] == (1, 2)
+    xq = golden.quantize_input(g, calib.numpy())
+    ref = golden.run(g, xq, trace=True)
+    got = fakequant.FakeQuantModel(g)(torch.from_numpy(xq), trace=True)
+    for node in g.nodes():
+        assert np.array_equal(got[node.name].numpy(), ref[node.name]), node.name

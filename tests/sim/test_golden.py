@@ -33,6 +33,10 @@ def py_wrap(v: int, bits: int) -> int:
     dict(N=2, K=3, C=2, H=5, W=4, R=3, S=3, stride=1, padding=1),
     dict(N=1, K=2, C=3, H=7, W=7, R=3, S=2, stride=2, padding=0, dilation=2),
     dict(N=1, K=1, C=1, H=3, W=3, R=1, S=1, stride=1, padding=2),
+    # per-axis: Conv1d (1 x 3 on height 1), a 3x1 kernel, mixed strides / paddings / dilations
+    dict(N=2, K=2, C=2, H=1, W=9, R=1, S=3, stride=(1, 2), padding=(0, 1), dilation=(1, 2)),
+    dict(N=1, K=2, C=3, H=6, W=4, R=3, S=1, stride=(2, 1), padding=(1, 0)),
+    dict(N=1, K=2, C=2, H=7, W=5, R=2, S=3, stride=(3, 1), padding=(0, 2), dilation=(2, 1)),
 ])
 def test_im2col_follows_loopnest_index(cfg):
     nest = LoopNest.conv(**cfg)
@@ -51,26 +55,39 @@ def _quantised(module, x_shape, seed=SEED, bits=8):
     return prepare(module.eval(), calib[:1], calib.numpy(), bits=bits)
 
 
-def test_conv_relu_vs_brute_force():
+def _axes(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+@pytest.mark.parametrize("model, shape", [
+    (lambda: nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1, dilation=1), nn.ReLU(),
+                           nn.Conv2d(4, 2, 2, dilation=2, bias=False)), (3, 7, 7)),
+    # per-axis geometry: a 3x1 kernel with stride (2, 1) and padding (1, 0), then a 1 x 3
+    # kernel with stride (1, 2), padding (0, 1), dilation (1, 2)
+    (lambda: nn.Sequential(nn.Conv2d(2, 3, (3, 1), stride=(2, 1), padding=(1, 0)), nn.ReLU(),
+                           nn.Conv2d(3, 2, (1, 3), stride=(1, 2), padding=(0, 1),
+                                     dilation=(1, 2))), (2, 7, 9)),
+])
+def test_conv_relu_vs_brute_force(model, shape):
     torch.manual_seed(SEED)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1, dilation=1), nn.ReLU(),
-                          nn.Conv2d(4, 2, 2, dilation=2, bias=False))
-    g = _quantised(model, (3, 7, 7))
+    g = _quantised(model(), shape)
     rng = np.random.default_rng(SEED)
-    x = rng.integers(-128, 128, size=(2, 3, 7, 7))
+    x = rng.integers(-128, 128, size=(2, *shape))
     env = golden.run(g, x, trace=True)
     for name, inp in (("_0", g.inputs[0]), ("_2", "_0")):
         n = g.node(name)
         q, w, b = n.quant, n.params["qweight"], n.params["qbias"]
         a = env[inp]
         k_, c_, r_, s_ = w.shape
-        st, pd, dl = n.attrs["stride"], n.attrs["padding"], n.attrs["dilation"]
+        (sh, sw), (ph, pw), (dh, dw) = (_axes(n.attrs[k]) for k in ("stride", "padding",
+                                                                     "dilation"))
         bsz, _, h_, w_ = a.shape
         p_, q_ = n.out_shape[2:]
+        assert env[name].shape == (bsz, k_, p_, q_)
         for bi, k, p, qq in itertools.product(range(bsz), range(k_), range(p_), range(q_)):
             acc = int(b[k])
             for c, r, s in itertools.product(range(c_), range(r_), range(s_)):
-                h, ww = p * st + r * dl - pd, qq * st + s * dl - pd
+                h, ww = p * sh + r * dh - ph, qq * sw + s * dw - pw
                 if 0 <= h < h_ and 0 <= ww < w_:
                     acc += int(a[bi, c, h, ww]) * int(w[k, c, r, s])
             exp = py_requant(py_wrap(acc, q.acc_bits), int(q.mult[k]), int(q.shift[k]), q.bits,

@@ -65,7 +65,8 @@ def test_every_instruction_starts_with_its_opcode():
         assert isa.layer_layout(arch)["layer_id"].shape.width == LAYER_ID_BITS
         assert isa.elt_layout(arch)["kind"].shape is isa.EltKind
     assert (isa.OP_END, isa.OP_LAYER, isa.OP_STEP, isa.OP_ELT) == tuple(op.value for op in isa.Op)
-    assert (isa.ELT_MAX, isa.ELT_AVG, isa.ELT_ADD) == tuple(k.value for k in isa.EltKind)
+    assert (isa.ELT_MAX, isa.ELT_AVG, isa.ELT_ADD, isa.ELT_LUT) == tuple(
+        k.value for k in isa.EltKind)
 
 
 def test_param_word():
@@ -78,8 +79,8 @@ def test_param_word():
 
 def test_encode_errors_name_the_field():
     arch = ARCHS[0]
-    with pytest.raises(ProgramError, match="ELT: field kind = 3 is no EltKind"):
-        isa.encode(isa.elt_layout(arch), {"op": isa.Op.ELT, "kind": 3}, "ELT")
+    with pytest.raises(ProgramError, match="ELT: field kind = 4 does not fit 2 bits"):
+        isa.encode(isa.elt_layout(arch), {"op": isa.Op.ELT, "kind": 4}, "ELT")
     with pytest.raises(ProgramError, match=r"field layer_id = 256 does not fit 8 bits "
                                            r"\(unsigned; allowed 0..255\)"):
         isa.encode(isa.layer_layout(arch), {"layer_id": 256}, "L")

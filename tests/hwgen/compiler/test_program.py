@@ -79,16 +79,28 @@ def test_steps_and_weight_image(double):
     assert prog.input_count == 45 and prog.output_count == 35
 
 
-def test_conv_tile_starts_follow_im2col():
-    """The compiled start address of each tile is the im2col address of its first element."""
-    nest = LoopNest.conv(2, 3, 2, 5, 4, 3, 3, stride=2, padding=1)
-    layer = _layer(nest, (3, 3, 7), ("m", "k", "n"))
+@pytest.mark.parametrize("geo", [
+    dict(H=5, W=4, R=3, S=3, stride=2, padding=1),
+    # per-axis: Conv1d (1 x 3 on height 1), a 3x1 kernel, every axis different
+    dict(H=1, W=9, R=1, S=3, stride=(1, 2), padding=(0, 1), dilation=(1, 2)),
+    dict(H=6, W=4, R=3, S=1, stride=(2, 1), padding=(1, 0)),
+    dict(H=7, W=5, R=2, S=3, stride=(3, 1), padding=(0, 2), dilation=(2, 1)),
+])
+def test_conv_tile_starts_follow_im2col(geo):
+    """The compiled start address of each tile is the im2col address of its first element,
+    and the LAYER word carries the per-axis strides, dilations and width padding."""
+    nest = LoopNest.conv(2, 3, 2, **geo)
+    tk = min(7, nest.gemm_k - 1)
+    layer = _layer(nest, (3, 3, tk), ("m", "k", "n"))
     prog = compile_program(ARCH, [layer])
-    H, W, C = 5, 4, 2
+    hdr = decode(layer_fields(ARCH), prog.instructions[0])
+    assert (hdr["sh"], hdr["sw"], hdr["dh"], hdr["dw"], hdr["pw"]) == (
+        nest.stride_h, nest.stride_w, nest.dil_h, nest.dil_w, nest.pad_w)
+    H, W, C = geo["H"], geo["W"], 2
     for word, t in zip(prog.instructions[2:-1],
                        list(timing.iter_tiles(layer.mapping)), strict=False):
         s = decode(step_fields(ARCH), word)
-        m0, k0 = t.mi * 3, t.ki * 7
+        m0, k0 = t.mi * 3, t.ki * tk
         idx = nest.im2col_index(m0, k0)
         h, w = s["hp0"] + s["hoff0"], s["wq0"] + s["woff0"]
         if idx is None:

@@ -160,6 +160,56 @@ def test_single_layer_bit_exact_and_cycle_exact(case):
     assert run > layers[0] + len(x)
 
 
+# per-axis geometry: (arch overrides, LoopNest.conv arguments, tiles, order)
+PER_AXIS = [
+    # Conv1d: kernel 1 x 3 on a height-1 input, stride (1, 2), padding (0, 1), dilation (1, 2)
+    (dict(dataflow="ws"), dict(N=1, K=3, C=2, H=1, W=11, R=1, S=3, stride=(1, 2),
+                               padding=(0, 1), dilation=(1, 2)), (3, 3, 4), ("m", "n", "k")),
+    (dict(dataflow="os", rows=3, cols=2), dict(N=2, K=3, C=2, H=1, W=11, R=1, S=3,
+                                               stride=(1, 2), padding=(0, 1), dilation=(1, 2)),
+     (5, 2, 6), ("n", "m", "k")),
+    # a 3x1 kernel, stride (2, 1), padding (1, 0)
+    (dict(dataflow="ws", double_buffer=False), dict(N=1, K=2, C=3, H=7, W=4, R=3, S=1,
+                                                    stride=(2, 1), padding=(1, 0)),
+     (7, 2, 5), ("k", "m", "n")),
+    (dict(dataflow="os", weight_store="external", ext_latency=2, ext_bandwidth=0.5),
+     dict(N=1, K=3, C=2, H=7, W=4, R=3, S=1, stride=(2, 1), padding=(1, 0)), (16, 3, 6),
+     ("m", "k", "n")),
+    # every axis different: 2x3 kernel, stride (1, 2), padding (2, 0), dilation (2, 1)
+    (dict(dataflow="ws", rows=3, cols=2), dict(N=1, K=2, C=2, H=5, W=7, R=2, S=3,
+                                               stride=(1, 2), padding=(2, 0), dilation=(2, 1)),
+     (6, 2, 7), ("n", "k", "m")),
+]
+
+
+@pytest.mark.parametrize("case", range(len(PER_AXIS)))
+def test_per_axis_conv_bit_exact_vs_torch(case):
+    """Non-square convolutions on the generated top against torch's ``F.conv2d`` with the
+    same per-axis stride / padding / dilation (independent of LoopNest.im2col_index)."""
+    torch = pytest.importorskip("torch")
+    over, conv, tiles, order = PER_AXIS[case]
+    arch = _arch(**over)
+    nest = LoopNest.conv(**conv, in_bits=arch.in_bits, w_bits=arch.w_bits)
+    rng = np.random.default_rng(300 + case)
+    w4 = rng.integers(-128, 128, size=(nest.K, nest.C, nest.R, nest.S))  # torch layout
+    base = random_layer(rng, arch, nest, tiles, order, relu=case % 2 == 0)
+    wg = w4.transpose(2, 3, 1, 0).reshape(nest.gemm_k, nest.gemm_n)  # rows (r, s, c)
+    layer = ComputeLayer(base.mapping, wg, base.bias, base.mult, base.shift,
+                         out_bits=base.out_bits, relu=base.relu)
+    x = random_input(rng, arch, nest)
+    out, layers, _ = run_accelerator(Accelerator(arch, compile_program(arch, [layer])), x)
+    xn = x.reshape(nest.N, nest.H, nest.W, nest.C).transpose(0, 3, 1, 2)
+    y = torch.nn.functional.conv2d(torch.from_numpy(xn).double(), torch.from_numpy(w4).double(),
+                                   stride=conv.get("stride", 1), padding=conv.get("padding", 0),
+                                   dilation=conv.get("dilation", 1))
+    acc = y.numpy().astype(np.int64).transpose(0, 2, 3, 1).reshape(-1, nest.K)  # NHWC rows
+    acc = quant.wrap(quant.wrap(acc, arch.acc_bits) + layer.bias[None, :], arch.acc_bits)
+    ref = quant.requantize(acc, layer.mult[None, :], layer.shift[None, :], layer.out_bits,
+                           layer.relu).reshape(-1)
+    np.testing.assert_array_equal(out, ref)
+    assert layers[0] == timing.layer_cycles(layer.mapping, arch).cycles
+
+
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_saturation_extremes(dataflow):
     """Extreme operands: accumulator wrap-around (small acc_bits) and output saturation."""

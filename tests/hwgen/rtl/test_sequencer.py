@@ -36,6 +36,10 @@ def _compiled(nest, tile_k):
     dict(N=2, K=1, C=3, H=5, W=4, R=3, S=3, stride=2, padding=1),
     dict(N=1, K=1, C=2, H=6, W=6, R=2, S=3, stride=1, padding=2, dilation=2),
     dict(N=1, K=1, C=1, H=4, W=5, R=1, S=1, stride=3, padding=0),
+    # per-axis geometry: a Conv1d (1 x k on a height-1 input), a 3x1 kernel, mixed axes
+    dict(N=2, K=1, C=2, H=1, W=9, R=1, S=3, stride=(1, 2), padding=(0, 1), dilation=(1, 2)),
+    dict(N=1, K=1, C=2, H=6, W=4, R=3, S=1, stride=(2, 1), padding=(1, 0)),
+    dict(N=1, K=1, C=2, H=7, W=6, R=2, S=3, stride=(1, 3), padding=(2, 0), dilation=(2, 1)),
     "gemm",
 ])
 def test_im2col_walks(conv):
@@ -108,4 +112,4 @@ def _koff(nest, k, W, C):
         return k
     rs, c = divmod(k, nest.C)
     r, s = divmod(rs, nest.S)
-    return r * nest.dilation * W * C + s * nest.dilation * C + c
+    return r * nest.dil_h * W * C + s * nest.dil_w * C + c

@@ -18,8 +18,8 @@ def test_lower_mlp_quantised_bits():
 def test_lower_cnn_conv_nest():
     g = prepare_entry(models.get("cnn-digits"))
     n = g.node("conv2").nest
-    assert (n.kind, n.N, n.K, n.C, n.H, n.W, n.P, n.Q, n.R, n.S, n.padding) == (
-        "conv", 1, 16, 8, 8, 8, 8, 8, 3, 3, 1)
+    assert (n.kind, n.N, n.K, n.C, n.H, n.W, n.P, n.Q, n.R, n.S, n.pad_h, n.pad_w) == (
+        "conv", 1, 16, 8, 8, 8, 8, 8, 3, 3, 1, 1)
     assert n.macs == g.node("conv2").macs == 8 * 8 * 16 * 8 * 9
     assert g.node("fc").nest.gemm_k == 256
 
@@ -41,5 +41,6 @@ def test_lower_unquantised_defaults_and_no_mutation():
     low = lower(g)
     assert g.compute_nodes() == []
     c1 = low.node("conv1").nest
-    assert (c1.P, c1.Q, c1.stride, c1.padding, c1.in_bits) == (112, 112, 2, 3, 8)
+    assert (c1.P, c1.Q, c1.stride_h, c1.stride_w, c1.pad_h, c1.pad_w, c1.in_bits) == (
+        112, 112, 2, 2, 3, 3, 8)
     assert sum(n.nest.macs for n in low.compute_nodes()) == low.total_macs
