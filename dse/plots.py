@@ -21,12 +21,24 @@ def _save(fig, path: Path):
     return fig
 
 
+NO_FIT = "no point fits the board: empty Pareto frontier"
+NO_POINT = "no point could be mapped: nothing to plot"
+
+
+def _log_scale(set_scale, values) -> None:
+    """Log scale when some value is positive (matplotlib cannot log-scale an axis without
+    positive data: no point, or all zero); else the linear default."""
+    if any(v > 0 for v in values):
+        set_scale("log")
+
+
 def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], path: Path,
              verified: list[dict] | None = None, xkey_measured: str | None = None,
              budget: float | None = None, title: str = "", n_objectives: int = 0):
     """Throughput vs a resource: every feasible point, the 2-D front, the run's frontier
     (coloured by bit width: frontier points below the 2-D front trade another objective),
-    the board's budget, and verified points' measurements beside their predictions."""
+    the board's budget, and verified points' measurements beside their predictions. An
+    empty frontier (no point fits the board) is written on the plot."""
     fig, ax = plt.subplots(figsize=(7.5, 5))
     pts = [r for r in rows if r.get(xkey) is not None and r.get("throughput") is not None]
     x = np.array([r[xkey] for r in pts], float)
@@ -47,7 +59,8 @@ def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], pat
     cols = [colour.get(r.get("bits"), "tab:red") for r in front]
     what = f"{n_objectives}-objective " if n_objectives else ""
     ax.scatter(fx, fy, s=24, c=cols if cols else "tab:red", edgecolors="k", linewidths=0.3,
-               label=f"{what}Pareto frontier ({len(fx)}), by bit width:", zorder=3)
+               label=f"{what}Pareto frontier ({len(fx)})" + (", by bit width:" if bits else ""),
+               zorder=3)
     for b in bits:
         ax.scatter([], [], s=24, color=colour[b], edgecolors="k", linewidths=0.3,
                    label=f"  frontier, {b}-bit")
@@ -62,8 +75,13 @@ def tradeoff(rows: list[dict], xkey: str, xlabel: str, frontier: list[dict], pat
                         arrowprops={"arrowstyle": "->", "color": "k", "lw": 0.8})
     if verified and xkey_measured:
         ax.scatter([], [], marker="x", c="k", label="verified: measured (synthesis, RTL sim)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if not front:
+        ax.text(0.5, 0.55, NO_FIT if len(pts) else NO_POINT, ha="center", va="center",
+                transform=ax.transAxes, fontsize=10, color="tab:red")
+    if not len(pts):
+        ax.set_yticks([])  # no throughput to show
+    _log_scale(ax.set_xscale, [*x, *([budget] if budget else [])])
+    _log_scale(ax.set_yscale, y)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("throughput, inferences/s (estimated, board clock)")
     if title:

@@ -71,6 +71,8 @@ def frontier_section(result, space) -> list[str]:
     dup = len(result.frontier) - len(groups)
     lines = ["", f"## Pareto frontier ({len(result.frontier)} points, {len(groups)} distinct "
              "objective vectors)", ""]
+    if not groups:
+        return lines + [no_fit_text(result.points)]
     if dup:
         lines += [f"{dup} frontier points have the same objectives as another one (they "
                   "differ only in parameters that no objective sees, e.g. banks, buffer "
@@ -97,6 +99,19 @@ def frontier_section(result, space) -> list[str]:
     if len(groups) > MAX_ROWS:
         lines.append(f"\n({len(groups) - MAX_ROWS} more objective vectors in pareto.csv)")
     return lines
+
+
+def no_fit_text(points: list[dict]) -> str:
+    """Why the frontier is empty: no point fits the board (or none could be mapped)."""
+    ok = sum(1 for p in points if p["state"] == "COMPLETE")
+    if ok:
+        why = ("each needs more than the board has (`violation_l0` > 0 in points.csv); try a "
+               "larger board or a space with smaller arrays and scratchpads")
+    else:
+        eg = next((p for p in points if p.get("reason")), None)
+        why = "none could be mapped (`reason` in points.csv says why" + (
+            f", e.g. #{eg['index']}: {eg['reason']})" if eg else ")")
+    return f"**No point fits the board**: {len(points)} points stored, {ok} mappable; {why}."
 
 
 def verified_line(v: dict) -> str:
@@ -190,11 +205,12 @@ def write_all(result, space, model: str, board: str, ev) -> None:
     chosen = result.verified[0] if result.verified else (
         max(result.frontier, key=lambda p: p["throughput"]) if result.frontier else None)
     if chosen:
+        arch = space.arch_fields(chosen)  # a dimension the space fixes or omits: base/default
         plots.layer_utilisation(chosen, [c.name for c in ev.layers.compute],
                                 run / "layer_utilisation.png",
                                 f"{'chosen (verified)' if result.verified else 'fastest frontier'}"
-                                f" design #{chosen['index']}: {chosen['rows']}x{chosen['cols']} "
-                                f"{chosen['dataflow']}, {chosen.get('bits', '')}-bit")
+                                f" design #{chosen['index']}: {arch['rows']}x{arch['cols']} "
+                                f"{arch['dataflow']}, {space.model_bits(chosen)}-bit")
         figs.append("layer_utilisation.png")
     if result.verified:
         plots.model_error(result.verified, run / "model_error.png")

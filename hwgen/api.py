@@ -126,7 +126,7 @@ def simulate(build_dir, inputs, labels=None, *, engine: str = "fast",
     every output compared bit-exactly with ``sim.golden``, cycles measured."""
     from math import prod
 
-    from mapping.source import check_labels, check_samples
+    from mapping.datafiles import check_labels, check_samples
     from sim.accelerator import load_build, quantize_inputs
     from sim.accelerator import simulate as run
 

@@ -10,9 +10,10 @@
 
 Trust: a ``.py`` file named by the user is the user's code and is executed
 (imported with :mod:`importlib` under a unique module name). Data files never
-execute code: weights are read with ``torch.load(weights_only=True)``, sample
-arrays with ``numpy.load(allow_pickle=False)``. Every bad input is a one-line
-:class:`SourceError` saying what was wrong and what is allowed.
+execute code: :mod:`mapping.datafiles` reads weights with
+``torch.load(weights_only=True)`` and sample arrays with ``numpy.load(allow_pickle=False)``.
+Every bad input is a one-line :class:`SourceError` (defined there) saying what was wrong
+and what is allowed.
 
 Zoo names are not resolved here (``mapping`` does not import ``models``): the
 CLI tells them apart with :func:`is_source_spec`.
@@ -31,16 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from mapping.graph import GraphError
+from mapping.datafiles import (
+    SourceData,
+    SourceError,
+    check_labels,
+    check_samples,
+    first_line,
+    load_samples,
+    load_weights,
+)
 
 SUFFIXES = (".py", ".pt2", ".onnx")
 RANDOM_CALIB = 32  # samples of the default calibration (mapping.passes.calibration_inputs)
 SPECIFIERS = ("path/to/file.py:NAME (NAME an nn.Module instance, an nn.Module class or a "
               "factory function), a torch.export program (.pt2) or an ONNX file (.onnx)")
-
-
-class SourceError(GraphError):
-    """A model file, its options or a data file is unusable; the message says why."""
 
 
 def is_source_spec(spec: str) -> bool:
@@ -69,117 +74,6 @@ def parse_input_shape(text: str | tuple | list | None,
                           "dimension must be 1; hwgen compiles one sample per inference "
                           "(hwgen sim runs batches)")
     return shape
-
-
-# ----------------------------------------------------------------- data files
-def _load_npy(path: Path, what: str):
-    if not path.is_file():
-        raise SourceError(f"{what} {path}: no such file")
-    if path.suffix not in (".npy", ".npz"):
-        raise SourceError(f"{what} {path}: unsupported file type {path.suffix or '(none)'}; "
-                          "give a .npy or .npz file (numpy.save / numpy.savez)")
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise SourceError(f"{what} {path} holds Python objects (pickle); hwgen reads plain "
-                              "numeric arrays only (numpy.load allow_pickle=False)") from None
-        raise SourceError(f"{what} {path} is not a numpy file: {_first(exc)}") from None
-    except (OSError, EOFError) as exc:
-        raise SourceError(f"{what} {path} is not a numpy file: {_first(exc)}") from None
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def load_arrays(path: str | Path, what: str = "--calib") -> tuple[np.ndarray, np.ndarray | None]:
-    """``(x, y or None)`` from a ``.npy`` (samples only) or ``.npz`` (``x`` or its only
-    array; optional ``y`` labels) file, never unpickling."""
-    path = Path(path)
-    data = _load_npy(path, what)
-    if isinstance(data, np.ndarray):
-        return data, None
-    with data:
-        keys = list(data.files)
-        if "x" in keys:
-            x, y = data["x"], (data["y"] if "y" in keys else None)
-        elif len(keys) == 1:
-            x, y = data[keys[0]], None
-        else:
-            raise SourceError(f"{what} {path} holds arrays {', '.join(keys) or '(none)'}; "
-                              "name the samples 'x' (and labels 'y'): numpy.savez(f, x=..., "
-                              "y=...)")
-    return x, y
-
-
-def check_samples(x: np.ndarray, sample_shape: tuple[int, ...] | None, what: str) -> np.ndarray:
-    """Float32 samples, batch first, checked: real numbers, finite, shaped ``(N,) +
-    sample_shape`` (when given), at least one sample."""
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu":
-        raise SourceError(f"{what}: samples have dtype {x.dtype}; give real numbers (float, or "
-                          "integers, which are converted)")
-    want = "(N, " + ", ".join(map(str, sample_shape)) + ")" if sample_shape else "(N, ...)"
-    if x.ndim < 2 or (sample_shape is not None and tuple(x.shape[1:]) != tuple(sample_shape)):
-        hint = (" (add the batch dimension: x[None])"
-                if sample_shape is not None and tuple(x.shape) == tuple(sample_shape) else "")
-        raise SourceError(f"{what}: samples have shape {tuple(x.shape)}; the model needs "
-                          f"{want}, batch first{hint}")
-    if x.shape[0] == 0:
-        raise SourceError(f"{what}: the file holds no samples (shape {tuple(x.shape)})")
-    x = x.astype(np.float32)
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
-        raise SourceError(f"{what}: {bad} of {x.size} values are NaN or infinite; samples must "
-                          "be finite")
-    return x
-
-
-def check_labels(y: np.ndarray, count: int, what: str = "--labels",
-                 classes: int | None = None) -> np.ndarray:
-    """Integer class ids, one per sample (``count``), each in ``0..classes-1`` when given."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.dtype.kind not in "iu" or y.ndim != 1:
-        raise SourceError(f"{what}: labels have dtype {y.dtype} and shape {tuple(y.shape)}; "
-                          "give one integer class id per sample, shape (N,)")
-    if len(y) != count:
-        raise SourceError(f"{what}: {len(y)} labels for {count} samples; give one label per "
-                          "sample")
-    if classes is not None and len(y) and (y.min() < 0 or y.max() >= classes):
-        raise SourceError(f"{what}: labels range {int(y.min())}..{int(y.max())}; the model "
-                          f"has {classes} outputs, so labels must be 0..{classes - 1}")
-    return y.astype(np.int64)
-
-
-def load_samples(path: str | Path, sample_shape: tuple[int, ...] | None,
-                 what: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`load_arrays` + :func:`check_samples` (+ :func:`check_labels` for an ``.npz``
-    ``y``)."""
-    x, y = load_arrays(path, what)
-    x = check_samples(x, sample_shape, f"{what} {path}")
-    if y is not None:
-        y = check_labels(y, len(x), f"{what} {path} (y)")
-    return x, y
-
-
-@dataclass(frozen=True)
-class SourceData:
-    """The user's samples, shaped like ``models.datasets.Dataset``: calibration samples are
-    the train split; with labels they are also the test split (``y_test``) for accuracy."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray | None
-    name: str
-
-    @property
-    def num_classes(self) -> int | None:
-        return None if self.y_train is None else int(self.y_train.max()) + 1
 
 
 # ----------------------------------------------------------------- the source
@@ -343,7 +237,7 @@ def import_file(path: Path):
     except Exception as exc:  # the user's code: any error is theirs, reported in one line
         sys.modules.pop(name, None)
         raise SourceError(f"{path.name}: importing it failed: {type(exc).__name__}: "
-                          f"{_first(exc)}") from None
+                          f"{first_line(exc)}") from None
     return mod
 
 
@@ -392,11 +286,11 @@ def _from_python(path: Path, name: str, seed: int):
             torch.manual_seed(int(seed))
             made = obj()
     except TypeError as exc:
-        raise SourceError(f"{what}: calling the {kind} with no arguments failed ({_first(exc)}); "
+        raise SourceError(f"{what}: calling the {kind} with no arguments failed ({first_line(exc)}); "
                           "write a factory function without arguments that returns the model "
                           f"and name it instead, e.g. def make(): return {name}(...)") from None
     except Exception as exc:  # the user's code
-        raise SourceError(f"{what}: the {kind} raised {type(exc).__name__}: {_first(exc)}"
+        raise SourceError(f"{what}: the {kind} raised {type(exc).__name__}: {first_line(exc)}"
                           ) from None
     example = None
     if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], nn.Module):
@@ -420,7 +314,7 @@ def _from_pt2(path: Path):
         ep = torch.export.load(str(path))
     except Exception as exc:  # torch raises many types for a bad archive
         raise SourceError(f"{path}: not a torch.export program (torch.export.save): "
-                          f"{type(exc).__name__}: {_first(exc)}") from None
+                          f"{type(exc).__name__}: {first_line(exc)}") from None
     args = None
     with contextlib.suppress(Exception):
         args, _ = ep.example_inputs
@@ -523,49 +417,10 @@ def check_runs(src: ModelSource) -> None:
             src.module()(x)
     except Exception as exc:  # the user's code: any error is theirs, in one line
         raise SourceError(f"example input of shape {tuple(x.shape)} does not fit {src.name}: "
-                          f"PyTorch said: {_first(exc)}; give the model's input shape with "
+                          f"PyTorch said: {first_line(exc)}; give the model's input shape with "
                           "--input-shape, batch first") from None
 
 
 def _absolute(spec: str) -> str:
     file, sep, name = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
     return str(Path(file).resolve()) + sep + name
-
-
-def load_weights(module, path: str | Path, what: str) -> None:
-    """``module.load_state_dict(torch.load(path, weights_only=True), strict=True)`` with
-    one-line errors naming the missing, unexpected and mis-shaped keys."""
-    import pickle
-
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"--weights {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise SourceError(f"--weights {path}: not a state dict torch.load(weights_only=True) "
-                          f"accepts (hwgen never unpickles code): {_first(exc)}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # a training checkpoint {"state_dict": ..., ...}
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
-        raise SourceError(f"--weights {path} holds a {type(state).__name__}, not a state dict; "
-                          "save it with torch.save(model.state_dict(), path)")
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = [f"{label} {_few(keys)}" for label, keys in
-                 (("missing keys", missing), ("unexpected keys", unexpected),
-                  ("wrong shapes (file vs model)", shapes)) if keys]
-        raise SourceError(f"--weights {path} does not fit {what}: {'; '.join(parts)} "
-                          "(load_state_dict strict=True)")
-    module.load_state_dict(state, strict=True)
-
-
-def _few(keys: list[str], n: int = 6) -> str:
-    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")

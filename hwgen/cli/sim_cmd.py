@@ -95,11 +95,11 @@ def load_samples(entry, count: int | None, seed: int = 0):
 
 def user_samples(build, inputs: str | Path, labels: str | Path | None, count: int | None):
     """``(x_float, labels or None, source)`` from the user's ``--inputs``/``--labels`` files,
-    checked against the build's input and output shapes (:mod:`mapping.source`)."""
+    checked against the build's input and output shapes (:mod:`mapping.datafiles`)."""
     from math import prod
 
+    from mapping.datafiles import check_labels, load_arrays, load_samples
     from mapping.graph import GraphError
-    from mapping.source import check_labels, load_arrays, load_samples
 
     if count is not None and count < 1:
         raise CliError(f"--samples {count} is invalid: must be at least 1")
