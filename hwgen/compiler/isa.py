@@ -43,7 +43,7 @@ from mapping.hwconst import LAYER_ID_BITS, bits_for
 from mapping.quant import BITS_MAX, MULT_BITS, SHIFT_BITS
 
 OP_BITS = 2
-KIND_BITS = 2
+KIND_BITS = 3
 OUT_BITS_BITS = bits_for(BITS_MAX + 1)  # run-time out_bits 2..BITS_MAX
 PARAM_ADDR_BITS = 16  # parameter-table address (output channels of the whole program)
 EXT_ADDR_BITS = 32  # weight-store word address of a DMA burst
@@ -65,6 +65,8 @@ class EltKind(enum.Enum, shape=KIND_BITS):
     AVG = 1  # average pooling
     ADD = 2  # residual add
     LUT = 3  # lookup-table activation (act)
+    # reserved for the layers being added: DW = 4 (depthwise convolution), COPY = 5
+    # (strided channel copy: concatenation, broadcast); 6, 7 free
 
 
 # the integer values, for code that reads raw words (dse.resources, tests)

@@ -79,8 +79,8 @@ def test_param_word():
 
 def test_encode_errors_name_the_field():
     arch = ARCHS[0]
-    with pytest.raises(ProgramError, match="ELT: field kind = 4 does not fit 2 bits"):
-        isa.encode(isa.elt_layout(arch), {"op": isa.Op.ELT, "kind": 4}, "ELT")
+    with pytest.raises(ProgramError, match="ELT: field kind = 8 does not fit 3 bits"):
+        isa.encode(isa.elt_layout(arch), {"op": isa.Op.ELT, "kind": 8}, "ELT")
     with pytest.raises(ProgramError, match=r"field layer_id = 256 does not fit 8 bits "
                                            r"\(unsigned; allowed 0..255\)"):
         isa.encode(isa.layer_layout(arch), {"layer_id": 256}, "L")
