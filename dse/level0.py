@@ -2,12 +2,14 @@
 
 Per point: the ``ArchSpec`` of the point; for every compute layer the mapper's
 best mapping for the point's objective (as :func:`mapping.mapper.search_layer`),
-its cycles and accesses; energy from :mod:`mapping.energy`; pooling / residual
-add cycles from :mod:`mapping.timing`; resources from a
+its cycles and accesses; energy from :mod:`mapping.energy`; the cycles of every
+element-wise layer (pooling, residual add, lookup-table activation) from its
+:mod:`mapping.timing` function (:func:`dse.model.eltwise_cycles`); resources from a
 :class:`dse.resources.ResourceEstimator` given the sizes of the program the
 point's build bakes in (:func:`dse.resources.program_sizes`: weight image,
-instruction ROM, parameters, live element-wise multipliers, from the chosen
-mappings); accuracy from a
+instruction ROM, parameters, live element-wise units, lookup ROM, from the chosen
+mappings); a point whose baked weights or lookup tables exceed the generator's ROM
+budget (``hwgen.rtl.accelerator.DEFAULT_ROM_BUDGET_BITS``) cannot be built; accuracy from a
 :class:`dse.accuracy.AccuracyTable`. Every figure is an *estimate* of the
 analytic models (level 0).
 
@@ -29,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dse.mapsearch import survivors
-from dse.model import ModelLayers, nests_for_bits
-from dse.resources import ProgramSizes, ResourceEstimator, program_sizes
+from dse.model import ModelLayers, eltwise_cycles, lut_entries, nests_for_bits
+from dse.resources import ProgramSizes, ResourceEstimator, program_sizes, rom_budget_error
 from dse.space import Space
 from mapping import timing
 from mapping.arch import ArchSpec
@@ -79,6 +81,7 @@ class Level0Evaluator:
         self._res: dict[tuple, dict | None] = {}
         self._prog: dict[tuple, ProgramSizes] = {}
         self._nests: dict[tuple, list[LoopNest]] = {}
+        self._luts: dict[tuple, int] = {}
         self._bounds: dict[tuple, tuple[int, int]] = {}
         self._acc: dict[tuple, float | None] = {}
         self.misses = self.hits = 0
@@ -89,6 +92,11 @@ class Level0Evaluator:
         if qkey not in self._nests:
             self._nests[qkey] = nests_for_bits(self.layers, qkey[0], dict(qkey[1]))
         return self._nests[qkey]
+
+    def lut_entries(self, qkey: tuple) -> int:
+        if qkey not in self._luts:
+            self._luts[qkey] = lut_entries(self.layers, qkey[0], dict(qkey[1]))
+        return self._luts[qkey]
 
     def _bound(self, i: int, nest: LoopNest, arch: ArchSpec) -> tuple[int, int]:
         key = (i, arch.rows, arch.cols, arch.double_buffer)
@@ -149,23 +157,25 @@ class Level0Evaluator:
             e += n * p
         return e
 
-    def program(self, arch: ArchSpec, mappings: tuple) -> ProgramSizes:
-        """Sizes of the point's baked program; ``mappings``: ``(tiles, order)`` per layer."""
+    def program(self, arch: ArchSpec, mappings: tuple, luts: int = 0) -> ProgramSizes:
+        """Sizes of the point's baked program; ``mappings``: ``(tiles, order)`` per layer,
+        ``luts``: lookup-ROM entries (:meth:`lut_entries`)."""
         key = (mappings, arch.weights_per_ext_word, arch.double_buffer, arch.act_words,
-               arch.w_words, arch.acc_words)
+               arch.w_words, arch.acc_words, luts)
         p = self._prog.get(key)
         if p is None:
-            p = self._prog[key] = program_sizes(arch, self.layers, mappings)
+            p = self._prog[key] = program_sizes(arch, self.layers, mappings, luts)
         return p
 
-    def resource(self, arch: ArchSpec, mappings: tuple) -> dict | None:
+    def resource(self, arch: ArchSpec, mappings: tuple, luts: int = 0) -> dict | None:
         key = (arch.rows, arch.cols, arch.dataflow, arch.in_bits, arch.w_bits, arch.acc_bits,
                arch.act_words, arch.act_banks, arch.w_words, arch.w_banks, arch.acc_words,
                arch.acc_banks, arch.double_buffer, arch.weight_store, arch.ext_word_bits,
-               mappings)
+               mappings, luts)
         r = self._res.get(key, False)
         if r is False:
-            r = self._res[key] = self.resources.estimate(arch, self.program(arch, mappings))
+            r = self._res[key] = self.resources.estimate(arch,
+                                                         self.program(arch, mappings, luts))
         return r
 
     def acc_of(self, qkey: tuple) -> float | None:
@@ -210,19 +220,22 @@ class Level0Evaluator:
             out[f"tiles.{c.name}"] = "{}x{}x{}:{}".format(*r.tiles, r.order)
             mappings.append((r.tiles, r.order))
         for e in self.layers.eltwise:
-            if e.window:
-                n = timing.pool_cycles(e.out_pixels, e.channels, e.window, arch)
-            else:
-                n = timing.add_cycles(e.elements, arch)
+            n = eltwise_cycles(e, arch)
             out[f"cycles.{e.name}"] = n
             cycles += n
+        luts = self.lut_entries(qkey)
+        sizes = self.program(arch, tuple(mappings), luts)
+        why = rom_budget_error(arch, sizes)
+        if why:
+            out["reason"] = why
+            return out
         cycles += self.layers.io_elements + timing.RUN_OVERHEAD  # streams + sequencer (timing.run_cycles)
         out["cycles"] = cycles
         out["latency_us"] = cycles / arch.clock_mhz
         out["throughput"] = arch.clock_mhz * 1e6 / cycles
         out["energy_nj"] = energy / 1000.0
         out["utilization"] = self._macs / (arch.pes * compute_cycles)
-        res = self.resource(arch, tuple(mappings))
+        res = self.resource(arch, tuple(mappings), luts)
         violation = 0.0
         if res is not None:
             for k in ("lut", "ff", "dsp", "bram"):

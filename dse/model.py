@@ -3,11 +3,16 @@
 A model is named by a string that every worker process turns back into the same
 model (:func:`model_entry`): a zoo name, or the JSON of a
 :class:`mapping.source.SourceSpec` (your own ``file.py:NAME``, ``.pt2`` or ``.onnx``
-with its options; ``hwgen dse`` writes it). :func:`model_layers` traces the model once (fold, fuse, lower; no
-quantisation: shapes do not depend on bit widths) and returns the compute
-layers (name, ``LoopNest`` shape) and the pooling / residual-add layers that
-the accelerator also runs, in execution order. :func:`nests_for_bits` gives the
-compute nests with the operand widths of a quantisation choice.
+with its options; ``hwgen dse`` writes it). :func:`model_layers` traces the model once
+(fold, fuse, lower; no quantisation: shapes do not depend on bit widths) and
+:func:`graph_layers` turns the graph into the program layers the compiler would produce
+(``hwgen.build.flow.program_layers``), in execution order: the compute layers (name,
+``LoopNest`` shape) and the element-wise layers (pooling, residual add, lookup-table
+activation), each priced by its ``mapping.timing`` function (:func:`eltwise_cycles`).
+A node that runs on the accelerator but has no level-0 price is a :class:`ModelError`,
+never zero cycles; so is a graph that does not compile into one program.
+:func:`nests_for_bits` gives the compute nests with the operand widths of a
+quantisation choice, :func:`lut_entries` the lookup-ROM entries.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import functools
 import math
 from dataclasses import dataclass
 
+from mapping import timing
+from mapping.arch import ArchSpec
+from mapping.graph import pair
 from mapping.loopnest import LoopNest
 
 
@@ -31,7 +39,10 @@ class ComputeLayer:
 
 @dataclass(frozen=True)
 class EltwiseLayer:
-    """A pooling (``window`` > 0) or residual-add (``window`` == 0) layer run on the array."""
+    """An element-wise-engine layer (one ELT word): ``op`` is the graph op, a key of
+    :data:`ELTWISE_OPS`. Pooling: ``out_pixels`` (batch x output pixels), ``channels``,
+    ``window`` (kernel height x width); residual add and ``act``: ``elements``.
+    ``source``: the node it reads (an ``act``'s table has one entry per value of it)."""
 
     name: str
     op: str
@@ -39,6 +50,32 @@ class EltwiseLayer:
     channels: int
     window: int
     elements: int
+    source: str = ""
+
+
+# graph op -> ELT layer cycles (mapping.timing, the functions hwgen.compiler prices with).
+# A new program layer kind gets an entry here, in graph_layers and in
+# dse.resources (its ELT kind); until then graph_layers refuses it (ModelError).
+ELTWISE_OPS = {
+    "maxpool2d": lambda e, arch: timing.pool_cycles(e.out_pixels, e.channels, e.window, arch),
+    "avgpool2d": lambda e, arch: timing.pool_cycles(e.out_pixels, e.channels, e.window, arch),
+    "add": lambda e, arch: timing.add_cycles(e.elements, arch),
+    "act": lambda e, arch: timing.lut_cycles(e.elements, arch),
+}
+
+
+def eltwise_cycles(e: EltwiseLayer, arch: ArchSpec) -> int:
+    """Cycles of element-wise layer ``e`` on ``arch`` (``mapping.timing``)."""
+    try:
+        price = ELTWISE_OPS[e.op]
+    except KeyError:
+        raise ModelError(f"layer {e.name!r}: op {e.op!r} has no level-0 cycle model; "
+                         f"priced: {', '.join(ELTWISE_OPS)}") from None
+    return price(e, arch)
+
+
+class ModelError(ValueError):
+    """The model's graph is not one level 0 can price (says which node and why)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +130,8 @@ def model_label(model: str) -> str:
     return f"{stem}{'.' + name if name else ''}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
 
 
-PASS_THROUGH = ("maxpool2d", "flatten", "reshape", "transpose", "relu", "output")
+# ops whose output carries its input's bit width (mapping.passes.quantize)
+PASS_THROUGH = ("maxpool2d", "avgpool2d", "flatten", "reshape", "transpose", "relu", "output")
 
 
 @functools.lru_cache(maxsize=16)
@@ -104,19 +142,42 @@ def model_layers(model: str) -> ModelLayers:
 
     entry = model_entry(model)
     g = lower(fuse_activations(fold_batchnorm(trace(entry.load(), entry.example_input()))))
+    return graph_layers(g, model)
+
+
+def graph_layers(g, model: str = "model") -> ModelLayers:
+    """The program layers of a lowered graph ``g`` (quantised or not), as
+    ``hwgen.build.flow.program_layers`` compiles them; :class:`ModelError` for a graph
+    that is not one program or a node level 0 cannot price."""
+    from hwgen.build.flow import PROGRAM_OPS, single_program
+
+    if not single_program(g):
+        ops = sorted({n.op for n in g.nodes()} - {"input", "output", *PROGRAM_OPS})
+        raise ModelError(f"{model}: level 0 prices models that compile into one accelerator "
+                         f"program ({', '.join(PROGRAM_OPS)}); this graph "
+                         + (f"also has {', '.join(ops)}" if ops else
+                            "has several inputs or outputs or ends in a flatten"))
     compute, elt, prod = [], [], []
     for n in g.nodes():
-        if n.nest is not None:
+        if n.op in ("linear", "conv2d"):
+            if n.attrs.get("groups", 1) != 1:
+                raise ModelError(f"{model}: node {n.name!r}: grouped convolution (groups="
+                                 f"{n.attrs['groups']}) has no level-0 cycle model")
             compute.append(ComputeLayer(n.name, n.nest, n.inputs[0]))
         elif n.op in ("maxpool2d", "avgpool2d"):
-            (kh, kw) = n.attrs["kernel"]
+            if "kernel" not in n.attrs or n.attrs.get("ceil_mode"):
+                raise ModelError(f"{model}: node {n.name!r}: {n.op} with "
+                                 f"{'ceil_mode' if 'kernel' in n.attrs else 'an adaptive window'}"
+                                 " has no level-0 cycle model")
+            (kh, kw) = pair(n.attrs["kernel"])
             out = n.out_shape
-            elt.append(EltwiseLayer(n.name, n.op, out[0] * out[2] * out[3], out[1], kh * kw, 0))
-        elif n.op == "add":
-            size = 1
-            for d in n.out_shape:
-                size *= d
-            elt.append(EltwiseLayer(n.name, n.op, 0, 0, 0, size))
+            elt.append(EltwiseLayer(n.name, n.op, out[0] * out[2] * out[3], out[1], kh * kw, 0,
+                                    n.inputs[0]))
+        elif n.op in ("add", "act"):
+            elt.append(EltwiseLayer(n.name, n.op, 0, 0, 0, math.prod(n.out_shape), n.inputs[0]))
+        elif n.op not in ("input", "output", "flatten"):
+            raise ModelError(f"{model}: node {n.name!r}: op {n.op!r} runs on the accelerator "
+                             "but has no level-0 cycle model (dse.model.graph_layers)")
         if n.op in PASS_THROUGH and n.inputs:
             prod.append((n.name, n.inputs[0]))
     x = g.node(g.inputs[0]).out_shape
@@ -125,10 +186,9 @@ def model_layers(model: str) -> ModelLayers:
     return ModelLayers(model, tuple(compute), tuple(elt), tuple(prod), g.inputs[0], io)
 
 
-def layer_widths(layers: ModelLayers, bits: int, per_layer: dict[str, int]) -> dict[str, int]:
-    """Input activation width of every compute layer: the width of the node it reads
-    (compute layers output their own width, ``per_layer`` or ``bits``; pass-through
-    nodes carry their producer's; the model input has ``bits``)."""
+def _width_of(layers: ModelLayers, bits: int, per_layer: dict[str, int]):
+    """``name -> bit width`` of a node's output: compute layers their own (``per_layer``
+    or ``bits``), pass-through nodes their producer's, everything else ``bits``."""
     unknown = sorted(set(per_layer) - set(layers.compute_names))
     if unknown:
         raise ValueError(f"per-layer bits name(s) {', '.join(unknown)} are not compute layers "
@@ -144,7 +204,22 @@ def layer_widths(layers: ModelLayers, bits: int, per_layer: dict[str, int]) -> d
             name, seen = prod[name], seen + 1
         return width.get(name, bits)
 
+    return of
+
+
+def layer_widths(layers: ModelLayers, bits: int, per_layer: dict[str, int]) -> dict[str, int]:
+    """Input activation width of every compute layer: the width of the node it reads
+    (compute layers output their own width, ``per_layer`` or ``bits``; pass-through
+    nodes carry their producer's; the model input has ``bits``)."""
+    of = _width_of(layers, bits, per_layer)
     return {c.name: of(c.source) for c in layers.compute}
+
+
+def lut_entries(layers: ModelLayers, bits: int, per_layer: dict[str, int]) -> int:
+    """Entries of the lookup ROM (``Program.luts``): one table per ``act`` layer, one entry
+    per value of its input (``2**width``, ``mapping.quant.act_table``)."""
+    of = _width_of(layers, bits, per_layer)
+    return sum(1 << of(e.source) for e in layers.eltwise if e.op == "act")
 
 
 def nests_for_bits(layers: ModelLayers, bits: int, per_layer: dict[str, int]) -> list[LoopNest]:

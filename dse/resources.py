@@ -12,8 +12,9 @@ resource columns are then reported missing, never invented.
 layer shapes and the chosen mapping of each compute layer, exactly as
 :func:`hwgen.compiler.program.compile_program` lays the program out (one LAYER word and
 one STEP word per tile, plus one leading DMA step when double-buffered, per
-compute layer; one ELT word per pooling / residual add; END; weight tiles packed
-in first-use order) without generating it. That covers the single-program
+compute layer; one ELT word per pooling / residual add / lookup-table activation;
+END; weight tiles packed in first-use order; the lookup tables concatenated) without
+generating it. That covers the single-program
 ("chain") builds of :func:`hwgen.build.flow.compile_model`; kernel builds (one program
 per array op) are not what the resource model describes.
 """
@@ -29,6 +30,7 @@ import numpy as np
 
 from dse.model import ModelLayers
 from mapping.arch import ArchSpec
+from mapping.hwconst import bits_for
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,9 @@ class ProgramSizes:
     ``rom_words``: weight-image words (``ext_word_bits`` wide; the resource model
     ignores them with an external weight store); ``program_words``/``program_bits``:
     the instruction ROM; ``param_words``: per-channel parameter entries;
-    ``pool_mult``/``add_mult``: some instruction word, read as an ELT word, has
-    the average-pool / residual-add ``kind`` bit set (those multipliers survive
-    synthesis; ``benchmarks/calibration_designs.py::eltwise_liveness``).
+    ``pool_mult``/``add_mult``: the average-pool / residual-add multipliers survive
+    synthesis (:func:`live_kinds`); ``lut_entries``: entries of the lookup ROM
+    (``Program.luts``; ``arch.in_bits`` wide, one copy per lane, :func:`lookup_rom`).
     """
 
     rom_words: int
@@ -49,6 +51,7 @@ class ProgramSizes:
     param_words: int
     pool_mult: bool
     add_mult: bool
+    lut_entries: int = 0
 
 
 class ResourceEstimator(Protocol):
@@ -94,7 +97,27 @@ class BoardsResourceModel:
 
     def estimate(self, arch: ArchSpec, sizes: ProgramSizes) -> dict[str, float]:
         r = self.model.predict(self.features(arch, sizes))
-        return {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram}
+        out = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram}
+        for k, v in self.extra(arch, sizes).items():
+            out[k] += v
+        return out
+
+    def extra(self, arch: ArchSpec, sizes: ProgramSizes) -> dict[str, int]:
+        """What the element-wise engine adds beyond :class:`boards.resource_model.Features`
+        (the hook for units the calibrated model does not know yet): the lookup ROM, as
+        the model maps every ROM (``map_memory``: logic at the fitted ``rom_logic``
+        LUTs per bit, or block RAM). The Lookup unit's address adders and registers
+        (``rows x bits_for(entries)``) are not priced until a calibration term covers them."""
+        out = {"lut": 0, "bram": 0}
+        rom = lookup_rom(arch, sizes.lut_entries)
+        if rom is not None:
+            mem = self._rm.Memory("lookup", rom[0], rom[1], rom[2], True)
+            kind, n = self._rm.map_memory(mem, self.family)
+            if kind == "block":
+                out["bram"] += mem.arrays * n
+            else:  # a ROM is logic or block RAM, never distributed RAM
+                out["lut"] += round(self.model.lut_coef["rom_logic"] * mem.arrays * n)
+        return out
 
 
 def estimator_for(family: str) -> ResourceEstimator:
@@ -107,13 +130,59 @@ def estimator_for(family: str) -> ResourceEstimator:
         return NoResourceModel(str(exc))
 
 
+# ---------------------------------------------------------------- lookup ROM, ROM budget
+def lookup_rom(arch: ArchSpec, entries: int) -> tuple[int, int, int] | None:
+    """``(depth, width, copies)`` of the lookup ROM of ``entries`` table entries
+    (``hwgen.rtl.eltwise.Lookup``: depth padded to a power of two, ``arch.in_bits`` wide,
+    one copy per lane, ``arch.rows`` lanes); ``None`` without tables (no Lookup unit)."""
+    if not entries:
+        return None
+    return 1 << bits_for(entries), arch.in_bits, arch.rows
+
+
+def rom_budget_error(arch: ArchSpec, sizes: ProgramSizes) -> str:
+    """Why ``hwgen.rtl.accelerator.Accelerator`` would refuse the point's baked ROMs (its
+    default ``rom_budget_bits``), or ``""``."""
+    from hwgen.rtl.accelerator import DEFAULT_ROM_BUDGET_BITS as budget
+
+    wbits = sizes.rom_words * arch.ext_word_bits
+    if arch.weight_store == "rom" and wbits > budget:
+        return (f"baked weights need {wbits} ROM bits, more than the ROM budget of {budget} "
+                "bits (weight_store='external' has none)")
+    lbits = sizes.lut_entries * arch.in_bits * arch.rows
+    if lbits > budget:
+        return (f"activation lookup tables need {lbits} ROM bits ({sizes.lut_entries} entries "
+                f"x {arch.in_bits} bits x {arch.rows} lanes), more than the ROM budget of "
+                f"{budget} bits")
+    return ""
+
+
 # ---------------------------------------------------------------- program sizes
+# What the element-wise engine (hwgen.rtl.eltwise_engine) builds per ELT kind that the
+# baked program can leave dead. The engine decodes the ``kind`` field of a register
+# loaded from the instruction ROM (``ins.kind == EltKind.X``). Yosys folds that register
+# bit by bit: a kind bit that no instruction word (read as an ELT word) sets is the
+# constant 0; it cannot see which combinations of the other bits occur (END, the all-zero
+# word, makes every bit 0 somewhere). So kind X's unit survives iff every bit set in X is
+# settable (:func:`live_kinds`): a LUT layer (kind 0b011) keeps the average-pool (0b001)
+# and residual-add (0b010) multipliers too. A new kind with hardware of its own (DW = 4:
+# one multiplier per lane; COPY = 5: none) gets its graph op in ``_layout`` and its
+# ProgramSizes flag here, then a Features field in boards.resource_model.
+def live_kinds(settable: int, kind_bits: int) -> frozenset[int]:
+    """The ELT kinds a program whose words can set the kind bits ``settable`` (a mask)
+    can still decode after constant folding: every kind whose set bits are settable."""
+    return frozenset(k for k in range(1 << kind_bits) if k & ~settable == 0)
+
+
 @dataclass(frozen=True)
 class _Layout:
     """Where the ELT ``kind`` bits fall in the other instruction words (hwgen.compiler.isa)."""
 
     word_bits: int
-    elt_kind: tuple[tuple[str, int], ...]  # model op -> ELT kind
+    kind_bits: int
+    elt_kind: tuple[tuple[str, int], ...]  # graph op -> ELT kind
+    pool_kind: int  # ELT kinds whose multipliers are Features.pool_mult / add_mult
+    add_kind: int
     layer_c_bits: tuple[tuple[int, int], ...]  # (bit of LAYER.C, kind bit)
     step_src_bits: tuple[tuple[int, int], ...]  # (bit of STEP.dma_src, kind bit)
 
@@ -132,6 +201,7 @@ def _layout(arch: ArchSpec) -> _Layout:
     from hwgen.compiler.isa import (
         ELT_ADD,
         ELT_AVG,
+        ELT_LUT,
         ELT_MAX,
         elt_fields,
         layer_fields,
@@ -152,8 +222,8 @@ def _layout(arch: ArchSpec) -> _Layout:
                     f"hwgen.compiler.isa layout changed: the ELT kind bit {b} now overlays field "
                     f"{name!r}, not {want!r}; update dse.resources.program_sizes")
             out.append((j, b))
-    kinds = (("maxpool2d", ELT_MAX), ("avgpool2d", ELT_AVG), ("add", ELT_ADD))
-    return _Layout(word_bits(arch), kinds, tuple(lay), tuple(step))
+    kinds = (("maxpool2d", ELT_MAX), ("avgpool2d", ELT_AVG), ("add", ELT_ADD), ("act", ELT_LUT))
+    return _Layout(word_bits(arch), width, kinds, ELT_AVG, ELT_ADD, tuple(lay), tuple(step))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -183,10 +253,12 @@ def _bit_set_residues(j: int, modulus: int) -> int:
 
 
 def program_sizes(arch: ArchSpec, layers: ModelLayers,
-                  mappings: tuple[tuple[tuple[int, int, int], str], ...]) -> ProgramSizes:
+                  mappings: tuple[tuple[tuple[int, int, int], str], ...],
+                  lut_entries: int = 0) -> ProgramSizes:
     """The sizes of the program :func:`hwgen.build.flow.compile_model` bakes for ``layers`` on
     ``arch`` with ``mappings`` = ``((tile_m, tile_n, tile_k), loop order)`` per compute layer
-    (in ``layers.compute`` order; the order is outermost first, as ``mapping.timing``)."""
+    (in ``layers.compute`` order; the order is outermost first, as ``mapping.timing``) and
+    ``lut_entries`` lookup-table entries (:func:`dse.model.lut_entries`)."""
     if len(mappings) != len(layers.compute):
         raise ValueError(f"{len(mappings)} mappings for {len(layers.compute)} compute layers "
                          f"({', '.join(layers.compute_names)})")
@@ -194,7 +266,7 @@ def program_sizes(arch: ArchSpec, layers: ModelLayers,
     wpw = arch.weights_per_ext_word
     modulus = 1 << (max(j for j, _ in lay.step_src_bits) + 1)
     words = 1  # END
-    kinds = 0
+    kinds = 0  # the kind bits some instruction word sets
     rom = 0
     seen = 0  # residues (mod modulus) of the weight image addresses of every DMA burst
     full = (1 << modulus) - 1
@@ -213,11 +285,16 @@ def program_sizes(arch: ArchSpec, layers: ModelLayers,
         rom += n
     elt = dict(lay.elt_kind)
     for e in layers.eltwise:
+        if e.op not in elt:
+            raise ValueError(f"layer {e.name!r}: op {e.op!r} has no ELT kind in "
+                             f"dse.resources ({', '.join(elt)})")
         words += 1
         kinds |= elt[e.op]
     for j, b in lay.step_src_bits:
         if seen & _bit_set_residues(j, modulus):
             kinds |= 1 << b
+    live = live_kinds(kinds, lay.kind_bits)
     return ProgramSizes(rom_words=rom, program_words=words, program_bits=lay.word_bits,
                         param_words=sum(c.nest.gemm_n for c in layers.compute),
-                        pool_mult=bool(kinds & 1), add_mult=bool(kinds & 2))
+                        pool_mult=lay.pool_kind in live, add_mult=lay.add_kind in live,
+                        lut_entries=lut_entries)

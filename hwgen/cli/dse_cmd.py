@@ -69,6 +69,7 @@ def run(args) -> int:
 
     try:
         import boards
+        from dse.model import ModelError
         from dse.report import verified_line
         from dse.run import run_dse
         from dse.space import Space, SpaceError, default_space
@@ -88,7 +89,7 @@ def run(args) -> int:
                       scheduler=args.scheduler, storage=args.storage,
                       verify=args.verify_frontier, verify_samples=args.samples,
                       simulator=args.simulator, pnr=args.pnr, progress=bar)
-    except (SpaceError, StudyError) as exc:
+    except (SpaceError, StudyError, ModelError) as exc:
         raise CliError(str(exc)) from None
     sys.stderr.write("\n")
     s = res.seconds

@@ -1,0 +1,204 @@
+"""Level 0 sees every program layer: its cycles equal the compiled program's prediction.
+
+Reference: the quantised graph compiled the way ``hwgen compile`` does it
+(``mapping.passes.prepare`` -> ``mapping.mapper.map_graph`` -> ``hwgen.build.flow.chain_design``
+-> ``Program.layers[i].predicted_cycles``, which the RTL tests check against the hardware
+counters), plus ``mapping.timing.run_cycles`` for the streams; the program's sizes read off
+the compiled ``Program`` (instruction and weight words, parameter entries, ``len(luts)``, the
+per-bit ELT kind liveness of ``benchmarks/calibration_designs.py::eltwise_liveness``).
+
+Each model of ``MODELS`` exercises program layer kinds; a new kind (depthwise convolution,
+concatenation) gets a model here once the compiler produces it.
+"""
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from dse.level0 import Level0Evaluator
+from dse.model import ELTWISE_OPS, EltwiseLayer, ModelError, eltwise_cycles, graph_layers
+from dse.resources import NoResourceModel, lookup_rom, program_sizes
+from dse.space import Space
+from hwgen.build.flow import chain_design
+from mapping import timing
+from mapping.arch import ArchSpec
+from mapping.graph import trace
+from mapping.mapper import map_graph
+from mapping.passes import fold_batchnorm, fuse_activations, lower, prepare
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ActNet(nn.Module):
+    """conv -> hardswish -> maxpool -> conv -> + skip (ReLU) -> sigmoid -> avgpool -> linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.act1 = nn.Hardswish()
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.act2 = nn.Sigmoid()
+        self.avg = nn.AvgPool2d(2)
+        self.fc = nn.Linear(4 * 2 * 2, 5)
+
+    def forward(self, x):
+        y = self.pool(self.act1(self.conv1(x)))
+        y = torch.relu(self.conv2(y) + y)
+        return self.fc(torch.flatten(self.avg(self.act2(y)), 1))
+
+
+class TanhMlp(nn.Module):
+    """linear -> tanh -> linear (one lookup table, a GEMM-only program)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+# name -> (module factory, input shape, the program layer ops it must contain)
+MODELS = {
+    "actnet": (ActNet, (1, 1, 10, 10), {"act", "maxpool2d", "avgpool2d", "add"}),
+    "tanh-mlp": (TanhMlp, (1, 12), {"act"}),
+}
+
+SPACE = Space.from_dict({
+    "base": {"acc_bits": 32, "ext_word_bits": 64, "act_words": 2048, "w_words": 1024,
+             "acc_words": 512},
+    "choices": {"rows": [2, 4], "cols": [4, 2], "dataflow": ["ws", "os"],
+                "double_buffer": [True, False], "bits": [6, 8], "objective": ["latency"]},
+})
+
+
+def _eltwise_liveness():
+    spec = importlib.util.spec_from_file_location(
+        "calibration_designs", ROOT / "benchmarks" / "calibration_designs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.eltwise_liveness
+
+
+def _model(name):
+    factory, shape, _ = MODELS[name]
+    torch.manual_seed(0)
+    m = factory().eval()
+    x = torch.randn(shape)
+    calib = torch.randn((16,) + shape[1:])
+    return m, x, calib
+
+
+def _mappings(ev, m):
+    out = []
+    for name in ev.layers.compute_names:
+        tiles, order = m[f"tiles.{name}"].split(":")
+        out.append((tuple(int(t) for t in tiles.split("x")), order))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_level0_cycles_equal_compiled_program(name):
+    module, x, calib = _model(name)
+    g = lower(fuse_activations(fold_batchnorm(trace(module, x))))
+    layers = graph_layers(g, name)
+    assert MODELS[name][2] <= {e.op for e in layers.eltwise}
+    ev = Level0Evaluator(SPACE, layers, NoResourceModel("test"), {"bram_bits": 1e12})
+    liveness = _eltwise_liveness()
+    graphs = {}
+    checked = 0
+    for i in range(0, SPACE.size, 3):  # every third point: all shapes, both widths
+        p = SPACE.point(i)
+        arch = SPACE.arch(p)
+        m = ev.evaluate(p)
+        assert m["feasible"], m["reason"]
+        bits = p["bits"]
+        if bits not in graphs:
+            graphs[bits] = prepare(module, x, calib, bits=bits)
+        q = graphs[bits]
+        prog, _ = chain_design(q, arch, map_graph(q, arch, "latency"), name)
+        per_layer = {li.name: li.predicted_cycles for li in prog.layers}
+        assert {k[7:]: v for k, v in m.items() if k.startswith("cycles.")} == per_layer
+        total = timing.run_cycles(prog.input_count, sum(per_layer.values()), prog.output_count)
+        assert m["cycles"] == total
+        sizes = ev.program(arch, _mappings(ev, m), ev.lut_entries(SPACE.quant_key(p)))
+        pool, add = liveness(arch, prog)
+        assert (sizes.rom_words, sizes.program_words, sizes.param_words, sizes.pool_mult,
+                sizes.add_mult, sizes.lut_entries) == (
+            len(prog.weight_image), len(prog.instructions), len(prog.params), pool, add,
+            len(prog.luts))
+        checked += 1
+    assert checked >= 10
+
+
+def test_lut_entries_follow_the_input_width():
+    """An act's table has 2**(width of what it reads) entries: per-layer bits of its
+    producer count, the model-wide width otherwise (mapping.quant.act_table)."""
+    from dse.model import lut_entries
+
+    module, x, calib = _model("actnet")
+    layers = graph_layers(lower(fuse_activations(fold_batchnorm(trace(module, x)))))
+    # act1 reads conv1, act2 reads the add (model-wide width)
+    assert lut_entries(layers, 6, {}) == 64 + 64
+    assert lut_entries(layers, 6, {"conv1": 8}) == 256 + 64
+    q = prepare(module, x, calib, bits=6, per_layer_bits={"conv1": 8})
+    assert [len(n.params["qtable"]) for n in q.nodes() if n.op == "act"] == [256, 64]
+
+
+def test_lookup_rom_shape_and_liveness():
+    """The lookup ROM is rows copies of a power-of-two deep, in_bits wide table
+    (hwgen.rtl.eltwise.Lookup); a LUT layer (kind 0b011) makes both low kind bits settable,
+    so the average-pool and residual-add multipliers cannot be folded away."""
+    arch = ArchSpec(rows=4, cols=4, in_bits=8, w_bits=8, ext_word_bits=64,
+                    double_buffer=False)
+    assert lookup_rom(arch, 0) is None
+    assert lookup_rom(arch, 256) == (256, 8, 4)
+    assert lookup_rom(arch, 256 + 64) == (512, 8, 4)
+    from dse.model import ComputeLayer
+    from mapping.loopnest import LoopNest
+
+    one = SimpleNamespace(compute=(ComputeLayer("g", LoopNest.gemm(1, 16, 16), "input"),),
+                          eltwise=(EltwiseLayer("a", "act", 0, 0, 0, 16, "g"),),
+                          compute_names=["g"])
+    # K = 16 and bursts at 0, 16, 32, 48 set no kind bit: only the ELT word does
+    s = program_sizes(arch, one, (((1, 8, 8), "mnk"),), 256)
+    assert (s.program_words, s.pool_mult, s.add_mult, s.lut_entries) == (7, True, True, 256)
+
+
+def test_unknown_layer_kind_is_an_error():
+    arch = ArchSpec(rows=4, cols=4)
+    with pytest.raises(ModelError, match="op 'dwconv' has no level-0 cycle model"):
+        eltwise_cycles(EltwiseLayer("d", "dwconv", 1, 1, 1, 1), arch)
+    assert set(ELTWISE_OPS) == {"maxpool2d", "avgpool2d", "add", "act"}
+
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(4, 4, 3, groups=4)
+
+        def forward(self, x):
+            return self.c(x)
+
+    g = lower(fuse_activations(fold_batchnorm(trace(Grouped().eval(),
+                                                    torch.randn(1, 4, 6, 6)))))
+    with pytest.raises(ModelError, match="grouped convolution"):
+        graph_layers(g, "grouped")
+
+
+def test_graph_that_is_not_one_program_is_an_error():
+    class Host(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return torch.softmax(self.fc(x), -1)
+
+    g = lower(fuse_activations(fold_batchnorm(trace(Host().eval(), torch.randn(1, 8)))))
+    with pytest.raises(ModelError, match="one accelerator program.*softmax"):
+        graph_layers(g, "host")
