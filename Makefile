@@ -24,7 +24,7 @@ sysdeps:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,corpus]'
 	touch $(STAMP)
 
 setup: sysdeps $(STAMP)
