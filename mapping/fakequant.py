@@ -62,7 +62,29 @@ def _requant(acc: torch.Tensor, mult, shift, bits: int, relu: bool, ch_axis: int
 
 
 def _pool_args(n: Node) -> tuple:
-    return n.attrs["kernel"], n.attrs["stride"], n.attrs["padding"]
+    return n.attrs["kernel"], n.attrs["stride"], n.attrs["padding"], 1, \
+        bool(n.attrs.get("ceil_mode"))
+
+
+def _avg_sums(x: torch.Tensor, n: Node) -> torch.Tensor:
+    """Window sums of an avgpool2d: ``avg_pool2d(divisor_override=1)`` (ceil_mode
+    included); adaptive to a non-divisor size: torch's adaptive mean times the window
+    size (``q.extra["divisors"]``), rounded (exact: the sums are far below 2**53)."""
+    a = n.attrs
+    if "kernel" in a:
+        k, s, p, _, ceil = _pool_args(n)
+        return _to_int(F.avg_pool2d(x.double(), k, s, p, ceil_mode=ceil, divisor_override=1))
+    div = torch.from_numpy(np.asarray(n.quant.extra["divisors"], dtype=np.float64))
+    return _to_int(torch.round(F.adaptive_avg_pool2d(x.double(), a["output_size"]) * div))
+
+
+def _avg(x: torch.Tensor, n: Node) -> torch.Tensor:
+    q = n.quant
+    acc = _wrap(_avg_sums(x, n), q.acc_bits)
+    if q.mult.size == 1:
+        return _requant(acc, q.mult[0], q.shift[0], q.bits, q.relu)
+    shape = (len(q.mult) // n.out_shape[3], n.out_shape[3])
+    return _requant(acc, q.mult.reshape(shape), q.shift.reshape(shape), q.bits, q.relu)
 
 
 class FakeQuantModel(nn.Module):
@@ -84,7 +106,8 @@ class FakeQuantModel(nn.Module):
         if op == "conv2d":
             w = torch.from_numpy(n.params["qweight"]).double()
             acc = _to_int(F.conv2d(x.double(), w, stride=pair(a["stride"]),
-                                   padding=pair(a["padding"]), dilation=pair(a["dilation"])))
+                                   padding=pair(a["padding"]), dilation=pair(a["dilation"]),
+                                   groups=int(a.get("groups", 1))))
             acc = acc + torch.from_numpy(n.params["qbias"]).reshape(1, -1, 1, 1)
             return _requant(_wrap(acc, q.acc_bits), q.mult, q.shift, q.bits, q.relu, 1)
         if op == "matmul":
@@ -104,8 +127,9 @@ class FakeQuantModel(nn.Module):
         if op == "maxpool2d":
             return _to_int(F.max_pool2d(x.double(), *_pool_args(n)))
         if op == "avgpool2d":
-            acc = _to_int(F.avg_pool2d(x.double(), *_pool_args(n), divisor_override=1))
-            return _requant(_wrap(acc, q.acc_bits), q.mult[0], q.shift[0], q.bits, q.relu)
+            return _avg(x, n)
+        if op == "concat":
+            return torch.cat(xs, a["dim"])
         if op == "flatten":
             return torch.flatten(x, a["start_dim"], a["end_dim"])
         if op == "reshape":

@@ -243,7 +243,9 @@ def map_layer(nest: LoopNest, arch: ArchSpec, objective: str = "latency", layer:
 def map_graph(graph, arch: ArchSpec, objective: str = "latency",
               full_upto: int = FULL_RANGE_UPTO) -> Schedule:
     """Map every compute node of a lowered ``DataflowGraph`` (``compute_nodes()``: ``.name``,
-    ``.nest``) in execution order."""
+    ``.nest``) in execution order. Nodes without a nest are not array layers and are skipped:
+    pooling, adds, lookups and depthwise convs (``mapping.passes.lower``: element-wise
+    engine, timed by ``mapping.timing.dw_cycles``)."""
     _check_objective(objective)
     layers, costs = [], []
     for node in graph.compute_nodes():

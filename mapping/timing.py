@@ -244,3 +244,21 @@ def add_cycles(elements: int, arch: ArchSpec) -> int:
     """Residual add: fetch + decode, then both operands ``rows`` elements at a time,
     one operand per cycle."""
     return LAYER_SETUP + 2 * math.ceil(elements / arch.rows) + ELT_LATENCY
+
+
+DW_LATENCY = 4  # scratchpad read (1) + DepthwiseMac: MAC (1), x mult (1), round/saturate (1)
+
+
+def dw_cycles(out_pixels: int, channels: int, window: int, arch: ArchSpec) -> int:
+    """Depthwise convolution (``groups`` = in = out channels) on the element-wise engine:
+    fetch + decode, the pooling walk (one read of one kernel tap of ``rows`` channels of one
+    output pixel per cycle, ``window`` = kh x kw taps, padding taps included), each output
+    written ``DW_LATENCY`` after the read of its last tap."""
+    return LAYER_SETUP + pool_issues(out_pixels, channels, window, arch) + DW_LATENCY
+
+
+def copy_cycles(pixels: int, channels: int, arch: ArchSpec) -> int:
+    """Strided channel copy (concatenation, broadcast) on the element-wise engine: fetch +
+    decode, one read of ``rows`` channels of one pixel per cycle, each written
+    ``ELT_LATENCY`` later (through the ``Pool`` unit as a one-tap max)."""
+    return LAYER_SETUP + pixels * math.ceil(channels / arch.rows) + ELT_LATENCY

@@ -6,7 +6,9 @@ computes): int64 accumulation wrapped to ``acc_bits``, per-channel
 through their ``LoopNest`` GEMM view: an implicit-im2col gather (rows =
 output pixels ``(n, p, q)``, columns ordered ``(r, s, c)`` with ``c``
 fastest, exactly :meth:`mapping.loopnest.LoopNest.im2col_index`) times the
-``(gemm_k, gemm_n)`` weight matrix of :func:`mapping.quant.gemm_weights`.
+``(gemm_k, gemm_n)`` weight matrix of :func:`mapping.quant.gemm_weights`. A grouped
+convolution (``attrs["groups"]`` = G; depthwise when G = in = out channels) is G such
+products, group ``g`` reading input channels ``g*C/G ..`` and writing outputs ``g*K/G ..``.
 Host-executed ops (softmax, layernorm, gelu) use :func:`mapping.quant.host_op`.
 
 Everything is vectorised over dim 0 (the batch), which may differ from the
@@ -20,6 +22,7 @@ import numpy as np
 from mapping import quant as Q
 from mapping.graph import DataflowGraph, GraphError, Node, pair
 from mapping.loopnest import LoopNest
+from mapping.windows import avg_windows
 
 
 class GoldenError(ValueError):
@@ -27,8 +30,10 @@ class GoldenError(ValueError):
 
 
 def conv_nest(node: Node) -> LoopNest:
-    """The node's ``LoopNest`` (built from its attributes when the graph is not lowered)."""
-    if node.nest is not None:
+    """The node's ``LoopNest`` (built from its attributes when the graph is not lowered or
+    the node has no array nest: a depthwise conv). For a grouped conv it is one group's
+    (``C`` = in channels / groups, ``K`` all out channels: the im2col is per group)."""
+    if node.nest is not None and int(node.attrs.get("groups", 1)) == 1:
         return node.nest
     a, (k, c, r, s) = node.in_shapes[0], node.params["weight"].shape
     at = node.attrs
@@ -60,11 +65,38 @@ def im2col(x: np.ndarray, nest: LoopNest) -> np.ndarray:
 
 def _pool_windows(x: np.ndarray, node: Node, fill: int):
     (kh, kw), (sh, sw), (ph, pw) = (node.attrs[k] for k in ("kernel", "stride", "padding"))
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     p, q = node.out_shape[2], node.out_shape[3]
+    # ceil_mode: the last windows run past the padded end (clipped: extra fill there)
+    eh = max(0, (p - 1) * sh + kh - x.shape[2] - 2 * ph)
+    ew = max(0, (q - 1) * sw + kw - x.shape[3] - 2 * pw)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)), constant_values=fill)
     for i in range(kh):
         for j in range(kw):
             yield xp[:, :, i:i + sh * (p - 1) + 1:sh, j:j + sw * (q - 1) + 1:sw]
+
+
+def _grouped_conv(x: np.ndarray, nest: LoopNest, w: np.ndarray, groups: int) -> np.ndarray:
+    """``(B, P*Q, K)`` sums of a conv with ``groups`` groups: ``w`` is the
+    ``(C/G*R*S, K)`` GEMM view, group ``g`` owns its columns ``g*K/G ..``."""
+    cg, kg = x.shape[1] // groups, w.shape[1] // groups
+    return np.concatenate([np.matmul(im2col(x[:, g * cg:(g + 1) * cg], nest),
+                                     w[:, g * kg:(g + 1) * kg]) for g in range(groups)], axis=2)
+
+
+def _avg_varying(x: np.ndarray, node: Node) -> np.ndarray:
+    """Average pooling whose windows differ (adaptive to a non-divisor size, ceil_mode):
+    each window's sum from the summed-area table of ``x``, requantised with its own
+    ``mult``/``shift`` (one pair per output pixel, or one for all)."""
+    rows, cols = avg_windows(node.attrs, x.shape[2], x.shape[3])
+    sat = np.zeros(x.shape[:2] + (x.shape[2] + 1, x.shape[3] + 1), np.int64)
+    sat[:, :, 1:, 1:] = x.cumsum(2).cumsum(3)
+    hl, hh = (np.array([r[i] for r in rows])[:, None] for i in (0, 1))
+    wl, wh = (np.array([c[i] for c in cols])[None, :] for i in (0, 1))
+    acc = sat[:, :, hh, wh] - sat[:, :, hl, wh] - sat[:, :, hh, wl] + sat[:, :, hl, wl]
+    q = node.quant
+    shape = (1, 1, len(rows), len(cols)) if q.mult.size > 1 else (1,)
+    return Q.requantize(Q.wrap(acc, q.acc_bits), q.mult.reshape(shape), q.shift.reshape(shape),
+                        q.bits, q.relu)
 
 
 class GoldenModel:
@@ -94,8 +126,8 @@ class GoldenModel:
             ch_axis = -1
         else:
             nest = self._nest[n.name]
-            cols = im2col(x, nest)  # (B, P*Q, C*R*S)
-            acc = np.matmul(cols, w) + n.params["qbias"]  # (B, P*Q, K)
+            acc = _grouped_conv(x, nest, w, int(n.attrs.get("groups", 1)))
+            acc = acc + n.params["qbias"]  # (B, P*Q, K)
             acc = acc.transpose(0, 2, 1).reshape(x.shape[0], nest.K, nest.P, nest.Q)
             ch_axis = 1
         acc = Q.wrap(acc, q.acc_bits)
@@ -123,6 +155,8 @@ class GoldenModel:
         if op == "maxpool2d":
             lo = np.iinfo(np.int64).min
             return np.maximum.reduce(list(_pool_windows(x, n, lo)))
+        if op == "avgpool2d" and avg_windows(n.attrs, x.shape[2], x.shape[3]) is not None:
+            return _avg_varying(x, n)
         if op == "avgpool2d":
             acc = Q.wrap(np.add.reduce(list(_pool_windows(x, n, 0))), q.acc_bits)
             return Q.requantize(acc, q.mult[0], q.shift[0], q.bits, q.relu)
@@ -130,6 +164,8 @@ class GoldenModel:
             return x.reshape((b,) + tuple(n.out_shape[1:]))
         if op == "transpose":
             return np.ascontiguousarray(x.transpose(n.attrs["perm"]))
+        if op == "concat":  # inputs share one scale (mapping.passes.quant_concat)
+            return np.concatenate(xs, axis=n.attrs["dim"])
         if op == "act":  # the lookup table built at quantisation (mapping.quant.act_table)
             return Q.lut(x, n.params["qtable"])
         if op in Q.HOST_OPS:

@@ -5,7 +5,8 @@ runs ``mapping.passes.prepare_entry`` on a zoo model) and an ``ArchSpec``:
 
 1. :func:`plan` splits the graph into what runs where: a *chain* of
    accelerator layers (compute layers, ``flatten``, pooling / residual add and
-   lookup-table activations (``act``) when ``hwgen.compiler.program`` compiles them),
+   lookup-table activations (``act``) when ``hwgen.compiler.program`` compiles them; a
+   depthwise conv2d runs on the element-wise engine, not the array: :func:`dw_layer`),
    host-executed ops (softmax,
    layernorm, gelu) and pure data movement (reshape/transpose).
 2. ``mapping.mapper.map_graph`` schedules every compute layer.
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 import hwgen
+from hwgen.build import movement
 from hwgen.build.manifest import (  # noqa: F401  (FORMAT_VERSION etc.: re-exported)
     ARRAYS_FILE,
     FORMAT_VERSION,
@@ -53,6 +55,7 @@ from mapping import quant as Q
 from mapping.arch import ArchSpec
 from mapping.graph import DataflowGraph, Node
 from mapping.mapper import map_graph
+from mapping.passes.lower import is_depthwise
 from mapping.schedule import MappingError, Schedule
 
 HOST_OPS = Q.HOST_OPS
@@ -82,7 +85,7 @@ class CompiledModel:
 
 
 # --------------------------------------------------------------------- planning
-PROGRAM_OPS = ("linear", "conv2d", "flatten", "add", "act") + POOL_OPS
+PROGRAM_OPS = ("linear", "conv2d", "flatten", "add", "act", "concat") + POOL_OPS
 
 
 def single_program(graph: DataflowGraph) -> bool:
@@ -113,8 +116,8 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                     if n.op == "flatten" and chain else
                     "data movement done by the host between kernels")
             places.append(Placement(n.name, n.op, "layout", note=note))
-        elif n.op in ("linear", "conv2d", "matmul", "add", "act") or n.op in POOL_OPS:
-            if not chain and n.op not in ("linear", "conv2d", "matmul"):
+        elif n.op in ("linear", "conv2d", "matmul", "add", "act", "concat") or n.op in POOL_OPS:
+            if not chain and (n.op not in ("linear", "conv2d", "matmul") or is_depthwise(n)):
                 places.append(Placement(n.name, n.op, "host", note="between kernels: run on the "
                                         "host (integer, mapping.quant semantics)"))
                 continue
@@ -125,8 +128,12 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                     "second operand is an activation, loaded by the host into the weight memory"
             elif n.op == "act":
                 note = lut_note(n)
+            elif n.op == "concat" or (n.op in POOL_OPS and movement.varying_pool(n)):
+                note = movement.note(n)
+            elif is_depthwise(n):
+                note = dw_note(n)
             places.append(Placement(n.name, n.op, "accelerator", layer=layer, note=note))
-            layer += 1
+            layer += movement.layer_count(n)  # 1 but for copies (concat, broadcast)
         else:
             places.append(Placement(n.name, n.op, "host", note=f"op {n.op!r} is not compiled "
                                     "to the accelerator"))
@@ -156,11 +163,55 @@ def pool_layer(node: Node, src: str) -> P.PoolLayer:
         # hardware's clamp to qrange(bits) is the identity
         return P.PoolLayer(node.name, "max", H=h, W=w, C=c, N=n, kernel=tuple(at["kernel"]),
                            stride=tuple(at["stride"]), padding=tuple(at["padding"]),
-                           out_bits=int(q.bits), relu=False, src=src, dst=node.name)
+                           out_bits=int(q.bits), relu=False, src=src, dst=node.name,
+                           ceil_mode=bool(at.get("ceil_mode")))
     return P.PoolLayer(node.name, "avg", H=h, W=w, C=c, N=n, kernel=tuple(at["kernel"]),
                        stride=tuple(at["stride"]), padding=tuple(at["padding"]),
                        mult=int(q.mult[0]), shift=int(q.shift[0]), out_bits=int(q.bits),
                        relu=bool(q.relu), src=src, dst=node.name)
+
+
+def dw_note(node: Node, arch: ArchSpec | None = None) -> str:
+    """What the report says about a depthwise conv2d (element-wise engine, not the array);
+    with ``arch``: its lanes, cycles and MAC utilisation (estimated)."""
+    note = "depthwise conv on the element-wise engine (not the array)"
+    if arch is None:
+        return note
+    macs, cyc, util = dw_mac_utilisation(node, arch)
+    return (f"{note}: {arch.rows} lanes, {macs:,} MACs in {cyc:,} cycles, MAC utilisation "
+            f"{util:.1%} (useful MACs / (lanes x cycles), estimated)")
+
+
+def dw_mac_utilisation(node: Node, arch: ArchSpec) -> tuple[int, int, float]:
+    """``(useful MACs, cycles, MACs / (rows * cycles))`` of a depthwise node on ``arch``
+    (``mapping.timing.dw_cycles``)."""
+    from mapping import timing
+
+    n, c, p, q = node.out_shape
+    r, s = node.params["weight"].shape[2:]
+    cyc = timing.dw_cycles(n * p * q, c, r * s, arch)
+    return node.macs, cyc, node.macs / (arch.rows * cyc)
+
+
+def dw_layer(node: Node, src: str) -> P.DwLayer:
+    """The ``DwLayer`` of a quantised depthwise conv2d node (NCHW shapes -> NHWC geometry)."""
+    n, c, h, w = node.in_shapes[0]
+    q, at = node.quant, node.attrs
+    return P.DwLayer(node.name, H=h, W=w, C=c, N=n,
+                     weights=np.asarray(node.params["qweight"], dtype=np.int64),
+                     bias=np.asarray(node.params["qbias"], dtype=np.int64),
+                     mult=np.asarray(q.mult, dtype=np.int64),
+                     shift=np.asarray(q.shift, dtype=np.int64), stride=at["stride"],
+                     padding=at["padding"], dilation=at["dilation"], out_bits=int(q.bits),
+                     relu=bool(q.relu), src=src, dst=node.name)
+
+
+def _moved(fn, node: Node, src) -> list:
+    """``fn(node, src)`` of :mod:`hwgen.build.movement`, its refusals as FlowError."""
+    try:
+        return fn(node, src)
+    except movement.MovementError as exc:
+        raise FlowError(str(exc)) from None
 
 
 def lut_note(node: Node) -> str:
@@ -194,10 +245,16 @@ def program_layers(graph: DataflowGraph, schedule: Schedule) -> list:
         if n.op in ("input", "output"):
             continue
         srcs = [_tensor(graph, i) for i in n.inputs]
-        if n.op in ("linear", "conv2d"):
+        if is_depthwise(n):
+            layers.append(dw_layer(n, srcs[0]))
+        elif n.op in ("linear", "conv2d"):
             layers.append(compute_layer(n, by_name[n.name], srcs[0]))
         elif n.op == "flatten":
             layers.append(P.FlattenLayer(n.name, src=srcs[0], dst=n.name))
+        elif n.op == "concat":
+            layers += _moved(movement.concat_layers, n, srcs)
+        elif n.op in POOL_OPS and movement.varying_pool(n):
+            layers += _moved(movement.varying_pool_layers, n, srcs[0])
         elif n.op in POOL_OPS:
             layers.append(pool_layer(n, srcs[0]))
         elif n.op == "add":
@@ -299,6 +356,9 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
                         "mapping.passes.lower (prepare does) first")
     check_fits(graph, arch)
     kind, places = plan(graph)
+    places = [dataclasses.replace(p, note=dw_note(graph.node(p.name), arch))
+              if p.where == "accelerator" and is_depthwise(graph.node(p.name)) else p
+              for p in places]
     out = Path(out_dir)
     try:
         check_destination(out)

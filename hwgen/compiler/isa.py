@@ -65,13 +65,17 @@ class EltKind(enum.Enum, shape=KIND_BITS):
     AVG = 1  # average pooling
     ADD = 2  # residual add
     LUT = 3  # lookup-table activation (act)
+    DW = 4  # depthwise convolution (hwgen.rtl.depthwise)
+    COPY = 5  # strided channel copy (concat, broadcast): hwgen.compiler.copy_layer
     # reserved for the layers being added: DW = 4 (depthwise convolution), COPY = 5
     # (strided channel copy: concatenation, broadcast); 6, 7 free
 
 
 # the integer values, for code that reads raw words (dse.resources, tests)
 OP_END, OP_LAYER, OP_STEP, OP_ELT = (op.value for op in Op)
-ELT_MAX, ELT_AVG, ELT_ADD, ELT_LUT = (k.value for k in EltKind)
+ELT_MAX, ELT_AVG, ELT_ADD, ELT_LUT = (EltKind[k].value for k in ("MAX", "AVG", "ADD", "LUT"))
+ELT_DW = EltKind.DW.value
+ELT_COPY = EltKind.COPY.value
 LUT_ADDR_BITS = 20  # activation lookup-table address (entries of all the program's tables)
 
 
@@ -143,6 +147,18 @@ def elt_layout(arch: ArchSpec) -> data.StructLayout:
     output pixel (``pix0`` address, ``hp0``/``wq0`` = -padding) and the compiled
     address deltas ``dq`` (next q), ``dp`` (next p), ``dn`` (next image),
     ``dtap`` (next kernel row).
+
+    Depthwise (``DW``): the pool walk and fields, plus ``dcol`` (address delta to the
+    next tap of a kernel row: dilation_w * C; a pool steps by ``count``), ``ma``/``mb``
+    the dilations h/w (the padding test steps by them), ``tab`` the layer's first row of
+    the depthwise weight ROM and ``src2`` its first row of the depthwise parameter ROM
+    (``Program.dw_weights`` / ``Program.dw_params``).
+
+    Copy (``COPY``, :mod:`hwgen.compiler.copy_layer`): ``N`` pixels of ``count`` channels,
+    pixel ``t`` read at ``pix0 + t*dq`` (source pixel stride; 0 broadcasts one pixel) and
+    written at ``dst + t*dp`` (destination pixel stride, ``dst`` includes the channel
+    offset); encoded as a one-tap max pool (``kh = kw = H = W = 1``) so it runs through
+    the ``Pool`` unit unchanged.
     """
     d, s = unsigned(dims_bits(arch)), signed(delta_bits(arch))
     aa = unsigned(bits_for(arch.act_words))
@@ -154,6 +170,7 @@ def elt_layout(arch: ArchSpec) -> data.StructLayout:
         **_fields(("N", "P", "Q", "H", "W", "kh", "kw", "sh", "sw"), d),
         **_fields(("pix0", "hp0", "wq0", "dq", "dp", "dn", "dtap"), s),
         "tab": unsigned(LUT_ADDR_BITS),
+        "dcol": s,
     })
 
 

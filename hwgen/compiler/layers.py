@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapping.schedule import LayerMapping
+from mapping.windows import pool_out
 
 INPUT = "input"  # name of the streamed-in input tensor
 
@@ -92,7 +93,8 @@ class PoolLayer:
     ``kind``: ``"max"`` or ``"avg"``; ``kernel``/``stride``/``padding``: int or
     ``(h, w)`` (``stride=None``: the kernel, as in torch; output size
     ``floor((H + 2*pad - kernel) / stride) + 1``, padding at most half the
-    kernel). Max: ``clamp(max over the window, qrange(out_bits, relu))``
+    kernel; ``ceil_mode`` (max only): torch's ceil rule, ``mapping.windows.pool_out``, the
+    taps past the input's end are padding). Max: ``clamp(max over the window, qrange(out_bits, relu))``
     (padding never wins). Avg: ``requantize(sum over the window, mult, shift,
     out_bits, relu)`` (padding adds 0; ``mult``/``shift`` per tensor, the
     multiplier of ``1/window``), exactly ``sim.golden``'s ``avgpool2d``.
@@ -113,9 +115,13 @@ class PoolLayer:
     N: int = 1
     src: str | None = None
     dst: str | None = None
+    ceil_mode: bool = False  # max only: torch's ceil_mode (the last windows are clipped)
 
     def geometry(self) -> dict[str, int]:
         """Validated ``kh, kw, sh, sw, ph, pw, P, Q`` (raises ProgramError)."""
+        if self.ceil_mode and self.kind != "max":
+            raise ProgramError(f"{self.name}: ceil_mode is supported for max pooling only (an "
+                               "average's clipped windows have other divisors)")
         if self.kind not in ("max", "avg"):
             raise ProgramError(f"{self.name}: pool kind {self.kind!r} must be 'max' or 'avg'")
         for f in ("N", "H", "W", "C"):
@@ -129,7 +135,8 @@ class PoolLayer:
         if ph > kh // 2 or pw > kw // 2:
             raise ProgramError(f"{self.name}: padding {(ph, pw)} must be at most half the "
                                f"kernel {(kh, kw)}")
-        P, Q = (self.H + 2 * ph - kh) // sh + 1, (self.W + 2 * pw - kw) // sw + 1  # noqa: N806
+        P, Q = (pool_out(self.H, kh, sh, ph, bool(self.ceil_mode)),  # noqa: N806
+                pool_out(self.W, kw, sw, pw, bool(self.ceil_mode)))
         if P < 1 or Q < 1:
             raise ProgramError(f"{self.name}: kernel {(kh, kw)} larger than the padded input "
                                f"{(self.H + 2 * ph, self.W + 2 * pw)}")
@@ -182,3 +189,66 @@ class LutLayer:
     @property
     def elements(self) -> int:
         return int(np.prod(self.shape))
+
+
+@dataclass
+class DwLayer:
+    """Depthwise convolution of an ``N x H x W x C`` (NHWC) tensor, run on the element-wise
+    engine (``hwgen.rtl.depthwise``): per channel ``c`` and output pixel,
+    ``acc = wrap(bias[c] + sum over taps of x[tap, c] * weights[c, i, j], acc_bits)``
+    (padding taps are 0), output ``requantize(acc, mult[c], shift[c], out_bits, relu)``,
+    exactly ``sim.golden``'s grouped conv with ``groups = C``.
+
+    ``weights``: ``(C, kh, kw)`` integers (torch's ``(C, 1, kh, kw)`` accepted);
+    ``bias``/``mult``/``shift``: per channel; ``stride``/``padding``/``dilation``: int or
+    ``(h, w)``; output ``P x Q`` as torch's conv2d.
+    """
+
+    name: str
+    H: int
+    W: int
+    C: int
+    weights: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int] = 0
+    dilation: int | tuple[int, int] = 1
+    out_bits: int = 8
+    relu: bool = False
+    N: int = 1
+    src: str | None = None
+    dst: str | None = None
+
+    def geometry(self) -> dict[str, int]:
+        """Validated ``kh, kw, sh, sw, ph, pw, dh, dw, P, Q`` (raises ProgramError)."""
+        for f in ("N", "H", "W", "C"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ProgramError(f"{self.name}: {f} = {v!r} must be a positive integer")
+        w = np.asarray(self.weights)
+        if w.ndim == 4 and w.shape[1] == 1:
+            w = w[:, 0]
+        if w.ndim != 3 or w.shape[0] != self.C or not np.issubdtype(w.dtype, np.integer):
+            raise ProgramError(f"{self.name}: weights must be integers of shape (C, kh, kw) "
+                               f"with C={self.C}; got {w.dtype} of shape {np.shape(self.weights)}")
+        kh, kw = int(w.shape[1]), int(w.shape[2])
+        sh, sw = _pair(self.stride, "stride", self.name, 1)
+        ph, pw = _pair(self.padding, "padding", self.name, 0)
+        dh, dw = _pair(self.dilation, "dilation", self.name, 1)
+        P = (self.H + 2 * ph - dh * (kh - 1) - 1) // sh + 1  # noqa: N806
+        Q = (self.W + 2 * pw - dw * (kw - 1) - 1) // sw + 1  # noqa: N806
+        if P < 1 or Q < 1:
+            raise ProgramError(f"{self.name}: dilated kernel {(kh, kw)} larger than the padded "
+                               f"input {(self.H + 2 * ph, self.W + 2 * pw)}")
+        return dict(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, P=P, Q=Q)
+
+    def kernel(self) -> np.ndarray:
+        """``(C, kh, kw)`` int64 weights."""
+        w = np.asarray(self.weights, dtype=np.int64)
+        return w[:, 0] if w.ndim == 4 else w
+
+    @property
+    def in_elements(self) -> int:
+        return self.N * self.H * self.W * self.C

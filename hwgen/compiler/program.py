@@ -14,7 +14,10 @@ comparators. ``flatten`` compiles to no instruction: a linear layer reading a
 flattened tensor has its weight rows permuted to consume NHWC directly.
 The tables of all ``LutLayer``s are concatenated into ``Program.luts`` (the
 element-wise engine's lookup ROM); each layer's ELT word holds the ROM address of
-its input value 0 (``tab``).
+its input value 0 (``tab``). A :class:`DwLayer` (depthwise convolution) has its weights in
+``Program.dw_weights`` (one row per ``rows`` channels and kernel tap) and its per-channel
+bias / multiplier / shift in ``Program.dw_params`` (one row per ``rows`` channels): the
+element-wise engine's depthwise ROMs (``hwgen.rtl.depthwise``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from hwgen.compiler.codegen import (
     pool_cycles,
     pool_instruction,
 )
+from hwgen.compiler.copy_layer import CopyLayer, copy_cycles, copy_instruction
 from hwgen.compiler.isa import (  # noqa: F401 (re-exported: the ISA is part of the program API)
     ELT_ADD,
     ELT_AVG,
@@ -64,6 +68,7 @@ from hwgen.compiler.layers import (
     INPUT,
     AddLayer,
     ComputeLayer,
+    DwLayer,
     FlattenLayer,
     LutLayer,
     PoolLayer,
@@ -72,19 +77,24 @@ from hwgen.compiler.layers import (
 from mapping import timing
 from mapping.arch import ArchSpec
 from mapping.hwconst import MAX_LAYERS
-from mapping.quant import MULT_BITS, SHIFT_BITS  # noqa: F401 (re-exported with the ISA)
+from mapping.quant import (  # noqa: F401 (MULT_BITS, SHIFT_BITS re-exported with the ISA)
+    MULT_BITS,
+    SHIFT_BITS,
+    SHIFT_MAX,
+    SHIFT_MIN,
+)
 
-__all__ = ["INPUT", "AddLayer", "ComputeLayer", "FlattenLayer", "LayerInfo", "LutLayer",
-           "PoolLayer", "Program", "ProgramError", "compile_program"]
+__all__ = ["INPUT", "AddLayer", "ComputeLayer", "CopyLayer", "DwLayer", "FlattenLayer", "LayerInfo",
+           "LutLayer", "PoolLayer", "Program", "ProgramError", "compile_program"]
 
-HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer, LutLayer)
+HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer, LutLayer, DwLayer, CopyLayer)
 
 
 @dataclass
 class LayerInfo:
     """One hardware layer of a program (``layer_id`` = its index in ``Program.layers``).
 
-    ``kind``: ``gemm``, ``conv``, ``maxpool``, ``avgpool``, ``add`` or ``lut``; ``src``/
+    ``kind``: ``gemm``, ``conv``, ``maxpool``, ``avgpool``, ``add``, ``lut`` or ``dwconv``; ``src``/
     ``src2``/``dst`` tensor names with their scratchpad bases; ``predicted_cycles``
     from ``mapping.timing`` (estimated).
     """
@@ -126,6 +136,8 @@ class Program:
     output_name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     luts: list[int] = field(default_factory=list)
+    dw_weights: list[int] = field(default_factory=list)  # packed rows of `rows` weights
+    dw_params: list[int] = field(default_factory=list)  # packed rows of `rows` param entries
 
     @property
     def compute_layers(self) -> int:
@@ -150,6 +162,7 @@ class _Tensor:
     buf: int  # index into the buffer list (aliases share it)
     hwc: tuple[int, int, int] | None
     flattened: bool = False
+    parts: bool = False  # written by several CopyLayers (a concatenation)
 
 
 class _Tensors:
@@ -181,6 +194,19 @@ class _Tensors:
         self.bufs.append(Buffer(name, count, i, i))
         self.t[name] = _Tensor(len(self.bufs) - 1, hwc)
 
+    def write_part(self, name: str, count: int, i: int, who: str, hwc) -> None:
+        """A CopyLayer's write: the first creates the tensor, later ones (same size) add
+        their part to it and keep it live."""
+        t = self.t.get(name)
+        if t is None:
+            self.write(name, count, i, who, hwc)
+            self.t[name].parts = True
+        elif not t.parts or self.bufs[t.buf].size != count:
+            raise ProgramError(f"{who}: copies into tensor '{name}', which another kind of "
+                               "layer wrote (or of another size)")
+        else:
+            self.bufs[t.buf].last = max(self.bufs[t.buf].last, i)
+
     def base(self, name: str) -> int:
         return self.bufs[self.t[name].buf].base
 
@@ -196,7 +222,7 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
     for x in layers:
         if not isinstance(x, (*HW_LAYERS, FlattenLayer)):
             raise ProgramError(f"layer {x!r} is not a ComputeLayer, PoolLayer, AddLayer, "
-                               "LutLayer or FlattenLayer")
+                               "LutLayer, DwLayer or FlattenLayer")
     hw = [x for x in layers if isinstance(x, HW_LAYERS)]
     if not hw:
         raise ProgramError("a program needs at least one compute layer (or pool / add layer)")
@@ -237,6 +263,15 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
             T.read(src, x.in_elements, i, x.name)
             T.write(dst, x.N * g["P"] * g["Q"] * x.C, i, x.name, (g["P"], g["Q"], x.C))
             plan.append((x, i, (src,), dst, None))
+        elif isinstance(x, DwLayer):
+            g = x.geometry()
+            T.read(src, x.in_elements, i, x.name)
+            T.write(dst, x.N * g["P"] * g["Q"] * x.C, i, x.name, (g["P"], g["Q"], x.C))
+            plan.append((x, i, (src,), dst, None))
+        elif isinstance(x, CopyLayer):
+            T.read(src, x.src_elements, i, x.name)
+            T.write_part(dst, x.dst_elements, i, x.name, x.dst_hwc)
+            plan.append((x, i, (src,), dst, None))
         elif isinstance(x, LutLayer):
             ta = T.read(src, x.elements, i, x.name)
             T.write(dst, x.elements, i, x.name, ta.hwc)  # the operand's layout
@@ -263,6 +298,8 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
     image: list[int] = []
     params: list[int] = []
     luts: list[int] = []
+    dww: list[int] = []
+    dwp: list[int] = []
     infos: list[LayerInfo] = []
     for x, i, srcs, dst, ts in plan:
         bases = [T.base(s) for s in srcs]
@@ -280,9 +317,17 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
         elif isinstance(x, PoolLayer):
             instrs.append(pool_instruction(arch, x, i, bases[0], ob))
             kind, cyc = f"{x.kind}pool", pool_cycles(arch, x)
+        elif isinstance(x, CopyLayer):
+            instrs.append(copy_instruction(arch, x, i, bases[0], ob))
+            kind, cyc = "copy", copy_cycles(arch, x)
         elif isinstance(x, LutLayer):
             instrs.append(lut_instruction(arch, x, i, bases[0], ob, luts))
             kind, cyc = "lut", timing.lut_cycles(x.elements, arch)
+        elif isinstance(x, DwLayer):
+            instrs.append(dw_instruction(arch, x, i, bases[0], ob, dww, dwp))
+            g = x.geometry()
+            kind = "dwconv"
+            cyc = timing.dw_cycles(x.N * g["P"] * g["Q"], x.C, g["kh"] * g["kw"], arch)
         else:
             instrs.append(add_instruction(arch, x, i, bases[0], bases[1], ob))
             kind, cyc = "add", timing.add_cycles(x.elements, arch)
@@ -296,7 +341,7 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
                    layers=infos, input_base=T.bufs[0].base, input_count=T.bufs[0].size,
                    output_base=ob.base, output_count=ob.size,
                    tensors={n: (T.bufs[t.buf].base, T.bufs[t.buf].size) for n, t in T.t.items()},
-                   output_name=out_name, luts=luts)
+                   output_name=out_name, luts=luts, dw_weights=dww, dw_params=dwp)
 
 
 def lut_instruction(arch: ArchSpec, x: LutLayer, layer_id: int, src: int, dst: int,
@@ -324,4 +369,58 @@ def lut_instruction(arch: ArchSpec, x: LutLayer, layer_id: int, src: int, dst: i
     luts.extend(int(v) for v in t)
     f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.LUT, out_bits=x.out_bits, src=src,
              dst=dst, count=x.elements, tab=tab)
+    return encode(elt_layout(arch), f, f"{x.name} ELT")
+
+
+def dw_instruction(arch: ArchSpec, x: DwLayer, layer_id: int, src: int, dst: int,
+                   dw_weights: list[int], dw_params: list[int]) -> int:
+    """The ELT word of a depthwise convolution; appends its weight rows (channel group of
+    ``rows`` lanes, then kernel tap row-major: the walk's order) to ``dw_weights`` and its
+    parameter rows (one per channel group) to ``dw_params``."""
+    g = x.geometry()
+    R, C, H, W = arch.rows, x.C, x.H, x.W  # noqa: N806
+    kh, kw, sh, sw, ph, pw, dh, dw = (g[k] for k in ("kh", "kw", "sh", "sw", "ph", "pw",
+                                                      "dh", "dw"))
+    P, Q = g["P"], g["Q"]  # noqa: N806
+    if not isinstance(x.out_bits, (int, np.integer)) or not 2 <= x.out_bits <= arch.in_bits:
+        raise ProgramError(f"{x.name}: out_bits={x.out_bits} must be 2..in_bits={arch.in_bits} "
+                           "(outputs are stored in the activation scratchpad)")
+    wk = x.kernel()
+    lo, hi = -(1 << (arch.w_bits - 1)), (1 << (arch.w_bits - 1)) - 1
+    if wk.min() < lo or wk.max() > hi:
+        raise ProgramError(f"{x.name}: weights outside the signed {arch.w_bits}-bit range "
+                           f"{lo}..{hi}")
+    play = param_layout(arch)
+    pb = play.size
+    bounds = {"bias": (-(1 << (arch.acc_bits - 1)), (1 << (arch.acc_bits - 1)) - 1),
+              "mult": (0, (1 << MULT_BITS) - 1), "shift": (SHIFT_MIN, SHIFT_MAX)}
+    vals = {}
+    for what in ("bias", "mult", "shift"):
+        v = np.asarray(getattr(x, what), dtype=np.int64).reshape(-1)
+        a, b = bounds[what]
+        if v.shape != (C,) or v.min() < a or v.max() > b:
+            raise ProgramError(f"{x.name}: {what} must be {C} integers in {a}..{b}")
+        vals[what] = v
+    tab, par = len(dw_weights), len(dw_params)
+    wmask = (1 << arch.w_bits) - 1
+    for c0 in range(0, C, R):
+        for i in range(kh):
+            for j in range(kw):
+                dw_weights.append(sum((int(wk[c, i, j]) & wmask) << ((c - c0) * arch.w_bits)
+                                      for c in range(c0, min(c0 + R, C))))
+        row = 0
+        for c in range(c0, min(c0 + R, C)):
+            e = encode(play, {k: int(vals[k][c]) for k in vals}, f"{x.name} parameters")
+            row |= e << ((c - c0) * pb)
+        dw_params.append(row)
+    if len(dw_weights) > 1 << LUT_ADDR_BITS:
+        raise ProgramError(f"{x.name}: the depthwise weight ROM of the program exceeds "
+                           f"{1 << LUT_ADDR_BITS} rows")
+    f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.DW, relu=int(x.relu),
+             out_bits=x.out_bits, ma=dh, mb=dw, src=src, src2=par, dst=dst, count=C, N=x.N,
+             P=P, Q=Q, H=H, W=W, kh=kh, kw=kw, sh=sh, sw=sw,
+             pix0=src - ph * W * C - pw * C, hp0=-ph, wq0=-pw, dq=sw * C,
+             dp=sh * W * C - (Q - 1) * sw * C,
+             dn=H * W * C - (P - 1) * sh * W * C - (Q - 1) * sw * C,
+             dtap=dh * W * C - (kw - 1) * dw * C, dcol=dw * C, tab=tab)
     return encode(elt_layout(arch), f, f"{x.name} ELT")

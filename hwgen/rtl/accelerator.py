@@ -115,7 +115,7 @@ class Accelerator(CheckedComponent):
         C = a.cols
         seq = m.submodules.seq = Sequencer(a, prog.instructions, len(prog.layers))
         eng = m.submodules.engine = TileEngine(a, self.array_latency, self.post_latency)
-        elt = m.submodules.eltwise = EltwiseEngine(a, prog.luts)
+        elt = m.submodules.eltwise = EltwiseEngine(a, prog.luts, prog.dw_weights, prog.dw_params)
         act = m.submodules.act = ActivationScratchpad(a)
         wsp = m.submodules.wsp = WeightScratchpad(a)
         accb = m.submodules.accbuf = AccumulatorBuffer(a)

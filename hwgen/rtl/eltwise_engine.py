@@ -23,6 +23,20 @@ so both reach the unit together. Issue cycles: ``2 * ceil(elements/rows)``.
 Lookup (``hwgen.rtl.eltwise.Lookup``, only built when the program has lookup tables):
 for each group of ``rows`` elements one read of ``src``; each lane's value indexes the
 lookup ROM at ``tab + value``. Issue cycles: ``ceil(elements/rows)``.
+
+Copy (``EltKind.COPY``: concatenation, broadcast): for each of ``N`` pixels, for each
+group of ``rows`` channels, one read at ``pix + c0`` written at ``obase + c0``; after a
+pixel's last group ``pix`` steps by ``dq`` (source pixel stride) and ``obase`` by ``dp``
+(destination pixel stride). The values pass through the ``Pool`` unit as a one-tap max
+(the compiler encodes ``kh = kw = H = W = 1``), so no datapath of its own. Issue cycles:
+``N * ceil(count/rows)``.
+
+Depthwise convolution (``hwgen.rtl.depthwise.DepthwiseMac``, only built when the program
+has depthwise layers): the pool walk, with the tap offsets stepping by the dilations
+(``ma``, ``mb``; the in-row address step ``dcol``) and, beside it, the depthwise ROM rows
+(weights: ``tab`` + running tap count of the pixel; parameters: ``src2`` + channel
+group). Issue cycles as a pool; results written ``mapping.timing.DW_LATENCY`` = 4 cycles
+after the read of a window's last tap.
 """
 
 from __future__ import annotations
@@ -32,11 +46,15 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.compiler.isa import EltKind, delta_bits, dims_bits
+from hwgen.rtl.depthwise import DW_ADDR_BITS, DepthwiseMac
 from hwgen.rtl.eltwise import Lookup, Pool, ResidualAdd
 from hwgen.rtl.interfaces import act_read_signature, act_write_signature, elt_command_signature
 from mapping.arch import ArchSpec
 from mapping.hwconst import bits_for
-from mapping.timing import ELT_LATENCY  # scratchpad read (1) + Pool / ResidualAdd (2)
+from mapping.timing import (
+    DW_LATENCY,  # scratchpad read (1) + DepthwiseMac (3)
+    ELT_LATENCY,  # scratchpad read (1) + Pool / ResidualAdd (2)
+)
 
 
 class EltwiseEngine(wiring.Component):
@@ -49,9 +67,11 @@ class EltwiseEngine(wiring.Component):
     and the ``Lookup`` unit with its ROM of ``luts`` (``Program.luts``) when there are any.
     """
 
-    def __init__(self, arch: ArchSpec, luts: list[int] | None = None):
+    def __init__(self, arch: ArchSpec, luts: list[int] | None = None,
+                 dw_weights: list[int] | None = None, dw_params: list[int] | None = None):
         self.arch = arch
         self.luts = list(luts or [])
+        self.dw_weights, self.dw_params = list(dw_weights or []), list(dw_params or [])
         super().__init__({
             "cmd": In(elt_command_signature(arch)),
             "act_rd": Out(act_read_signature(arch)),
@@ -70,22 +90,31 @@ class EltwiseEngine(wiring.Component):
         lut = None
         if self.luts:
             lut = m.submodules.lut = Lookup(a, self.luts, lanes=R)
+        dw = None
+        if self.dw_weights:
+            dw = m.submodules.dw = DepthwiseMac(a, self.dw_weights, self.dw_params, lanes=R)
 
         ins = Signal.like(cmd.instr)
-        cnt = Signal(range(ELT_LATENCY + 1))
+        cnt = Signal(range((ELT_LATENCY if dw is None else max(ELT_LATENCY, DW_LATENCY)) + 1))
         issue = Signal()
         is_add = ins.kind == EltKind.ADD
+        is_copy = ins.kind == EltKind.COPY  # through the Pool unit as a one-tap max
         is_lut = (ins.kind == EltKind.LUT) if lut is not None else Const(0)
         flat = is_add | is_lut  # walks consecutive elements (add, lut), not pool windows
         # pool walk
         i, j, c0, q, p, n = (Signal(db, name=x) for x in ("tap_i", "tap_j", "c0", "q", "p", "n"))
         koff, pix, hp, wq = (Signal(signed(sb), name=x) for x in ("koff", "pix", "hp", "wq"))
         obase = Signal(aw + 1)
+        # depthwise: tap offsets in input rows / columns (dilated), ROM rows
+        ih, jw = (i, j) if dw is None else (Signal(db, name="tap_ih"), Signal(db, name="tap_jw"))
+        is_dw = (ins.kind == EltKind.DW) if dw is not None else Const(0)
+        wrow, prow = Signal(DW_ADDR_BITS), Signal(DW_ADDR_BITS)
+        latency = ELT_LATENCY if dw is None else Mux(is_dw, DW_LATENCY, ELT_LATENCY)
         # add walk
         off = Signal(db + 1)
         sub = Signal()  # 0: operand a, 1: operand b
 
-        h, w = hp + i, wq + j
+        h, w = hp + ih, wq + jw
         pad = ~((h >= 0) & (h < ins.H) & (w >= 0) & (w < ins.W))
         first = (i == 0) & (j == 0)
         last_tap = (i == ins.kh - 1) & (j == ins.kw - 1)
@@ -104,6 +133,8 @@ class EltwiseEngine(wiring.Component):
                     m.d.sync += [ins.eq(g), i.eq(0), j.eq(0), koff.eq(0), c0.eq(0),
                                  q.eq(0), p.eq(0), n.eq(0), pix.eq(g.pix0), hp.eq(g.hp0),
                                  wq.eq(g.wq0), obase.eq(g.dst), off.eq(0), sub.eq(0)]
+                    if dw is not None:
+                        m.d.sync += [ih.eq(0), jw.eq(0), wrow.eq(g.tab), prow.eq(g.src2)]
                     m.next = "ISSUE"
             with m.State("ISSUE"):  # one read per cycle
                 m.d.comb += [cmd.busy.eq(1), issue.eq(1)]
@@ -119,12 +150,24 @@ class EltwiseEngine(wiring.Component):
                     with m.If(off + R >= ins.count):
                         m.d.sync += cnt.eq(ELT_LATENCY)
                         m.next = "DRAIN"
+                with m.Elif(is_copy):  # copy: next channel group, then the next pixel
+                    m.d.sync += c0.eq(c0 + R)
+                    with m.If(c0 + R >= ins.count):
+                        m.d.sync += [c0.eq(0), n.eq(n + 1), pix.eq(pix + ins.dq),
+                                     obase.eq(obase + ins.dp)]
+                        with m.If(n == ins.N - 1):
+                            m.d.sync += cnt.eq(ELT_LATENCY)
+                            m.next = "DRAIN"
                 with m.Elif(last_tap):  # pool: the window is done
                     m.d.sync += [i.eq(0), j.eq(0), koff.eq(0), c0.eq(c0 + R)]
+                    if dw is not None:
+                        m.d.sync += [ih.eq(0), jw.eq(0), wrow.eq(wrow + 1), prow.eq(prow + 1)]
                     with m.If(c0 + R >= ins.count):  # last channel group: next pixel
                         m.d.sync += [c0.eq(0), obase.eq(obase + ins.count)]
+                        if dw is not None:
+                            m.d.sync += [wrow.eq(ins.tab), prow.eq(ins.src2)]
                         with m.If(done_pix):
-                            m.d.sync += cnt.eq(ELT_LATENCY)
+                            m.d.sync += cnt.eq(latency)
                             m.next = "DRAIN"
                         with m.If(q == ins.Q - 1):
                             m.d.sync += [q.eq(0), wq.eq(ins.wq0)]
@@ -138,8 +181,15 @@ class EltwiseEngine(wiring.Component):
                             m.d.sync += [q.eq(q + 1), wq.eq(wq + ins.sw), pix.eq(pix + ins.dq)]
                 with m.Elif(j == ins.kw - 1):  # pool: next kernel row
                     m.d.sync += [j.eq(0), i.eq(i + 1), koff.eq(koff + ins.dtap)]
+                    if dw is not None:
+                        m.d.sync += [jw.eq(0), ih.eq(ih + Mux(is_dw, ins.ma, 1)),
+                                     wrow.eq(wrow + 1)]
                 with m.Else():  # pool: next tap of the row
-                    m.d.sync += [j.eq(j + 1), koff.eq(koff + ins.count)]
+                    m.d.sync += [j.eq(j + 1),
+                                 koff.eq(koff + (ins.count if dw is None else
+                                                 Mux(is_dw, ins.dcol, ins.count)))]
+                    if dw is not None:
+                        m.d.sync += [jw.eq(jw + Mux(is_dw, ins.mb, 1)), wrow.eq(wrow + 1)]
             with m.State("DRAIN"):  # the last results are on their way
                 m.d.comb += cmd.busy.eq(1)
                 m.d.sync += cnt.eq(cnt - 1)
@@ -154,7 +204,8 @@ class EltwiseEngine(wiring.Component):
         with m.If(v1 & is_add & ~sub1):
             m.d.sync += hold.eq(rd_data)
         m.d.comb += [
-            pool.in_valid.eq(v1 & ~flat), pool.in_first.eq(first1), pool.in_last.eq(last1),
+            pool.in_valid.eq(v1 & ~flat & ~is_dw if dw is not None else v1 & ~flat),
+            pool.in_first.eq(first1), pool.in_last.eq(last1),
             pool.in_pad.eq(pad1), pool.in_data.eq(rd_data),
             pool.avg.eq(ins.kind == EltKind.AVG), pool.mult.eq(ins.ma), pool.shift.eq(ins.shift),
             pool.out_bits.eq(ins.out_bits), pool.relu.eq(ins.relu),
@@ -165,10 +216,16 @@ class EltwiseEngine(wiring.Component):
         # the write address and valid lanes travel ELT_LATENCY cycles beside the data
         wa, wc = Signal(aw, name="wr_at0"), Signal(range(R + 1), name="wr_cw0")
         m.d.comb += [wa.eq(wr_at), wc.eq(Mux(left > R, R, left))]
-        for k in range(ELT_LATENCY):
+        taps = {}
+        for k in range(ELT_LATENCY if dw is None else max(ELT_LATENCY, DW_LATENCY)):
             na, nc = Signal.like(wa, name=f"wr_at{k + 1}"), Signal.like(wc, name=f"wr_cw{k + 1}")
             m.d.sync += [na.eq(wa), nc.eq(wc)]
             wa, wc = na, nc
+            taps[k + 1] = (wa, wc)
+        wa, wc = taps[ELT_LATENCY]
+        if dw is not None:  # a depthwise result is DW_LATENCY cycles behind its read
+            wa = Mux(is_dw, taps[DW_LATENCY][0], wa)
+            wc = Mux(is_dw, taps[DW_LATENCY][1], wc)
         out_valid = Mux(is_add, add.out_valid, pool.out_valid)
         out_data = Mux(is_add, add.out.as_value(), pool.out.as_value())
         if lut is not None:
@@ -176,6 +233,13 @@ class EltwiseEngine(wiring.Component):
                          lut.base.eq(ins.tab)]
             out_valid = Mux(is_lut, lut.out_valid, out_valid)
             out_data = Mux(is_lut, lut.out.as_value(), out_data)
+        if dw is not None:
+            m.d.comb += [dw.w_addr.eq(wrow), dw.p_addr.eq(prow), dw.in_valid.eq(v1 & is_dw),
+                         dw.in_first.eq(first1), dw.in_last.eq(last1), dw.in_pad.eq(pad1),
+                         dw.in_data.eq(rd_data), dw.out_bits.eq(ins.out_bits),
+                         dw.relu.eq(ins.relu)]
+            out_valid = Mux(is_dw, dw.out_valid, out_valid)
+            out_data = Mux(is_dw, dw.out.as_value(), out_data)
         m.d.comb += [
             self.act_wr.addr.eq(wa),
             self.act_wr.mask.eq(Mux(out_valid, Array(((1 << x) - 1) for x in range(R + 1))[wc],

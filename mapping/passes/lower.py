@@ -6,6 +6,14 @@
   with ``N`` the batch of the traced shape; ``stride``/``padding``/``dilation``
   attributes are an int or an ``(h, w)`` pair (``mapping.graph.pair``), so a
   Conv1d (a height-1 conv2d) and non-square convolutions lower alike.
+- a *depthwise* ``conv2d`` (:func:`is_depthwise`: ``groups`` = in channels = out
+  channels, weight ``(C, 1, R, S)``) gets **no** nest: a weight-stationary systolic
+  array shares each input activation across its columns, so a depthwise conv could use
+  one column only (or multiply zeros); it runs on the element-wise engine instead
+  (``hwgen.rtl.depthwise``, ``mapping.timing.dw_cycles``) and the mapper skips it
+  (``DataflowGraph.compute_nodes`` lists nodes with a nest). Other grouped convs
+  (``1 < groups < channels``, or a channel multiplier) raise
+  :class:`~mapping.graph.UnsupportedOpError`: not supported yet.
 - ``matmul`` of two activations ``a (..., M, K) @ b (..., K, N)``: the second
   operand plays the weight role. With a 2-D ``b`` all leading dims of ``a``
   fold into ``M`` (``attrs["batch"] = 1``). Otherwise the leading dims are
@@ -21,8 +29,28 @@ from __future__ import annotations
 
 from math import prod
 
-from mapping.graph import DataflowGraph, pair
+from mapping.graph import DataflowGraph, Node, UnsupportedOpError, pair
 from mapping.loopnest import LoopNest
+
+
+def is_depthwise(node: Node) -> bool:
+    """A ``conv2d`` with ``groups`` = in channels = out channels (> 1)."""
+    if node.op != "conv2d":
+        return False
+    g = int(node.attrs.get("groups", 1))
+    k, c = node.params["weight"].shape[:2]
+    return g > 1 and c == 1 and k == g and node.in_shapes[0][1] == g
+
+
+def check_groups(node: Node) -> None:
+    """UnsupportedOpError for a grouped conv2d that is not depthwise (one line)."""
+    g = int(node.attrs.get("groups", 1))
+    if node.op == "conv2d" and g > 1 and not is_depthwise(node):
+        k, c = node.params["weight"].shape[:2]
+        raise UnsupportedOpError(
+            f"node {node.name!r}: grouped conv2d with groups={g} ({c * g} in, {k} out "
+            "channels) is not supported yet; supported: groups=1 and depthwise (groups = in "
+            "channels = out channels)")
 
 
 def lower(g: DataflowGraph) -> DataflowGraph:
@@ -30,6 +58,10 @@ def lower(g: DataflowGraph) -> DataflowGraph:
     g = g.copy()
     for node in g.nodes():
         if node.op not in ("linear", "conv2d", "matmul"):
+            continue
+        check_groups(node)
+        if is_depthwise(node):
+            node.nest = None  # element-wise engine, not the array (module docstring)
             continue
         q, src = node.quant, g.node(node.inputs[0]).quant
         bits = {"in_bits": src.bits if src else 8,
