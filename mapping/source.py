@@ -109,6 +109,7 @@ class ModelSource:
 
     trained = True
     num_classes = None
+    qat = None  # mapping.passes.qat_import.QatImport of a model with Brevitas layers
 
     def __init__(self, name: str, model, input_shape: tuple[int, ...], *,
                  example=None, data: SourceData | None = None, spec: SourceSpec | None = None,
@@ -121,6 +122,9 @@ class ModelSource:
         self.spec = spec
         self.description = description or name
         self.input_kind = "data" if data is not None else "normal"
+        self.qat = _brevitas_import(model)
+        if self.qat is not None:
+            self.description += f" ({self.qat_note})"
         if data is not None and data.y_train is not None:
             self.num_classes = data.num_classes
 
@@ -151,8 +155,14 @@ class ModelSource:
                            description=self.description)
 
     def load(self):
-        """What ``trace`` takes: the ``nn.Module`` (eval mode) or the ``ExportedProgram``."""
-        return self._model
+        """What ``trace`` takes: the ``nn.Module`` (eval mode) or the ``ExportedProgram``; for
+        a Brevitas model its plain-torch import (:attr:`qat`)."""
+        return self._model if self.qat is None else self.qat.module
+
+    @property
+    def qat_note(self) -> str | None:
+        """``"QAT scales imported from Brevitas: ..."`` for a Brevitas model, else ``None``."""
+        return None if self.qat is None else self.qat.describe()
 
     def module(self):
         """A callable float model (``ExportedProgram.module()`` for a ``.pt2``)."""
@@ -196,6 +206,14 @@ class ModelSource:
 
     def __repr__(self) -> str:
         return f"ModelSource({self.name!r}, input_shape={self.input_shape})"
+
+
+def _brevitas_import(model):
+    """The :class:`~mapping.passes.qat_import.QatImport` of a module with Brevitas layers
+    (their learned quantisation is used instead of calibration), else ``None``."""
+    from mapping.passes.qat_import import import_brevitas, is_brevitas
+
+    return import_brevitas(model) if is_brevitas(model) else None
 
 
 def _sha256(path: Path) -> str:

@@ -6,19 +6,32 @@ from mapping.graph import DataflowGraph, trace
 from mapping.passes.fold import fold_batchnorm
 from mapping.passes.fuse import fuse_activations
 from mapping.passes.lower import lower
+from mapping.passes.qat_import import QatImport, import_brevitas, is_brevitas
 from mapping.passes.quantize import quantize
 
 
 def prepare(module, example_input, calib_inputs, bits: int = 8, w_bits: int | None = None,
-            acc_bits: int = 32, per_layer_bits: dict | None = None) -> DataflowGraph:
+            acc_bits: int = 32, per_layer_bits: dict | None = None,
+            qat: QatImport | bool = True) -> DataflowGraph:
     """Trace ``module`` and return the folded, fused, quantised and lowered graph.
 
     ``calib_inputs``: a float batch (numpy or torch, batch on dim 0) for
     max-abs calibration; see :func:`mapping.passes.quantize.quantize` for the rest.
+    ``qat``: a model with Brevitas layers keeps their learned scales, bit widths and integer
+    weights (:mod:`mapping.passes.qat_import`; ``False``: calibrate it like a float model;
+    a :class:`QatImport`: already imported, ``module`` is its plain module).
     """
+    if qat is True and is_brevitas(module):
+        qat = import_brevitas(module)
+    if isinstance(qat, QatImport):
+        module = qat.module
     g = fuse_activations(fold_batchnorm(trace(module, example_input)))
+    fixed = None
+    if isinstance(qat, QatImport):
+        probe = calib_inputs[0] if isinstance(calib_inputs, (tuple, list)) else calib_inputs
+        fixed = qat.fixed_for(g, probe[:16])
     g = quantize(g, calib_inputs, bits=bits, w_bits=w_bits, acc_bits=acc_bits,
-                 per_layer_bits=per_layer_bits)
+                 per_layer_bits=per_layer_bits, fixed=fixed)
     return lower(g)
 
 
@@ -46,5 +59,7 @@ def calibration_inputs(entry, n_random: int = 32, seed: int = 1):
 def prepare_entry(entry, bits: int = 8, w_bits: int | None = None, acc_bits: int = 32,
                   per_layer_bits: dict | None = None, n_random: int = 32) -> DataflowGraph:
     """:func:`prepare` for a zoo entry: its loaded model, example input and calibration data."""
+    qat = getattr(entry, "qat", None) or True  # a source's Brevitas import (mapping.source)
     return prepare(entry.load(), entry.example_input(), calibration_inputs(entry, n_random),
-                   bits=bits, w_bits=w_bits, acc_bits=acc_bits, per_layer_bits=per_layer_bits)
+                   bits=bits, w_bits=w_bits, acc_bits=acc_bits, per_layer_bits=per_layer_bits,
+                   qat=qat)

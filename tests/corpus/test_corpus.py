@@ -30,8 +30,6 @@ from corpus_models import BY_NAME, CORPUS  # noqa: E402
 # stage -> model -> reason. Remove an entry when its test starts passing (XPASS).
 FAILS: dict[str, dict[str, str]] = {
     "trace": {
-        "brevitas-qat-mlp": "no Brevitas import: fx fails on QuantTensor, torch.export on "
-                            "its data-dependent zero-point check (.item())",
         "tv-shufflenet_v2_x0_5": "tensor .chunk() (channel split) is not traced",
         "timm-vit_tiny_patch16_224": "class token: torch.cat of a constant tensor is not "
                                      "traced",
@@ -88,10 +86,17 @@ _cache: dict[str, tuple] = {}
 
 
 def _model(name: str):
+    """``(entry, module)``; a Brevitas model is its plain-torch QAT import (``:qat`` holds
+    the learned quantisation: mapping.passes.qat_import), which is what hwgen traces."""
+    from mapping.passes.qat_import import import_brevitas, is_brevitas
+
     _need(name)
     if name not in _cache:
         entry = BY_NAME[name]
-        _cache[name] = (entry, entry.build())
+        model = entry.build()
+        _cache[name + ":qat"] = import_brevitas(model) if is_brevitas(model) else None
+        _cache[name] = (entry, model if _cache[name + ":qat"] is None
+                        else _cache[name + ":qat"].module)
     return _cache[name]
 
 
@@ -110,7 +115,16 @@ def _quantised(name: str):
     if key not in _cache:
         entry, _ = _model(name)
         arch = corpus.arch_of(entry)
-        _cache[key] = (corpus.quantise(_traced(name), entry, arch.acc_bits), arch)
+        qat = _cache[name + ":qat"]
+        if qat is None:
+            _cache[key] = (corpus.quantise(_traced(name), entry, arch.acc_bits), arch)
+        else:  # Brevitas: its learned scales, bit widths and integer weights
+            from mapping.passes import fold_batchnorm, fuse_activations, lower, quantize
+
+            g = fuse_activations(fold_batchnorm(_traced(name)))
+            fixed = qat.fixed_for(g, entry.calibration())
+            _cache[key] = (lower(quantize(g, entry.calibration(), bits=8,
+                                          acc_bits=arch.acc_bits, fixed=fixed)), arch)
     return _cache[key]
 
 
