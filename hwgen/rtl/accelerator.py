@@ -84,6 +84,14 @@ class Accelerator(CheckedComponent):
                 f"activation lookup tables need {lut_bits} ROM bits ({len(program.luts)} "
                 f"entries x {arch.in_bits} bits x {arch.rows} lanes), more than the ROM budget "
                 f"of {rom_budget_bits} bits; use fewer activation bits or raise rom_budget_bits")
+        dww, dwp = len(program.dw_weights), len(program.dw_params)  # rows of arch.rows lanes
+        dw_bits = arch.rows * (dww * arch.w_bits + dwp * param_bits(arch))
+        if dw_bits > rom_budget_bits:
+            raise GenerationError(
+                f"depthwise weights and parameters need {dw_bits} ROM bits ({dww} weight rows "
+                f"x {arch.rows} x {arch.w_bits} bits + {dwp} parameter rows x {arch.rows} x "
+                f"{param_bits(arch)} bits), more than the ROM budget of {rom_budget_bits} bits; "
+                "use fewer weight bits or raise rom_budget_bits")
         tag_width = Shape.cast(tag_layout(arch)).width
         if tag_width > MAX_TAG_BITS:
             raise GenerationError(f"tag of {tag_width} bits exceeds the array's "
@@ -115,7 +123,9 @@ class Accelerator(CheckedComponent):
         C = a.cols
         seq = m.submodules.seq = Sequencer(a, prog.instructions, len(prog.layers))
         eng = m.submodules.engine = TileEngine(a, self.array_latency, self.post_latency)
-        elt = m.submodules.eltwise = EltwiseEngine(a, prog.luts, prog.dw_weights, prog.dw_params)
+        elt = m.submodules.eltwise = EltwiseEngine(
+            a, prog.luts, prog.dw_weights, prog.dw_params,
+            copies=any(li.kind == "copy" for li in prog.layers))
         act = m.submodules.act = ActivationScratchpad(a)
         wsp = m.submodules.wsp = WeightScratchpad(a)
         accb = m.submodules.accbuf = AccumulatorBuffer(a)

@@ -64,12 +64,15 @@ class EltwiseEngine(wiring.Component):
 
     Masters of ``act_rd`` (``rows`` lanes) and ``act_wr`` (``rows`` consecutive lanes)
     of the activation scratchpad. The ``Pool`` and ``ResidualAdd`` units are submodules,
-    and the ``Lookup`` unit with its ROM of ``luts`` (``Program.luts``) when there are any.
+    and the ``Lookup`` unit with its ROM of ``luts`` (``Program.luts``) when there are any;
+    the depthwise MAC when there are depthwise weights; the copy walk when ``copies``.
     """
 
     def __init__(self, arch: ArchSpec, luts: list[int] | None = None,
-                 dw_weights: list[int] | None = None, dw_params: list[int] | None = None):
+                 dw_weights: list[int] | None = None, dw_params: list[int] | None = None,
+                 copies: bool = False):
         self.arch = arch
+        self.copies = copies  # the copy walk is built only for a program with copy layers
         self.luts = list(luts or [])
         self.dw_weights, self.dw_params = list(dw_weights or []), list(dw_params or [])
         super().__init__({
@@ -98,7 +101,8 @@ class EltwiseEngine(wiring.Component):
         cnt = Signal(range((ELT_LATENCY if dw is None else max(ELT_LATENCY, DW_LATENCY)) + 1))
         issue = Signal()
         is_add = ins.kind == EltKind.ADD
-        is_copy = ins.kind == EltKind.COPY  # through the Pool unit as a one-tap max
+        # copy: through the Pool unit as a one-tap max; no walk built when the program has none
+        is_copy = (ins.kind == EltKind.COPY) if self.copies else Const(0)
         is_lut = (ins.kind == EltKind.LUT) if lut is not None else Const(0)
         flat = is_add | is_lut  # walks consecutive elements (add, lut), not pool windows
         # pool walk
