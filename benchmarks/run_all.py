@@ -40,10 +40,14 @@ SCRIPTS: dict[str, list[str]] = {
     "fuzz_rtl.py": ["--cases", "1000", "--jobs", "2"],
     "bench_pruning.py": [],
     "optimisation_stack.py": [],
+    # models written outside this repository: trace -> quantise -> compile -> RTL
+    "corpus.py": ["--jobs", "2"],
+    # a Brevitas 4-bit QAT MLP on digits: its own accuracy vs hwgen's (about 1 minute)
+    "brevitas_digits.py": [],
 }
 # Order of the result sections (benchmarks/results/<stem>.md) in BENCHMARKS.md.
-SECTIONS = ["quant_accuracy", "mapper", "utilization", "sim", "fuzz_rtl", "synth",
-            "resource_model", "dse", "pruning", "optimisation_stack"]
+SECTIONS = ["quant_accuracy", "brevitas_digits", "corpus", "mapper", "utilization", "sim",
+            "fuzz_rtl", "synth", "resource_model", "dse", "pruning", "optimisation_stack"]
 
 
 def scripts(selected: list[str]) -> list[Path]:
