@@ -5,9 +5,12 @@ hand-written tutorial-style models, seeded random weights): its MACs (counted by
 own ``FlopCounterMode``, independent of our front end), the ops of the traced graph, then
 the stages
 
-1. trace     ``mapping.graph.trace`` (torch.fx, torch.export when fx cannot trace);
+1. trace     ``mapping.graph.trace`` (torch.fx, torch.export when fx cannot trace); a
+   Brevitas model is traced as its plain-torch QAT import
+   (``mapping.passes.qat_import.import_brevitas``);
 2. quantise  ``mapping.passes.prepare`` (fold, fuse, 8-bit quantise on a seeded random
-   calibration batch, lower);
+   calibration batch, lower); a Brevitas model keeps its learned scales, bit widths and
+   integer weights (``quantize(fixed=...)``, as ``tests/corpus/test_corpus.py``);
 3. compile   ``hwgen.build.flow.compile_model`` for the model's preset and ``--set``
    overrides (mapper, program, Verilog);
 4. RTL       for a single-program build of at most 2 M MACs: the fast engine (Verilator)
@@ -82,13 +85,23 @@ def _stage(row: dict, name: str, fn):
     return value
 
 
-def quantise(graph, entry: CorpusModel, acc_bits: int):
+def quantise(graph, entry: CorpusModel, acc_bits: int, qat=None):
     """``mapping.passes.prepare`` after the trace: fold, fuse, quantise (8 bits, seeded
-    random calibration), lower; on the traced graph, so a slow trace is not repeated."""
+    random calibration), lower; on the traced graph, so a slow trace is not repeated.
+    ``qat``: the ``QatImport`` of a Brevitas model, whose scales, bit widths and integer
+    weights fix the quantisation (``quantize(fixed=...)``)."""
     from mapping.passes import fold_batchnorm, fuse_activations, lower, quantize
 
     g = fuse_activations(fold_batchnorm(graph))
-    return lower(quantize(g, entry.calibration(), bits=8, acc_bits=acc_bits))
+    fixed = None if qat is None else qat.fixed_for(g, entry.calibration())
+    return lower(quantize(g, entry.calibration(), bits=8, acc_bits=acc_bits, fixed=fixed))
+
+
+def qat_import(model):
+    """The ``QatImport`` of a Brevitas model (``mapping.passes.qat_import``), else None."""
+    from mapping.passes.qat_import import import_brevitas, is_brevitas
+
+    return import_brevitas(model) if is_brevitas(model) else None
 
 
 def expected_cycles(build) -> tuple[list[int], int]:
@@ -140,13 +153,21 @@ def run_model(name: str, out_root: str, rtl: bool = True, log: str | None = None
         return row
     x = entry.example_input()
     row["macs"] = _stage(row, "count", lambda: torch_macs(model, x))
-    graph = _stage(row, "trace", lambda: trace(model, x))
+    qat = {}  # the Brevitas import, if any (its errors are the trace stage's)
+
+    def traced():
+        qat["import"] = qat_import(model)
+        return trace(model if qat["import"] is None else qat["import"].module, x)
+
+    graph = _stage(row, "trace", traced)
     if graph is None:
         return row
+    if qat["import"] is not None:
+        row["qat"] = qat["import"].describe()
     row["tracer"] = tracer_of(graph)[0]
     row["ops"] = sorted({n.op for n in graph.nodes()} - {"input", "output"})
     arch = arch_of(entry)
-    q = _stage(row, "quantise", lambda: quantise(graph, entry, arch.acc_bits))
+    q = _stage(row, "quantise", lambda: quantise(graph, entry, arch.acc_bits, qat["import"]))
     if q is None:
         return row
     out = Path(out_root) / name

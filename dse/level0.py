@@ -3,14 +3,14 @@
 Per point: the ``ArchSpec`` of the point; for every compute layer the mapper's
 best mapping for the point's objective (as :func:`mapping.mapper.search_layer`),
 its cycles and accesses; energy from :mod:`mapping.energy`; the cycles of every
-element-wise layer (pooling, residual add, lookup-table activation) from its
-:mod:`mapping.timing` function (:func:`dse.model.eltwise_cycles`); resources from a
-:class:`dse.resources.ResourceEstimator` given the sizes of the program the
-point's build bakes in (:func:`dse.resources.program_sizes`: weight image,
-instruction ROM, parameters, live element-wise units, lookup ROM, from the chosen
-mappings); a point whose baked weights or lookup tables exceed the generator's ROM
-budget (``hwgen.rtl.accelerator.DEFAULT_ROM_BUDGET_BITS``) cannot be built; accuracy from a
-:class:`dse.accuracy.AccuracyTable`. Every figure is an *estimate* of the
+element-wise layer (pooling, residual add, lookup-table activation, depthwise conv,
+strided copy) from its :mod:`mapping.timing` function (:func:`dse.model.eltwise_cycles`);
+resources from a :class:`dse.resources.ResourceEstimator` given the sizes of the program
+the point's build bakes in (:func:`dse.resources.program_sizes`: weight image,
+instruction ROM, parameters, live element-wise units, lookup ROM, depthwise ROMs, from
+the chosen mappings); a point whose baked weights, lookup tables or depthwise weights
+exceed the generator's ROM budget (``hwgen.rtl.accelerator.DEFAULT_ROM_BUDGET_BITS``)
+cannot be built; accuracy from a :class:`dse.accuracy.AccuracyTable`. Every figure is an *estimate* of the
 analytic models (level 0).
 
 Layer results are cached on the fields that decide them. The candidate set of
@@ -160,8 +160,8 @@ class Level0Evaluator:
     def program(self, arch: ArchSpec, mappings: tuple, luts: int = 0) -> ProgramSizes:
         """Sizes of the point's baked program; ``mappings``: ``(tiles, order)`` per layer,
         ``luts``: lookup-ROM entries (:meth:`lut_entries`)."""
-        key = (mappings, arch.weights_per_ext_word, arch.double_buffer, arch.act_words,
-               arch.w_words, arch.acc_words, luts)
+        key = (mappings, arch.rows, arch.weights_per_ext_word, arch.double_buffer,
+               arch.act_words, arch.w_words, arch.acc_words, luts)
         p = self._prog.get(key)
         if p is None:
             p = self._prog[key] = program_sizes(arch, self.layers, mappings, luts)

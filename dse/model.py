@@ -8,7 +8,8 @@ with its options; ``hwgen dse`` writes it). :func:`model_layers` traces the mode
 :func:`graph_layers` turns the graph into the program layers the compiler would produce
 (``hwgen.build.flow.program_layers``), in execution order: the compute layers (name,
 ``LoopNest`` shape) and the element-wise layers (pooling, residual add, lookup-table
-activation), each priced by its ``mapping.timing`` function (:func:`eltwise_cycles`).
+activation, depthwise convolution, the strided copies of a concatenation or broadcast),
+each priced by its ``mapping.timing`` function (:func:`eltwise_cycles`).
 A node that runs on the accelerator but has no level-0 price is a :class:`ModelError`,
 never zero cycles; so is a graph that does not compile into one program.
 :func:`nests_for_bits` gives the compute nests with the operand widths of a
@@ -39,10 +40,13 @@ class ComputeLayer:
 
 @dataclass(frozen=True)
 class EltwiseLayer:
-    """An element-wise-engine layer (one ELT word): ``op`` is the graph op, a key of
-    :data:`ELTWISE_OPS`. Pooling: ``out_pixels`` (batch x output pixels), ``channels``,
-    ``window`` (kernel height x width); residual add and ``act``: ``elements``.
-    ``source``: the node it reads (an ``act``'s table has one entry per value of it)."""
+    """An element-wise-engine layer (one ELT word): ``op`` is a key of :data:`ELTWISE_OPS`
+    (the graph op; ``dwconv`` a depthwise conv2d, ``copy`` one strided copy of a concat or
+    broadcast: the program's ``LayerInfo.kind``). Pooling and ``dwconv``: ``out_pixels``
+    (batch x output pixels), ``channels``, ``window`` (kernel height x width); ``copy``:
+    ``out_pixels`` (pixels copied), ``channels`` (per pixel); residual add and ``act``:
+    ``elements``. ``source``: the node it reads (an ``act``'s table has one entry per value
+    of it)."""
 
     name: str
     op: str
@@ -61,6 +65,8 @@ ELTWISE_OPS = {
     "avgpool2d": lambda e, arch: timing.pool_cycles(e.out_pixels, e.channels, e.window, arch),
     "add": lambda e, arch: timing.add_cycles(e.elements, arch),
     "act": lambda e, arch: timing.lut_cycles(e.elements, arch),
+    "dwconv": lambda e, arch: timing.dw_cycles(e.out_pixels, e.channels, e.window, arch),
+    "copy": lambda e, arch: timing.copy_cycles(e.out_pixels, e.channels, arch),
 }
 
 
@@ -131,7 +137,9 @@ def model_label(model: str) -> str:
 
 
 # ops whose output carries its input's bit width (mapping.passes.quantize)
-PASS_THROUGH = ("maxpool2d", "avgpool2d", "flatten", "reshape", "transpose", "relu", "output")
+# (a concat's inputs share one width: mapping.passes.quant_concat)
+PASS_THROUGH = ("maxpool2d", "avgpool2d", "flatten", "reshape", "transpose", "relu", "output",
+                "concat")
 
 
 @functools.lru_cache(maxsize=16)
@@ -150,6 +158,8 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
     ``hwgen.build.flow.program_layers`` compiles them; :class:`ModelError` for a graph
     that is not one program or a node level 0 cannot price."""
     from hwgen.build.flow import PROGRAM_OPS, single_program
+    from hwgen.build.movement import varying_pool
+    from mapping.passes.lower import is_depthwise
 
     if not single_program(g):
         ops = sorted({n.op for n in g.nodes()} - {"input", "output", *PROGRAM_OPS})
@@ -159,16 +169,23 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
                             "has several inputs or outputs or ends in a flatten"))
     compute, elt, prod = [], [], []
     for n in g.nodes():
-        if n.op in ("linear", "conv2d"):
+        if is_depthwise(n):
+            out = n.out_shape
+            elt.append(EltwiseLayer(n.name, "dwconv", out[0] * out[2] * out[3], out[1],
+                                    math.prod(n.params["weight"].shape[2:]), 0, n.inputs[0]))
+        elif n.op == "concat":
+            elt += _copies(n, model)
+        elif n.op in ("linear", "conv2d"):
             if n.attrs.get("groups", 1) != 1:
                 raise ModelError(f"{model}: node {n.name!r}: grouped convolution (groups="
                                  f"{n.attrs['groups']}) has no level-0 cycle model")
             compute.append(ComputeLayer(n.name, n.nest, n.inputs[0]))
+        elif n.op == "avgpool2d" and varying_pool(n):
+            elt += _broadcast(n, model)
         elif n.op in ("maxpool2d", "avgpool2d"):
-            if "kernel" not in n.attrs or n.attrs.get("ceil_mode"):
-                raise ModelError(f"{model}: node {n.name!r}: {n.op} with "
-                                 f"{'ceil_mode' if 'kernel' in n.attrs else 'an adaptive window'}"
-                                 " has no level-0 cycle model")
+            if "kernel" not in n.attrs:
+                raise ModelError(f"{model}: node {n.name!r}: {n.op} with an adaptive window "
+                                 "has no level-0 cycle model")
             (kh, kw) = pair(n.attrs["kernel"])
             out = n.out_shape
             elt.append(EltwiseLayer(n.name, n.op, out[0] * out[2] * out[3], out[1], kh * kw, 0,
@@ -184,6 +201,32 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
     y = g.node(g.node(g.outputs[0]).inputs[0]).out_shape
     io = math.prod(x[1:]) + math.prod(y[1:])
     return ModelLayers(model, tuple(compute), tuple(elt), tuple(prod), g.inputs[0], io)
+
+
+def _copies(n, model: str) -> list[EltwiseLayer]:
+    """The copies of a channel concatenation (``hwgen.build.movement.concat_layers``)."""
+    out = tuple(n.out_shape)
+    if n.attrs.get("dim") != 1 or len(out) not in (2, 4):
+        raise ModelError(f"{model}: node {n.name!r}: concat along dim {n.attrs.get('dim')} of "
+                         f"a {len(out)}-D tensor; the accelerator concatenates channels only")
+    pixels = math.prod(out) // out[1]
+    return [EltwiseLayer(f"{n.name}.copy{k}", "copy", pixels, int(shape[1]), 0, 0, src)
+            for k, (src, shape) in enumerate(zip(n.inputs, n.in_shapes, strict=True))]
+
+
+def _broadcast(n, model: str) -> list[EltwiseLayer]:
+    """The copies of an adaptive average pool of a 1x1 map, one per image
+    (``hwgen.build.movement.varying_pool_layers``); other varying windows: ModelError."""
+    from mapping.windows import is_adaptive
+
+    b, c, h, w = n.in_shapes[0]
+    _, _, oh, ow = n.out_shape
+    if not is_adaptive(n.attrs) or (h, w) != (1, 1):
+        raise ModelError(f"{model}: node {n.name!r}: average pooling {h}x{w} -> {oh}x{ow} "
+                         "with windows of several sizes does not run on the accelerator "
+                         "(hwgen.build.movement)")
+    return [EltwiseLayer(f"{n.name}.copy{i}", "copy", oh * ow, c, 0, 0, n.inputs[0])
+            for i in range(b)]
 
 
 def _width_of(layers: ModelLayers, bits: int, per_layer: dict[str, int]):

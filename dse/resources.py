@@ -12,9 +12,9 @@ resource columns are then reported missing, never invented.
 layer shapes and the chosen mapping of each compute layer, exactly as
 :func:`hwgen.compiler.program.compile_program` lays the program out (one LAYER word and
 one STEP word per tile, plus one leading DMA step when double-buffered, per
-compute layer; one ELT word per pooling / residual add / lookup-table activation;
-END; weight tiles packed in first-use order; the lookup tables concatenated) without
-generating it. That covers the single-program
+compute layer; one ELT word per pooling / residual add / lookup-table activation /
+depthwise conv / strided copy; END; weight tiles packed in first-use order; the lookup
+tables concatenated; the depthwise weight and parameter rows) without generating it. That covers the single-program
 ("chain") builds of :func:`hwgen.build.flow.compile_model`; kernel builds (one program
 per array op) are not what the resource model describes.
 """
@@ -42,7 +42,9 @@ class ProgramSizes:
     the instruction ROM; ``param_words``: per-channel parameter entries;
     ``pool_mult``/``add_mult``: the average-pool / residual-add multipliers survive
     synthesis (:func:`live_kinds`); ``lut_entries``: entries of the lookup ROM
-    (``Program.luts``; ``arch.in_bits`` wide, one copy per lane, :func:`lookup_rom`).
+    (``Program.luts``; ``arch.in_bits`` wide, one copy per lane, :func:`lookup_rom`);
+    ``dw_weight_rows``/``dw_param_rows``: rows of the depthwise ROMs (``Program.dw_weights``,
+    ``Program.dw_params``; :func:`depthwise_roms`), 0 without a depthwise layer.
     """
 
     rom_words: int
@@ -52,6 +54,8 @@ class ProgramSizes:
     pool_mult: bool
     add_mult: bool
     lut_entries: int = 0
+    dw_weight_rows: int = 0
+    dw_param_rows: int = 0
 
 
 class ResourceEstimator(Protocol):
@@ -107,12 +111,34 @@ class BoardsResourceModel:
         (the hook for units the calibrated model does not know yet): the lookup ROM, as
         the model maps every ROM (``map_memory``: logic at the fitted ``rom_logic``
         LUTs per bit, or block RAM). The Lookup unit's address adders and registers
-        (``rows x bits_for(entries)``) are not priced until a calibration term covers them."""
-        out = {"lut": 0, "bram": 0}
+        (``rows x bits_for(entries)``) are not priced until a calibration term covers them.
+
+        With a depthwise layer (``hwgen.rtl.depthwise.DepthwiseMac``, built only then): its
+        weight and parameter ROMs (:func:`depthwise_roms`) mapped the same way, and per
+        lane (``arch.rows``) a multiply-accumulate (``in_bits x w_bits`` into ``acc_bits``)
+        and a post-processing lane (its own ``PostProc``): DSP blocks exact (Yosys
+        ``mul2dsp``, as the array's PEs and lanes), LUT/FF at the model's fitted ``pe`` and
+        ``lanes`` coefficients (a PE's and a post-processing lane's datapath bits). COPY
+        layers use the Pool unit: nothing of their own."""
+        rm, fam = self._rm, self.family
+        out = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+        roms = []
         rom = lookup_rom(arch, sizes.lut_entries)
         if rom is not None:
-            mem = self._rm.Memory("lookup", rom[0], rom[1], rom[2], True)
-            kind, n = self._rm.map_memory(mem, self.family)
+            roms.append(("lookup", rom))
+        dw = depthwise_roms(arch, sizes)
+        if dw is not None:
+            roms += [("dw_weights", dw[0]), ("dw_params", dw[1])]
+            lane = arch.acc_bits + rm.MULT_BITS + rm.SHIFT_BITS
+            out["dsp"] += arch.rows * (rm.dsp_blocks(arch.in_bits, arch.w_bits, fam)
+                                       + rm.dsp_blocks(arch.acc_bits, rm.MULT_BITS + 1, fam))
+            out["lut"] += round(arch.rows * (
+                self.model.lut_coef["pe"] * (arch.acc_bits + arch.w_bits + arch.in_bits)
+                + self.model.lut_coef["lanes"] * lane))
+            out["ff"] += round(arch.rows * self.model.ff_coef["lanes"] * lane)
+        for name, (depth, width, copies) in roms:
+            mem = rm.Memory(name, depth, width, copies, True)
+            kind, n = rm.map_memory(mem, fam)
             if kind == "block":
                 out["bram"] += mem.arrays * n
             else:  # a ROM is logic or block RAM, never distributed RAM
@@ -140,6 +166,27 @@ def lookup_rom(arch: ArchSpec, entries: int) -> tuple[int, int, int] | None:
     return 1 << bits_for(entries), arch.in_bits, arch.rows
 
 
+def depthwise_roms(arch: ArchSpec, sizes: ProgramSizes):
+    """``((depth, width, 1), (depth, width, 1))`` of the depthwise weight and parameter ROMs
+    (``hwgen.rtl.depthwise``: depth padded to a power of two, one row of ``arch.rows``
+    weights / parameter entries); ``None`` without a depthwise layer (no unit)."""
+    if not sizes.dw_weight_rows:
+        return None
+    from hwgen.compiler.isa import param_bits
+
+    return ((1 << bits_for(sizes.dw_weight_rows), arch.rows * arch.w_bits, 1),
+            (1 << bits_for(sizes.dw_param_rows), arch.rows * param_bits(arch), 1))
+
+
+def depthwise_rom_bits(arch: ArchSpec, weight_rows: int, param_rows: int) -> int:
+    """ROM bits of the depthwise weights and parameters (rows x ``arch.rows`` lanes x
+    ``w_bits`` / parameter-entry bits), as ``hwgen.rtl.accelerator.Accelerator.check``
+    counts them against the ROM budget."""
+    from hwgen.compiler.isa import param_bits
+
+    return arch.rows * (weight_rows * arch.w_bits + param_rows * param_bits(arch))
+
+
 def rom_budget_error(arch: ArchSpec, sizes: ProgramSizes) -> str:
     """Why ``hwgen.rtl.accelerator.Accelerator`` would refuse the point's baked ROMs (its
     default ``rom_budget_bits``), or ``""``."""
@@ -154,6 +201,10 @@ def rom_budget_error(arch: ArchSpec, sizes: ProgramSizes) -> str:
         return (f"activation lookup tables need {lbits} ROM bits ({sizes.lut_entries} entries "
                 f"x {arch.in_bits} bits x {arch.rows} lanes), more than the ROM budget of "
                 f"{budget} bits")
+    dbits = depthwise_rom_bits(arch, sizes.dw_weight_rows, sizes.dw_param_rows)
+    if dbits > budget:
+        return (f"depthwise weights and parameters need {dbits} ROM bits, more than the ROM "
+                f"budget of {budget} bits")
     return ""
 
 
@@ -165,9 +216,10 @@ def rom_budget_error(arch: ArchSpec, sizes: ProgramSizes) -> str:
 # constant 0; it cannot see which combinations of the other bits occur (END, the all-zero
 # word, makes every bit 0 somewhere). So kind X's unit survives iff every bit set in X is
 # settable (:func:`live_kinds`): a LUT layer (kind 0b011) keeps the average-pool (0b001)
-# and residual-add (0b010) multipliers too. A new kind with hardware of its own (DW = 4:
-# one multiplier per lane; COPY = 5: none) gets its graph op in ``_layout`` and its
-# ProgramSizes flag here, then a Features field in boards.resource_model.
+# and residual-add (0b010) multipliers too, so does a COPY (0b101) the average-pool one.
+# The depthwise unit (DW = 4) is built only when the program has depthwise weights
+# (``ProgramSizes.dw_weight_rows``, priced in BoardsResourceModel.extra until a Features
+# field in boards.resource_model covers it); COPY has no unit of its own.
 def live_kinds(settable: int, kind_bits: int) -> frozenset[int]:
     """The ELT kinds a program whose words can set the kind bits ``settable`` (a mask)
     can still decode after constant folding: every kind whose set bits are settable."""
@@ -201,6 +253,8 @@ def _layout(arch: ArchSpec) -> _Layout:
     from hwgen.compiler.isa import (
         ELT_ADD,
         ELT_AVG,
+        ELT_COPY,
+        ELT_DW,
         ELT_LUT,
         ELT_MAX,
         elt_fields,
@@ -222,7 +276,8 @@ def _layout(arch: ArchSpec) -> _Layout:
                     f"hwgen.compiler.isa layout changed: the ELT kind bit {b} now overlays field "
                     f"{name!r}, not {want!r}; update dse.resources.program_sizes")
             out.append((j, b))
-    kinds = (("maxpool2d", ELT_MAX), ("avgpool2d", ELT_AVG), ("add", ELT_ADD), ("act", ELT_LUT))
+    kinds = (("maxpool2d", ELT_MAX), ("avgpool2d", ELT_AVG), ("add", ELT_ADD), ("act", ELT_LUT),
+             ("dwconv", ELT_DW), ("copy", ELT_COPY))
     return _Layout(word_bits(arch), width, kinds, ELT_AVG, ELT_ADD, tuple(lay), tuple(step))
 
 
@@ -284,12 +339,17 @@ def program_sizes(arch: ArchSpec, layers: ModelLayers,
         seen |= ((res << s) | (res >> (modulus - s))) & full
         rom += n
     elt = dict(lay.elt_kind)
+    dww = dwp = 0  # depthwise ROM rows (hwgen.compiler.program.dw_instruction)
     for e in layers.eltwise:
         if e.op not in elt:
             raise ValueError(f"layer {e.name!r}: op {e.op!r} has no ELT kind in "
                              f"dse.resources ({', '.join(elt)})")
         words += 1
         kinds |= elt[e.op]
+        if e.op == "dwconv":
+            groups = -(-e.channels // arch.rows)
+            dww += groups * e.window
+            dwp += groups
     for j, b in lay.step_src_bits:
         if seen & _bit_set_residues(j, modulus):
             kinds |= 1 << b
@@ -297,4 +357,4 @@ def program_sizes(arch: ArchSpec, layers: ModelLayers,
     return ProgramSizes(rom_words=rom, program_words=words, program_bits=lay.word_bits,
                         param_words=sum(c.nest.gemm_n for c in layers.compute),
                         pool_mult=lay.pool_kind in live, add_mult=lay.add_kind in live,
-                        lut_entries=lut_entries)
+                        lut_entries=lut_entries, dw_weight_rows=dww, dw_param_rows=dwp)

@@ -9,7 +9,7 @@ no measurement (``hwgen sim`` measures). The text is deterministic (no dates).
 from __future__ import annotations
 
 from hwgen.build.manifest import MANIFEST_FILE, REPORT_FILE
-from hwgen.compiler.program import param_bits, word_bits
+from hwgen.compiler.program import OP_ELT, EltKind, decode, elt_fields, param_bits, word_bits
 
 
 def _table(head: tuple[str, ...], rows: list[tuple], right: set[int] | None = None) -> str:
@@ -43,11 +43,30 @@ def memory_rows(arch, program=None, weight_words: int | None = None) -> list[tup
         if program.luts:
             rows.append(("activation lookup ROM", f"{len(program.luts):,} x {arch.in_bits} b "
                          f"x {arch.rows} lanes", len(program.luts) * arch.in_bits * arch.rows))
+        if program.dw_weights:  # hwgen.rtl.depthwise: one row of arch.rows lanes each
+            rows.append(("depthwise weight ROM", f"{len(program.dw_weights):,} x {arch.w_bits} "
+                         f"b x {arch.rows} lanes",
+                         len(program.dw_weights) * arch.w_bits * arch.rows))
+            rows.append(("depthwise parameter ROM", f"{len(program.dw_params):,} x "
+                         f"{param_bits(arch)} b x {arch.rows} lanes",
+                         len(program.dw_params) * param_bits(arch) * arch.rows))
     if weight_words is not None:
         where = "weight ROM (baked)" if arch.weight_store == "rom" else "external memory (off chip)"
         rows.append((where, f"{weight_words:,} x {arch.ext_word_bits} b",
                      weight_words * arch.ext_word_bits))
     return [(name, shape, f"{bits:,}", _kib(bits)) for name, shape, bits in rows]
+
+
+def dw_macs(program) -> dict[int, int]:
+    """``layer id -> MACs`` of the program's depthwise layers, read off their ELT words
+    (``N * P * Q`` output pixels x ``count`` channels x ``kh * kw`` taps)."""
+    fields = elt_fields(program.arch)
+    out = {}
+    for word in program.instructions:
+        f = decode(fields, word)
+        if f["op"] == OP_ELT and f["kind"] == EltKind.DW.value:
+            out[f["layer_id"]] = f["N"] * f["P"] * f["Q"] * f["count"] * f["kh"] * f["kw"]
+    return out
 
 
 def _mapping_rows(cm) -> list[tuple]:
@@ -124,11 +143,20 @@ def render(cm, files: list[str] | None = None) -> str:
         total = layers + prog.input_count + prog.output_count
         macs = sum(lm.nest.macs for lm in cm.schedule.layers)
         util = macs / (arch.pes * total) if total else 0.0
+        dw = dw_macs(prog)
+        dw_text = ""
+        if dw:
+            dw_cyc = sum(prog.layers[i].predicted_cycles for i in dw)
+            dw_text = (f" Plus {sum(dw.values()):,} depthwise MACs in {len(dw)} layer(s), run "
+                       f"on the element-wise lanes ({arch.rows} lanes, not the array) in "
+                       f"{dw_cyc:,} cycles: lane MAC utilisation "
+                       f"{sum(dw.values()) / (arch.rows * dw_cyc):.1%} (estimated); "
+                       f"{macs + sum(dw.values()):,} MACs in all.")
         out += ["", f"One inference, start to done: {prog.input_count:,} input cycles + "
                 f"{layers:,} layer cycles + {prog.output_count:,} output cycles = **{total:,} "
                 f"cycles** (estimated) = {total / arch.clock_mhz:,.2f} us at "
                 f"{arch.clock_mhz:g} MHz, {arch.clock_mhz * 1e6 / total:,.0f} inferences/s; "
-                f"{macs:,} MACs, PE utilisation {util:.1%}."]
+                f"{macs:,} MACs on the array, PE utilisation {util:.1%}.{dw_text}"]
         used = max(max(li.in_base, li.out_base) + li.out_elements for li in prog.layers)
         luts = [p for p in cm.placements if p.op == "act" and p.where == "accelerator"]
         if luts:

@@ -42,7 +42,8 @@ def is_user_model(spec: str) -> bool:
 def resolve_model(spec: str, input_shape: str | None = None, weights: str | None = None,
                   calib: str | None = None, *, warn: bool = True):
     """The zoo ``ModelEntry`` or the user's :class:`mapping.source.ModelSource` (CliError if
-    bad); prints the calibration warning of a user's model without ``--calib`` when ``warn``."""
+    bad); when ``warn``, prints to stderr the calibration warning of a user's model without
+    ``--calib`` and the ``qat_note`` of a Brevitas model (its imported QAT scales)."""
     if is_user_model(spec):
         from mapping.graph import GraphError
         from mapping.source import load_source
@@ -53,6 +54,8 @@ def resolve_model(spec: str, input_shape: str | None = None, weights: str | None
             raise CliError(str(exc)) from None
         if warn and src.calibration_warning:
             print(f"warning: {src.calibration_warning}", file=sys.stderr)
+        if warn and getattr(src, "qat_note", None):
+            print(f"note: {src.qat_note}", file=sys.stderr)
         return src
     given = [opt for opt, v in (("--input-shape", input_shape), ("--weights", weights),
                                 ("--calib", calib)) if v is not None]

@@ -7,10 +7,12 @@ counters), plus ``mapping.timing.run_cycles`` for the streams; the program's siz
 the compiled ``Program`` (instruction and weight words, parameter entries, ``len(luts)``, the
 per-bit ELT kind liveness of ``benchmarks/calibration_designs.py::eltwise_liveness``).
 
-Each model of ``MODELS`` exercises program layer kinds; a new kind (depthwise convolution,
-concatenation) gets a model here once the compiler produces it.
+Each model of ``MODELS`` exercises program layer kinds (depthwise convolution and the strided
+copies of a concatenation / broadcast included); a new kind gets a model here once the
+compiler produces it.
 """
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +23,7 @@ from torch import nn
 
 from dse.level0 import Level0Evaluator
 from dse.model import ELTWISE_OPS, EltwiseLayer, ModelError, eltwise_cycles, graph_layers
-from dse.resources import NoResourceModel, lookup_rom, program_sizes
+from dse.resources import NoResourceModel, ProgramSizes, lookup_rom, program_sizes
 from dse.space import Space
 from hwgen.build.flow import chain_design
 from mapping import timing
@@ -63,10 +65,53 @@ class TanhMlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class MobileBlock(nn.Module):
+    """conv -> depthwise 3x3/2 + BN + ReLU6 -> pointwise conv -> depthwise 3x3 -> linear
+    (two depthwise layers: their ROM rows concatenate)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 6, 3, padding=1)
+        self.dw = nn.Conv2d(6, 6, 3, 2, 1, groups=6)
+        self.bn = nn.BatchNorm2d(6)
+        self.pw = nn.Conv2d(6, 5, 1)
+        self.dw2 = nn.Conv2d(5, 5, 3, groups=5)
+        self.fc = nn.Linear(5 * 3 * 3, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.c0(x))
+        y = nn.functional.relu6(self.bn(self.dw(y)))
+        y = self.dw2(torch.relu(self.pw(y)))
+        return self.fc(torch.flatten(y, 1))
+
+
+class FireHead(nn.Module):
+    """ceil_mode max pool -> Fire (squeeze, expand 1x1 and 3x3, channel concat) -> max
+    pool to 1x1 -> adaptive average pool to 2x2 of that 1x1 map (a broadcast) -> linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(2, 6, 3)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)  # 8x8 -> 4x4
+        self.sq = nn.Conv2d(6, 4, 1)
+        self.e1 = nn.Conv2d(4, 3, 1)
+        self.e3 = nn.Conv2d(4, 5, 3, padding=1)
+        self.top = nn.MaxPool2d(4)
+        self.avg = nn.AdaptiveAvgPool2d((2, 2))
+        self.fc = nn.Linear(8 * 2 * 2, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.sq(self.pool(torch.relu(self.c0(x)))))
+        x = torch.cat([torch.relu(self.e1(x)), torch.relu(self.e3(x))], 1)
+        return self.fc(torch.flatten(self.avg(self.top(x)), 1))
+
+
 # name -> (module factory, input shape, the program layer ops it must contain)
 MODELS = {
     "actnet": (ActNet, (1, 1, 10, 10), {"act", "maxpool2d", "avgpool2d", "add"}),
     "tanh-mlp": (TanhMlp, (1, 12), {"act"}),
+    "mobile-block": (MobileBlock, (1, 3, 9, 9), {"dwconv"}),
+    "fire-head": (FireHead, (1, 2, 10, 10), {"copy", "maxpool2d"}),
 }
 
 SPACE = Space.from_dict({
@@ -129,9 +174,10 @@ def test_level0_cycles_equal_compiled_program(name):
         sizes = ev.program(arch, _mappings(ev, m), ev.lut_entries(SPACE.quant_key(p)))
         pool, add = liveness(arch, prog)
         assert (sizes.rom_words, sizes.program_words, sizes.param_words, sizes.pool_mult,
-                sizes.add_mult, sizes.lut_entries) == (
+                sizes.add_mult, sizes.lut_entries, sizes.dw_weight_rows,
+                sizes.dw_param_rows) == (
             len(prog.weight_image), len(prog.instructions), len(prog.params), pool, add,
-            len(prog.luts))
+            len(prog.luts), len(prog.dw_weights), len(prog.dw_params))
         checked += 1
     assert checked >= 10
 
@@ -172,22 +218,92 @@ def test_lookup_rom_shape_and_liveness():
 
 def test_unknown_layer_kind_is_an_error():
     arch = ArchSpec(rows=4, cols=4)
-    with pytest.raises(ModelError, match="op 'dwconv' has no level-0 cycle model"):
-        eltwise_cycles(EltwiseLayer("d", "dwconv", 1, 1, 1, 1), arch)
-    assert set(ELTWISE_OPS) == {"maxpool2d", "avgpool2d", "add", "act"}
+    with pytest.raises(ModelError, match="op 'gemv' has no level-0 cycle model"):
+        eltwise_cycles(EltwiseLayer("d", "gemv", 1, 1, 1, 1), arch)
+    assert set(ELTWISE_OPS) == {"maxpool2d", "avgpool2d", "add", "act", "dwconv", "copy"}
 
     class Grouped(nn.Module):
         def __init__(self):
             super().__init__()
-            self.c = nn.Conv2d(4, 4, 3, groups=4)
+            self.c = nn.Conv2d(4, 4, 3, groups=2)
 
         def forward(self, x):
             return self.c(x)
 
-    g = lower(fuse_activations(fold_batchnorm(trace(Grouped().eval(),
-                                                    torch.randn(1, 4, 6, 6)))))
+    # lower refuses it (UnsupportedOpError); level 0 does too on the unlowered graph
+    g = fuse_activations(fold_batchnorm(trace(Grouped().eval(), torch.randn(1, 4, 6, 6))))
     with pytest.raises(ModelError, match="grouped convolution"):
         graph_layers(g, "grouped")
+
+
+def test_depthwise_and_copy_cycles_in_closed_form():
+    """docs/timing.md: depthwise = 2 + out pixels x ceil(C / rows) x taps + 4; copy =
+    2 + pixels x ceil(C / rows) + 3, one copy per concat input."""
+    arch = ArchSpec(rows=4, cols=4)
+    module, x, _ = _model("mobile-block")
+    layers = graph_layers(lower(fuse_activations(fold_batchnorm(trace(module, x)))))
+    dw = {e.name: eltwise_cycles(e, arch) for e in layers.eltwise if e.op == "dwconv"}
+    # dw: 9x9 -> 5x5, 6 channels (2 groups of 4), 9 taps; dw2: 5x5 -> 3x3, 5 channels
+    assert sorted(dw.values()) == sorted([2 + 25 * 2 * 9 + 4, 2 + 9 * 2 * 9 + 4])
+    module, x, _ = _model("fire-head")
+    layers = graph_layers(lower(fuse_activations(fold_batchnorm(trace(module, x)))))
+    cp = [(e.name, eltwise_cycles(e, arch)) for e in layers.eltwise if e.op == "copy"]
+    cat = next(n for n, _ in cp if ".copy" in n and not n.startswith("avg"))
+    base = cat.rsplit(".", 1)[0]
+    # concat of 3 + 5 channels over 4x4 pixels, broadcast 1x1 -> 2x2 of 8 channels
+    assert [c for n, c in cp if n.startswith(base + ".")] == [2 + 16 * 1 + 3, 2 + 16 * 2 + 3]
+    assert [c for n, c in cp if not n.startswith(base + ".")] == [2 + 4 * 2 + 3]
+
+
+def test_depthwise_roms_and_budget():
+    """Depthwise ROM rows: ceil(C / rows) x taps weight rows and ceil(C / rows) parameter
+    rows per layer (Program.dw_weights / dw_params); their bits count against the ROM budget
+    (hwgen.rtl.accelerator.DEFAULT_ROM_BUDGET_BITS), as Accelerator.check does."""
+    from dse.model import ComputeLayer
+    from dse.resources import depthwise_rom_bits, depthwise_roms, rom_budget_error
+    from hwgen.rtl.accelerator import DEFAULT_ROM_BUDGET_BITS
+    from mapping.loopnest import LoopNest
+
+    arch = ArchSpec(rows=4, cols=4, in_bits=8, w_bits=8, acc_bits=32, ext_word_bits=64,
+                    double_buffer=False)
+    one = SimpleNamespace(compute=(ComputeLayer("g", LoopNest.gemm(1, 16, 16), "input"),),
+                          eltwise=(EltwiseLayer("d", "dwconv", 25, 6, 9, 0, "g"),
+                                   EltwiseLayer("e", "dwconv", 9, 5, 4, 0, "d")),
+                          compute_names=["g"])
+    s = program_sizes(arch, one, (((1, 8, 8), "mnk"),))
+    assert (s.dw_weight_rows, s.dw_param_rows) == (2 * 9 + 2 * 4, 2 + 2)
+    pbits = 32 + 15 + 6  # bias (acc_bits), multiplier, shift: mapping.quant
+    assert depthwise_roms(arch, s) == ((32, 4 * 8, 1), (4, 4 * pbits, 1))
+    assert depthwise_rom_bits(arch, 26, 4) == 4 * (26 * 8 + 4 * pbits)
+    assert rom_budget_error(arch, s) == ""
+    big = ProgramSizes(0, 1, 1, 0, False, False, dw_weight_rows=DEFAULT_ROM_BUDGET_BITS // 32,
+                       dw_param_rows=1)
+    assert rom_budget_error(arch, big).startswith("depthwise weights and parameters need")
+    assert depthwise_roms(arch, dataclasses.replace(s, dw_weight_rows=0)) is None
+
+
+def test_depthwise_unit_in_the_resource_estimate():
+    """BoardsResourceModel.extra prices the depthwise unit: per lane an in_bits x w_bits
+    MAC multiplier and an acc_bits x 16 requantisation multiplier in DSP blocks (Yosys
+    mul2dsp, boards.family_rules.dsp_blocks), and its two ROMs; a program without one adds
+    nothing."""
+    from boards.family_rules import dsp_blocks
+    from dse.resources import BoardsResourceModel
+
+    try:
+        est = BoardsResourceModel("ecp5")
+    except (ImportError, ValueError) as exc:
+        pytest.skip(f"no calibrated ecp5 model: {exc}")
+    arch = ArchSpec(rows=4, cols=4, in_bits=8, w_bits=8, acc_bits=32)
+    none = ProgramSizes(0, 1, 1, 0, False, False)
+    assert est.extra(arch, none) == {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+    dw = dataclasses.replace(none, dw_weight_rows=26, dw_param_rows=4)
+    extra = est.extra(arch, dw)
+    assert extra["dsp"] == 4 * (dsp_blocks(8, 8, "ecp5") + dsp_blocks(32, 16, "ecp5")) > 0
+    assert extra["lut"] > 0 and extra["ff"] > 0
+    base = est.estimate(arch, none)
+    with_dw = est.estimate(arch, dw)
+    assert with_dw["dsp"] == base["dsp"] + extra["dsp"]
 
 
 def test_graph_that_is_not_one_program_is_an_error():

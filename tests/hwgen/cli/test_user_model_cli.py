@@ -190,6 +190,37 @@ def test_graph_and_map_take_the_same_specifier(capsys):
     assert "pass --input-shape" in err_line(capsys)
 
 
+BREVITAS_FILE = """
+import brevitas.nn as qnn
+from brevitas.quant import Int32Bias
+from torch import nn
+
+
+def make():
+    return nn.Sequential(qnn.QuantIdentity(bit_width=4, return_quant_tensor=True),
+                         qnn.QuantLinear(16, 8, bias=True, weight_bit_width=3,
+                                         bias_quant=Int32Bias),
+                         qnn.QuantReLU(bit_width=4, return_quant_tensor=True))
+"""
+
+
+def test_brevitas_model_says_its_qat_scales_are_imported(tmp_path, capsys):
+    """A Brevitas file model: the CLI says on stderr that its QAT scales are used (two
+    activation quantisers and one weight quantiser in the file above)."""
+    pytest.importorskip("brevitas")
+    f = tmp_path / "qat.py"
+    f.write_text(BREVITAS_FILE)
+    assert main(["graph", f"{f}:make", "--input-shape", "1,16", "--quantize"]) == 0
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if ln.startswith("note: ")]
+    assert notes == ["note: QAT scales imported from Brevitas: 2 activation quantiser(s), "
+                     "1 quantised weight(s)"], err
+    assert main(["map", f"{f}:make", "--input-shape", "1,16", "--arch", "edge-8x8"]) == 0
+    assert "note: QAT scales imported from Brevitas" in capsys.readouterr().err
+    assert main(["graph", LENET, "--input-shape", SHAPE, "--quantize"]) == 0
+    assert "note: " not in capsys.readouterr().err  # a plain torch model has none
+
+
 def test_help_names_the_specifiers(capsys):
     for cmd in ("graph", "map", "compile", "dse"):
         with pytest.raises(SystemExit):
