@@ -8,12 +8,20 @@ or 1/4 words per cycle), a compute layer (a GEMM, or a convolution with random s
 padding and dilation; in some cases per axis, the height axis drawn on its own, among them
 Conv1d-style 1 x k kernels on height-1 inputs), a mapping (the mapper's, or random tiles and loop order) and, at
 random, a second layer on the result: a max or average pool, or a residual add of the layer
-input. The program is compiled, emitted and run on the fast engine (``sim.fast``) for two
+input. In cases with no second layer, a stream of its own (the earlier cases keep their
+seeds) draws one of the element-wise engine's newer kinds, each ~15 %: a depthwise conv
+first ("dw", on the input, maybe a lookup table after it), or as second layer a depthwise
+conv ("+ dw"; per-axis kernel/stride/padding/dilation, per-channel requantisation), a max
+pool with ceil_mode that changes the output size ("+ pool max ceil") or a lookup-table
+activation ("+ lut FN": a random ``mapping.graph.ACT_FNS`` function's
+``mapping.quant.act_table`` with random scales). The program is compiled, emitted and run on the fast engine (``sim.fast``) for two
 random input samples (one of them all extreme values). A case passes when
 
 - every output equals the integer reference: ``sim.golden.im2col`` and ``mapping.quant``'s
-  wrap/requantise for the compute layer, ``sim.golden.GoldenModel``'s pool op, and
-  ``mapping.quant.requantize_add`` for the add (none of them the RTL or the compiler);
+  wrap/requantise for the compute layer, ``sim.golden.GoldenModel``'s pool op (ceil_mode
+  too; max clamped to ``qrange(out_bits, relu)``), ``mapping.quant.requantize_add`` for the
+  add, direct numpy loops over output pixels and taps for the depthwise conv, and the
+  table indexed by the integer values for the lookup (none of them the RTL or compiler);
 - every layer's hardware cycle counter and start-to-done equal ``mapping.timing``.
 
 A draw the compiler rightly refuses (a mapping whose tiles exceed a buffer, activations
@@ -45,9 +53,17 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from hwgen.compiler.layers import ProgramError  # noqa: E402
-from hwgen.compiler.program import AddLayer, ComputeLayer, PoolLayer, compile_program  # noqa: E402
+from hwgen.compiler.program import (  # noqa: E402
+    AddLayer,
+    ComputeLayer,
+    DwLayer,
+    LutLayer,
+    PoolLayer,
+    compile_program,
+)
 from mapping import quant, timing  # noqa: E402
 from mapping.arch import ArchSpec, ArchSpecError  # noqa: E402
+from mapping.graph import ACT_FNS  # noqa: E402
 from mapping.loopnest import LoopNest  # noqa: E402
 from mapping.schedule import ORDERS, LayerMapping, MappingError  # noqa: E402
 
@@ -190,14 +206,147 @@ def _second_layer(rng, arch: ArchSpec, first: ComputeLayer):
     return None
 
 
+# new element-wise-engine kinds (own stream ``new`` of ``draw``): they replace only cases that
+# drew no second layer, so the earlier kinds' cases keep their seeds. Per seed: a depthwise
+# conv first (maybe a lookup table after it), or as second layer a depthwise conv, a
+# ceil_mode max pool or a lookup table, each with probability NEW_P (else no change)
+NEW_KINDS, NEW_P = ("dw first", "dw", "ceil", "lut"), 0.15
+
+
+def _out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
+    """torch's conv/pool output size of one axis (``ceil``: max pool's ceil_mode rule)."""
+    num = size + 2 * p - d * (k - 1) - 1
+    if not ceil:
+        return num // s + 1
+    out = -(-num // s) + 1
+    return out - 1 if (out - 1) * s >= size + p else out
+
+
+def _dw_layer(new, arch: ArchSpec, hwc: tuple[int, int, int] | None, src: str | None,
+              out_bits: int | None = None) -> DwLayer:
+    """A depthwise conv on ``hwc`` (None: a random input) with random per-axis kernel,
+    stride, padding and dilation and per-channel bias, multiplier and shift."""
+    while True:
+        h, w, c = hwc or (int(new.integers(1, 9)), int(new.integers(1, 9)),
+                          int(new.integers(1, 10)))
+        kh, kw, sh, sw, dh, dw = (int(new.integers(1, 4 if i < 2 else 3)) for i in range(6))
+        ph, pw = int(new.integers(0, 3)), int(new.integers(0, 3))
+        if _out(h, kh, sh, ph, dh) >= 1 and _out(w, kw, sw, pw, dw) >= 1:
+            break
+    lo, hi = -(1 << (arch.w_bits - 1)), (1 << (arch.w_bits - 1)) - 1
+    blim = 1 << min(10, arch.acc_bits - 2)
+    out_bits = out_bits or int(new.integers(2, arch.in_bits + 1))
+    typical = math.sqrt(kh * kw) * (1 << (arch.in_bits - 1)) * (1 << (arch.w_bits - 1))
+    base = math.ceil(math.log2(max(2.0, typical))) + 15 - out_bits
+    return DwLayer("dw", H=h, W=w, C=c, weights=new.integers(lo, hi + 1, size=(c, kh, kw)),
+                   bias=new.integers(-blim, blim, size=c),
+                   mult=new.integers(1 << 14, 1 << 15, size=c),
+                   shift=np.clip(base + new.integers(-2, 2, size=c), 1, 62),
+                   stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), out_bits=out_bits,
+                   relu=bool(new.random() < 0.5), src=src)
+
+
+def _ceil_pool(new, hwc: tuple[int, int, int], out_bits: int) -> PoolLayer | None:
+    """A max pool with ceil_mode whose output is larger than floor mode's (None if none of
+    a few draws is)."""
+    h, w, c = hwc
+    for _ in range(20):
+        kh, kw = int(new.integers(1, 4)), int(new.integers(1, 4))
+        sh, sw = int(new.integers(1, kh + 1)), int(new.integers(1, kw + 1))
+        ph, pw = int(new.integers(0, kh // 2 + 1)), int(new.integers(0, kw // 2 + 1))
+        floor = (_out(h, kh, sh, ph), _out(w, kw, sw, pw))
+        ceil = (_out(h, kh, sh, ph, ceil=True), _out(w, kw, sw, pw, ceil=True))
+        if min(floor) >= 1 and ceil != floor:
+            return PoolLayer("pool", "max", H=h, W=w, C=c, kernel=(kh, kw), stride=(sh, sw),
+                             padding=(ph, pw), out_bits=out_bits, relu=bool(new.random() < 0.3),
+                             ceil_mode=True)
+    return None
+
+
+def _act_attrs(new) -> dict:
+    fn = str(new.choice(ACT_FNS))
+    a = {"fn": fn}
+    if fn == "relu6":
+        a.update(min=0.0, max=6.0)
+    elif fn in ("hardtanh", "clamp"):
+        a.update(min=-float(new.uniform(0.1, 3)), max=float(new.uniform(0.1, 3)))
+    elif fn == "leaky_relu":
+        a["negative_slope"] = float(new.uniform(0.01, 0.5))
+    elif fn == "elu":
+        a["alpha"] = float(new.uniform(0.3, 2.0))
+    elif fn == "gelu":
+        a["approximate"] = str(new.choice(["none", "tanh"]))
+    return a
+
+
+def _lut_layer(new, arch: ArchSpec, elements: int, in_bits: int) -> LutLayer | None:
+    """A random ``ACT_FNS`` activation's ``mapping.quant.act_table`` for ``in_bits``-bit
+    inputs, random input and output scales (None when the table would be too big)."""
+    if in_bits > quant.LUT_BITS_MAX:
+        return None
+    attrs, out_bits = _act_attrs(new), int(new.integers(2, arch.in_bits + 1))
+    s_in = float(new.uniform(0.5, 8.0)) / quant.qmax(in_bits)
+    v = np.arange(-(1 << (in_bits - 1)), 1 << (in_bits - 1)) * s_in
+    top = max(float(np.abs(quant.act_float(attrs, v)).max()), 1e-3)
+    s_out = top / quant.qmax(out_bits) * float(new.uniform(0.6, 1.4))
+    table = quant.act_table(attrs, s_in, in_bits, s_out, out_bits)
+    return LutLayer(f"lut_{attrs['fn']}", (elements,), table, out_bits=out_bits)
+
+
+def _new_layers(new, kind: str, arch: ArchSpec, first: ComputeLayer) -> list | None:
+    """The layers of a new-``kind`` case (None: the kind does not fit the first layer)."""
+    if kind == "dw first":
+        dw = _dw_layer(new, arch, None, None)
+        g = dw.geometry()
+        lut = _lut_layer(new, arch, g["P"] * g["Q"] * dw.C, dw.out_bits) \
+            if new.random() < 0.3 else None
+        return [dw] + ([lut] if lut else [])
+    nest = first.mapping.nest
+    hwc = (nest.gemm_m, 1, nest.gemm_n) if nest.kind == "gemm" else (nest.P, nest.Q, nest.K)
+    second = (_dw_layer(new, arch, hwc, "L0") if kind == "dw" else
+              _ceil_pool(new, hwc, first.out_bits) if kind == "ceil" else
+              _lut_layer(new, arch, int(np.prod(hwc)), first.out_bits))
+    return None if second is None else [first, second]
+
+
 def _ax(h: int, w: int) -> str:
     return str(h) if h == w else f"{h}x{w}"
+
+
+def _geo_str(kh, kw, st, pd, dl) -> str:
+    return f"k{kh}x{kw} s{_ax(*st)} p{_ax(*pd)}" + ("" if dl is None else f" d{_ax(*dl)}")
+
+
+def _tail(x) -> str:
+    """The description of a second layer."""
+    if isinstance(x, PoolLayer):
+        g = x.geometry()
+        return f" + pool {x.kind}" + (" ceil " + _geo_str(g["kh"], g["kw"], (g["sh"], g["sw"]),
+                                                          (g["ph"], g["pw"]), None)
+                                      if x.ceil_mode else "")
+    if isinstance(x, DwLayer):
+        g = x.geometry()
+        return " + dw " + _geo_str(g["kh"], g["kw"], (g["sh"], g["sw"]), (g["ph"], g["pw"]),
+                                   (g["dh"], g["dw"]))
+    if isinstance(x, LutLayer):
+        return f" + lut {x.name[4:]}"
+    return " + add"
+
+
+def _arch_str(arch: ArchSpec) -> str:
+    return (f"{arch.rows}x{arch.cols} {arch.dataflow} i{arch.in_bits}w{arch.w_bits}"
+            f"a{arch.acc_bits} {'db' if arch.double_buffer else 'sb'} {arch.weight_store}"
+            + (f"(lat {arch.ext_latency}, bw {arch.ext_bandwidth:.2f})"
+               if arch.weight_store == "external" else ""))
 
 
 def draw(seed: int) -> Case:
     """The case of ``seed`` (deterministic)."""
     rng = np.random.default_rng([seed, 20261207])
     geo = np.random.default_rng([seed, 20261207, 1])  # per-axis conv geometry (own stream)
+    new = np.random.default_rng([seed, 20261207, 2])  # the new kinds (own stream)
+    u = float(new.random())
+    new_kind = NEW_KINDS[int(u / NEW_P)] if u < NEW_P * len(NEW_KINDS) else None
     refused = 0
     for _ in range(MAX_DRAWS):
         in_bits, w_bits = int(rng.integers(2, 17)), int(rng.integers(2, 17))
@@ -216,56 +365,101 @@ def draw(seed: int) -> Case:
         except (ProgramError, MappingError, ArchSpecError, ValueError):
             refused += 1
             continue
-        n_in = nest.gemm_m * nest.gemm_k if nest.kind == "gemm" else nest.H * nest.W * nest.C
+        if second is None and new_kind is not None:  # the new kind, if it compiles
+            try:
+                alt = _new_layers(new, new_kind, arch, first)
+                if alt is not None:
+                    compile_program(arch, alt)
+                    layers, first = alt, alt[0]
+                    second = alt[1] if len(alt) > 1 else None
+            except (ProgramError, ValueError):
+                refused += 1
+        n_in = first.in_elements if isinstance(first, DwLayer) else \
+            nest.gemm_m * nest.gemm_k if nest.kind == "gemm" else nest.H * nest.W * nest.C
         lo, hi = -(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1
         x = np.stack([rng.integers(lo, hi + 1, size=n_in), rng.choice([lo, hi], size=n_in)])
-        shape = (f"gemm {nest.gemm_m}x{nest.gemm_n}x{nest.gemm_k}" if nest.kind == "gemm" else
-                 f"conv C{nest.C} K{nest.K} {nest.H}x{nest.W} k{nest.R}x{nest.S} "
-                 f"s{_ax(nest.stride_h, nest.stride_w)} p{_ax(nest.pad_h, nest.pad_w)} "
-                 f"d{_ax(nest.dil_h, nest.dil_w)}")
-        tail = "" if second is None else f" + {type(second).__name__[:-5].lower()}" + (
-            f" {second.kind}" if isinstance(second, PoolLayer) else "")
-        desc = (f"{arch.rows}x{arch.cols} {arch.dataflow} i{in_bits}w{w_bits}a{arch.acc_bits} "
-                f"{'db' if arch.double_buffer else 'sb'} {arch.weight_store}"
-                + (f"(lat {arch.ext_latency}, bw {arch.ext_bandwidth:.2f})"
-                   if arch.weight_store == "external" else "")
-                + f"; {shape}{tail}; {how} tiles {lm.tile_m}/{lm.tile_n}/{lm.tile_k} "
-                f"{''.join(lm.order)}")
-        return Case(seed, arch, layers, x, desc, refused)
+        tail = "" if second is None else _tail(second)
+        if isinstance(first, DwLayer):
+            body = f"dw C{first.C} {first.H}x{first.W} " + _tail(first)[6:] + tail
+        else:
+            shape = (f"gemm {nest.gemm_m}x{nest.gemm_n}x{nest.gemm_k}" if nest.kind == "gemm"
+                     else f"conv C{nest.C} K{nest.K} {nest.H}x{nest.W} "
+                     + _geo_str(nest.R, nest.S, (nest.stride_h, nest.stride_w),
+                                (nest.pad_h, nest.pad_w), (nest.dil_h, nest.dil_w)))
+            body = (f"{shape}{tail}; {how} tiles {lm.tile_m}/{lm.tile_n}/{lm.tile_k} "
+                    f"{''.join(lm.order)}")
+        return Case(seed, arch, layers, x, f"{_arch_str(arch)}; {body}", refused)
     raise RuntimeError(f"seed {seed}: no valid case in {MAX_DRAWS} draws")
 
 
 # ------------------------------------------------------------------------------ checking
+def _dw_reference(layer: DwLayer, x: np.ndarray, acc_bits: int) -> np.ndarray:
+    """Depthwise conv of ``x (H, W, C)`` by direct loops over output pixels and taps."""
+    w = np.asarray(layer.weights, dtype=np.int64)  # (C, kh, kw)
+    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    kh, kw = w.shape[1:]
+    h, wd = x.shape[:2]
+    acc = np.zeros((_out(h, kh, sh, ph, dh), _out(wd, kw, sw, pw, dw), layer.C), np.int64)
+    for p, q, i, j in itertools.product(*map(range, (*acc.shape[:2], kh, kw))):
+        r, c = p * sh - ph + i * dh, q * sw - pw + j * dw
+        if 0 <= r < h and 0 <= c < wd:
+            acc[p, q] += x[r, c] * w[:, i, j]
+    acc = quant.wrap(acc + np.asarray(layer.bias, np.int64), acc_bits)
+    return quant.requantize(acc, layer.mult, layer.shift, layer.out_bits, layer.relu)
+
+
+def _pool_reference(layer: PoolLayer, y: np.ndarray) -> np.ndarray:
+    """``sim.golden.GoldenModel``'s pool op on ``y (H, W, C)``; max clamps to
+    ``qrange(out_bits, relu)`` (the layer's contract)."""
+    from mapping.graph import Node
+    from sim.golden import GoldenModel
+
+    (kh, kw), (sh, sw), (ph, pw) = (_pair(v) for v in (
+        layer.kernel, layer.kernel if layer.stride is None else layer.stride, layer.padding))
+    ceil = layer.ceil_mode
+    p, q = _out(layer.H, kh, sh, ph, ceil=ceil), _out(layer.W, kw, sw, pw, ceil=ceil)
+    qs = quant.QuantSpec(bits=layer.out_bits, scale=1.0, relu=layer.relu,
+                         mult=np.array([layer.mult]), shift=np.array([layer.shift]))
+    node = Node("pool", f"{layer.kind}pool2d", out_shape=(1, layer.C, p, q),
+                attrs=dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw)), quant=qs)
+    out = GoldenModel._op(object.__new__(GoldenModel), node, [y.transpose(2, 0, 1)[None]])
+    out = out[0].transpose(1, 2, 0)
+    return quant.clamp(out, layer.out_bits, layer.relu) if layer.kind == "max" else out
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
 def reference(case: Case, x: np.ndarray) -> np.ndarray:
     """The integer reference output of ``case`` for one input sample (stream order)."""
-    from sim.golden import GoldenModel, im2col
+    from sim.golden import im2col
 
     first, arch = case.layers[0], case.arch
-    nest = first.mapping.nest
-    xin = x.reshape(nest.gemm_m, nest.gemm_k) if nest.kind == "gemm" else \
-        x.reshape(1, nest.H, nest.W, nest.C).transpose(0, 3, 1, 2)
-    cols = xin if nest.kind == "gemm" else im2col(xin, nest)
-    acc = quant.wrap(quant.wrap(cols @ first.weights, arch.acc_bits) + first.bias[None, :],
-                     arch.acc_bits)
-    y = quant.requantize(acc, first.mult[None, :], first.shift[None, :], first.out_bits,
-                         first.relu).reshape(-1)
-    if len(case.layers) == 1:
-        return y
-    second = case.layers[1]
-    if isinstance(second, AddLayer):
-        return quant.requantize_add(y, x, second.ma, second.mb, second.shift, second.out_bits,
-                                    second.relu)
-    from mapping.graph import Node
-
-    g = second.geometry()
-    qs = quant.QuantSpec(bits=second.out_bits, scale=1.0, relu=second.relu,
-                         mult=np.array([second.mult]), shift=np.array([second.shift]))
-    node = Node("pool", f"{second.kind}pool2d", out_shape=(1, second.C, g["P"], g["Q"]),
-                attrs=dict(kernel=(g["kh"], g["kw"]), stride=(g["sh"], g["sw"]),
-                           padding=(g["ph"], g["pw"])), quant=qs)
-    xn = y.reshape(1, second.H, second.W, second.C).transpose(0, 3, 1, 2)
-    out = GoldenModel._op(object.__new__(GoldenModel), node, [xn])
-    return out.transpose(0, 2, 3, 1).reshape(-1)
+    if isinstance(first, DwLayer):
+        y = _dw_reference(first, x.reshape(first.H, first.W, first.C), arch.acc_bits)
+    else:
+        nest = first.mapping.nest
+        xin = x.reshape(nest.gemm_m, nest.gemm_k) if nest.kind == "gemm" else \
+            x.reshape(1, nest.H, nest.W, nest.C).transpose(0, 3, 1, 2)
+        cols = xin if nest.kind == "gemm" else im2col(xin, nest)
+        acc = quant.wrap(quant.wrap(cols @ first.weights, arch.acc_bits) + first.bias[None, :],
+                         arch.acc_bits)
+        y = quant.requantize(acc, first.mult[None, :], first.shift[None, :], first.out_bits,
+                             first.relu)
+    y = y.reshape(-1)
+    for layer in case.layers[1:]:
+        if isinstance(layer, AddLayer):
+            y = quant.requantize_add(y, x, layer.ma, layer.mb, layer.shift, layer.out_bits,
+                                     layer.relu)
+        elif isinstance(layer, LutLayer):  # the table's entry of each integer value
+            y = np.asarray(layer.table, np.int64)[y + len(layer.table) // 2]
+        elif isinstance(layer, DwLayer):
+            y = _dw_reference(layer, y.reshape(layer.H, layer.W, layer.C),
+                              arch.acc_bits).reshape(-1)
+        else:
+            y = _pool_reference(layer, y.reshape(layer.H, layer.W, layer.C)).reshape(-1)
+    return y
 
 
 def predicted(case: Case) -> list[int]:
@@ -274,10 +468,12 @@ def predicted(case: Case) -> list[int]:
     for layer in case.layers:
         if isinstance(layer, ComputeLayer):
             out.append(timing.layer_cycles(layer.mapping, arch).cycles)
-        elif isinstance(layer, PoolLayer):
+        elif isinstance(layer, (PoolLayer, DwLayer)):
             g = layer.geometry()
-            out.append(timing.pool_cycles(layer.N * g["P"] * g["Q"], layer.C, g["kh"] * g["kw"],
-                                          arch))
+            fn = timing.pool_cycles if isinstance(layer, PoolLayer) else timing.dw_cycles
+            out.append(fn(layer.N * g["P"] * g["Q"], layer.C, g["kh"] * g["kw"], arch))
+        elif isinstance(layer, LutLayer):
+            out.append(timing.lut_cycles(layer.elements, arch))
         else:
             out.append(timing.add_cycles(int(np.prod(layer.shape)), arch))
     return out
@@ -389,8 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         "cases/hour": n / wall * 3600,
     }
     kinds = {k: sum(k in o.description for o in outcomes) for k in
-             ("gemm", "conv", "+ pool max", "+ pool avg", "+ add", " ws ", " os ", "external",
-              "mapper", "random")}
+             ("gemm", "conv", "; dw", "+ pool max", "+ pool max ceil", "+ pool avg", "+ add",
+              "+ dw", "+ lut", " ws ", " os ", "external", "mapper", "random")}
     print(f"{n} cases in {wall:.0f} s ({summary['cases/hour']:.0f} cases/hour, {args.jobs} "
           f"jobs): {len(failed)} failing, {summary['output mismatches']} output mismatches, "
           f"{summary['cycle differences']} cycle differences, {summary['errors']} errors")
