@@ -96,7 +96,14 @@ def single_program(graph: DataflowGraph) -> bool:
         return False
     body = [n for n in graph.nodes() if n.op not in ("input", "output")]
     return all(n.op in PROGRAM_OPS for n in body) and not (
-        body and body[-1].op == "flatten")
+        body and body[-1].op == "flatten" and not _flattens_pixel(graph, body[-1]))
+
+
+def _flattens_pixel(graph: DataflowGraph, n) -> bool:
+    """A flatten of one pixel (``N x C x 1 x 1``, e.g. after global average pooling): NHWC
+    and NCHW orders agree, so a trailing one changes nothing the output stream carries."""
+    shape = graph.node(n.inputs[0]).out_shape
+    return len(shape) != 4 or shape[2] * shape[3] == 1
 
 
 def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
