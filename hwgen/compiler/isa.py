@@ -67,8 +67,7 @@ class EltKind(enum.Enum, shape=KIND_BITS):
     LUT = 3  # lookup-table activation (act)
     DW = 4  # depthwise convolution (hwgen.rtl.depthwise)
     COPY = 5  # strided channel copy (concat, broadcast): hwgen.compiler.copy_layer
-    # reserved for the layers being added: DW = 4 (depthwise convolution), COPY = 5
-    # (strided channel copy: concatenation, broadcast); 6, 7 free
+    # 6, 7 free
 
 
 # the integer values, for code that reads raw words (dse.resources, tests)

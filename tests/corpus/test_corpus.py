@@ -36,12 +36,7 @@ FAILS: dict[str, dict[str, str]] = {
         "hf-bert-tiny": "position/token-type embeddings: add of a constant tensor is not "
                         "traced",
     },
-    "quantise": {
-        "tv-vgg11": "AdaptiveAvgPool2d(7) of a 1x1 map: quantize reads attrs['kernel'] "
-                    "(KeyError)",
-    },
     "program": {
-        "tv-squeezenet1_1": "concat is not a program op (compiles as kernels)",
         "tv-efficientnet_b0": "tensor * tensor (squeeze-excitation) is not a program op",
         "timm-mobilenetv3_small_100": "tensor * tensor (squeeze-excitation) is not a "
                                       "program op",
@@ -57,8 +52,8 @@ SLOW = {
 SMALL = [m.name for m in CORPUS if m.name in (
     "lenet5", "jet-tagger", "cnn1d", "tanh-sigmoid-mlp", "brevitas-qat-mlp")]
 # program compiled (mapper + compiler, no Verilog; slow): the larger CNNs that quantise
-LARGE = ["tv-resnet18", "timm-resnet10t", "tv-squeezenet1_1", "tv-mobilenet_v2", "tv-efficientnet_b0",
-         "timm-mobilenetv3_small_100"]
+LARGE = ["tv-resnet18", "timm-resnet10t", "tv-squeezenet1_1", "tv-mobilenet_v2",
+         "tv-efficientnet_b0", "timm-mobilenetv3_small_100"]
 
 PACKAGE = {"tv-": "torchvision", "timm-": "timm", "hf-": "transformers",
            "brevitas-": "brevitas"}
