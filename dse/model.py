@@ -41,8 +41,8 @@ class ComputeLayer:
 @dataclass(frozen=True)
 class EltwiseLayer:
     """An element-wise-engine layer (one ELT word): ``op`` is a key of :data:`ELTWISE_OPS`
-    (the graph op; ``dwconv`` a depthwise conv2d, ``copy`` one strided copy of a concat or
-    broadcast: the program's ``LayerInfo.kind``). Pooling and ``dwconv``: ``out_pixels``
+    (the graph op; ``dwconv`` a depthwise conv2d, ``copy`` one strided copy of a concat,
+    a channel select or a broadcast: the program's ``LayerInfo.kind``). Pooling and ``dwconv``: ``out_pixels``
     (batch x output pixels), ``channels``, ``window`` (kernel height x width); ``copy``:
     ``out_pixels`` (pixels copied), ``channels`` (per pixel); residual add and ``act``:
     ``elements``. ``source``: the node it reads (an ``act``'s table has one entry per value
@@ -139,7 +139,7 @@ def model_label(model: str) -> str:
 # ops whose output carries its input's bit width (mapping.passes.quantize)
 # (a concat's inputs share one width: mapping.passes.quant_concat)
 PASS_THROUGH = ("maxpool2d", "avgpool2d", "flatten", "reshape", "transpose", "relu", "output",
-                "concat")
+                "concat", "select")
 
 
 @functools.lru_cache(maxsize=16)
@@ -158,7 +158,7 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
     ``hwgen.build.flow.program_layers`` compiles them; :class:`ModelError` for a graph
     that is not one program or a node level 0 cannot price."""
     from hwgen.build.flow import PROGRAM_OPS, single_program
-    from hwgen.build.movement import varying_pool
+    from hwgen.build.movement import channel_runs, varying_pool
     from mapping.passes.lower import is_depthwise
 
     if not single_program(g):
@@ -175,6 +175,10 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
                                     math.prod(n.params["weight"].shape[2:]), 0, n.inputs[0]))
         elif n.op == "concat":
             elt += _copies(n, model)
+        elif n.op == "select":
+            elt += [EltwiseLayer(f"{n.name}.copy{k}", "copy", math.prod(n.out_shape)
+                                 // n.out_shape[1], length, 0, 0, n.inputs[0])
+                    for k, (_, _, length) in enumerate(channel_runs(n.attrs["index"]))]
         elif n.op in ("linear", "conv2d"):
             if n.attrs.get("groups", 1) != 1:
                 raise ModelError(f"{model}: node {n.name!r}: grouped convolution (groups="

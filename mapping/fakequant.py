@@ -130,6 +130,8 @@ class FakeQuantModel(nn.Module):
             return _avg(x, n)
         if op == "concat":
             return torch.cat(xs, a["dim"])
+        if op == "select":
+            return x[:, list(a["index"])]
         if op == "flatten":
             return torch.flatten(x, a["start_dim"], a["end_dim"])
         if op == "reshape":

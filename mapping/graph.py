@@ -26,13 +26,16 @@ from mapping.loopnest import LoopNest
 OPS = (
     "input", "linear", "conv2d", "batchnorm2d", "relu", "add", "maxpool2d", "avgpool2d",
     "flatten", "reshape", "transpose", "matmul", "mul", "softmax", "layernorm", "gelu",
-    "act", "concat", "output",
+    "act", "concat", "select", "output",
 )
 ACT_FNS = ("relu6", "hardtanh", "clamp", "leaky_relu", "sigmoid", "tanh", "silu", "hardswish",
            "hardsigmoid", "gelu", "elu")
 """``act`` nodes: an element-wise function of one tensor, ``attrs["fn"]`` one of these, with
 its parameters in ``attrs`` (``min``/``max`` for hardtanh/clamp/relu6, ``negative_slope``
 for leaky_relu, ``alpha`` for elu, ``approximate`` for gelu): PyTorch's semantics."""
+# ``select`` nodes: channels ``attrs["index"]`` (a tuple) of dim 1, in that order,
+# ``out[:, k] = in[:, index[k]]``: chunk/split/channel slices, channel shuffles
+# (mapping.passes.channel_select), the groups of a grouped conv (mapping.passes.group_split)
 COMPUTE_OPS = ("linear", "conv2d", "matmul")
 
 

@@ -288,7 +288,7 @@ class _Importer(OnnxOps):
 
     def convert(self, node) -> None:
         used = [o for o in node.output[1:] if o and self.uses[o]]
-        if used:
+        if used and node.op_type != "Split":
             raise self.err(f"output {used[0]!r} is used; only the first output is supported")
         if node.domain not in ("", "ai.onnx"):
             raise self.unsupported()
@@ -312,13 +312,25 @@ class _Importer(OnnxOps):
             raise self.err(f"torch rejects it: {_first_line(exc)}") from exc
         if isinstance(result, fx.Node):
             self.vals[node.output[0]] = result
+        elif isinstance(result, list):  # one value per output (Split)
+            self.vals.update((o, r) for o, r in zip(node.output, result, strict=True) if o)
 
     def fold(self, node) -> None:
+        import onnx
+        from onnx import helper
         from onnx.reference import ReferenceEvaluator
 
+        ins = [i for i in node.input if i]
+        # a one-node graph run at the model's opset (a bare NodeProto is run at the newest
+        # opset: Unsqueeze-11's ``axes`` attribute would be refused)
+        graph = helper.make_graph(
+            [node], "fold",
+            [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(
+                np.asarray(self.consts[i]).dtype), np.shape(self.consts[i])) for i in ins],
+            [helper.make_value_info(o, onnx.TypeProto()) for o in node.output if o])
         try:
-            ev = ReferenceEvaluator(node, opsets={"": self.opset})
-            outs = ev.run(None, {i: self.consts[i] for i in node.input if i})
+            ev = ReferenceEvaluator(graph, opsets={"": self.opset})
+            outs = ev.run(None, {i: self.consts[i] for i in ins})
         except Exception as exc:
             raise self.err(f"cannot fold its constant inputs: {_first_line(exc)}") from exc
         for name, v in zip(node.output, outs, strict=False):

@@ -308,6 +308,38 @@ class OnnxOps:
         axis = self.attr("axis") % rank
         return self.call(torch.cat, [self.value(i) for i in self.node.input if i], axis)
 
+    def op_Slice(self):
+        """``x[..., start:end:step, ...]`` (positive steps): the tracer takes channel slices."""
+        rank = len(self.shape(self.node.input[0]))
+        if self.opset < 10:
+            starts, ends = self.attr("starts"), self.attr("ends")
+            axes, steps = self.attr("axes"), None
+        else:
+            starts, ends = self.const(1, "starts"), self.const(2, "ends")
+            axes, steps = self.opt_const(3), self.opt_const(4)
+        axes = list(range(len(starts))) if axes is None else [int(a) % rank for a in axes]
+        steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
+        if any(s <= 0 for s in steps):
+            raise self.err(f"steps {steps}: only positive steps are supported")
+        idx = [slice(None)] * rank
+        for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
+            idx[a] = slice(int(s), int(e), st)
+        return self.call(operator.getitem, self.x(), tuple(idx))
+
+    def op_Split(self):
+        """``torch.split`` into the node's outputs (sizes from the input, the attribute, or
+        equal parts as ``num_outputs`` / the output count say)."""
+        xs = self.shape(self.node.input[0])
+        axis = self.attr("axis", 0) % len(xs)
+        sizes = self.opt_const(1) if self.opset >= 13 else self.attr("split")
+        if sizes is None:
+            parts = self.attr("num_outputs", len(self.node.output))
+            per = -(-xs[axis] // parts)
+            sizes = [min(per, xs[axis] - s) for s in range(0, xs[axis], per)]
+        sizes = [int(s) for s in np.atleast_1d(sizes)]
+        pieces = self.call(torch.split, self.x(), sizes, axis)
+        return [self.call(operator.getitem, pieces, k) for k in range(len(sizes))]
+
     def op_Identity(self):
         return self.x()
 

@@ -164,6 +164,8 @@ class GoldenModel:
             return x.reshape((b,) + tuple(n.out_shape[1:]))
         if op == "transpose":
             return np.ascontiguousarray(x.transpose(n.attrs["perm"]))
+        if op == "select":  # channels in index order (exact: same scale)
+            return np.take(x, list(n.attrs["index"]), axis=1)
         if op == "concat":  # inputs share one scale (mapping.passes.quant_concat)
             return np.concatenate(xs, axis=n.attrs["dim"])
         if op == "act":  # the lookup table built at quantisation (mapping.quant.act_table)

@@ -85,7 +85,7 @@ class CompiledModel:
 
 
 # --------------------------------------------------------------------- planning
-PROGRAM_OPS = ("linear", "conv2d", "flatten", "add", "act", "concat") + POOL_OPS
+PROGRAM_OPS = ("linear", "conv2d", "flatten", "add", "act", "concat", "select") + POOL_OPS
 
 
 def single_program(graph: DataflowGraph) -> bool:
@@ -123,7 +123,8 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                     if n.op == "flatten" and chain else
                     "data movement done by the host between kernels")
             places.append(Placement(n.name, n.op, "layout", note=note))
-        elif n.op in ("linear", "conv2d", "matmul", "add", "act", "concat") or n.op in POOL_OPS:
+        elif n.op in ("linear", "conv2d", "matmul", "add", "act", "concat", "select") \
+                or n.op in POOL_OPS:
             if not chain and (n.op not in ("linear", "conv2d", "matmul") or is_depthwise(n)):
                 places.append(Placement(n.name, n.op, "host", note="between kernels: run on the "
                                         "host (integer, mapping.quant semantics)"))
@@ -135,12 +136,13 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                     "second operand is an activation, loaded by the host into the weight memory"
             elif n.op == "act":
                 note = lut_note(n)
-            elif n.op == "concat" or (n.op in POOL_OPS and movement.varying_pool(n)):
+            elif n.op in ("concat", "select") or (n.op in POOL_OPS
+                                                  and movement.varying_pool(n)):
                 note = movement.note(n)
             elif is_depthwise(n):
                 note = dw_note(n)
             places.append(Placement(n.name, n.op, "accelerator", layer=layer, note=note))
-            layer += movement.layer_count(n)  # 1 but for copies (concat, broadcast)
+            layer += movement.layer_count(n)  # 1 but for copies (concat, select, broadcast)
         else:
             places.append(Placement(n.name, n.op, "host", note=f"op {n.op!r} is not compiled "
                                     "to the accelerator"))
@@ -260,6 +262,8 @@ def program_layers(graph: DataflowGraph, schedule: Schedule) -> list:
             layers.append(P.FlattenLayer(n.name, src=srcs[0], dst=n.name))
         elif n.op == "concat":
             layers += _moved(movement.concat_layers, n, srcs)
+        elif n.op == "select":
+            layers += _moved(movement.select_layers, n, srcs[0])
         elif n.op in POOL_OPS and movement.varying_pool(n):
             layers += _moved(movement.varying_pool_layers, n, srcs[0])
         elif n.op in POOL_OPS:

@@ -1,11 +1,14 @@
-"""Data movement on the accelerator: ``concat`` and pooling whose windows are not all
-``kernel``-sized, as program layers (``hwgen.build.flow.program_layers`` calls these).
+"""Data movement on the accelerator: ``concat``, ``select`` and pooling whose windows are
+not all ``kernel``-sized, as program layers (``hwgen.build.flow.program_layers`` calls these).
 
 - ``concat`` along channels (dim 1 of NCHW, or of ``(N, F)``): one
   :class:`~hwgen.compiler.copy_layer.CopyLayer` per input into its channel slice of
   the wider NHWC tensor. (Producers cannot write straight into the slice: a compute
   layer's output row stride is its ``gemm_n``, which also sizes its tiles.) The inputs
   share one scale (``mapping.passes.quant_concat``), so the copy is exact.
+- ``select`` of channels (a chunk, a channel shuffle, a group of a grouped conv): one
+  copy per run of consecutive source channels (:func:`channel_runs`): a slice is one
+  copy, a shuffle of ``C`` channels in ``g`` groups ``C`` copies of one channel each.
 - adaptive average pooling to a size the input is not a multiple of: exact when the
   input is 1x1 (every window is that one pixel: a broadcast, one copy per image with
   source pixel stride 0); other sizes have windows of several sizes (a divisor per
@@ -30,9 +33,11 @@ class MovementError(ValueError):
 
 
 def layer_count(node: Node) -> int:
-    """Hardware layers a node becomes (copies of a concat / broadcast, else 1)."""
+    """Hardware layers a node becomes (copies of a concat / select / broadcast, else 1)."""
     if node.op == "concat":
         return len(node.inputs)
+    if node.op == "select":
+        return len(channel_runs(node.attrs["index"]))
     if node.op == "avgpool2d" and is_adaptive(node.attrs):
         return node.in_shapes[0][0]
     return 1
@@ -43,6 +48,11 @@ def note(node: Node) -> str:
     if node.op == "concat":
         return (f"concatenation: {len(node.inputs)} strided copies into channel slices "
                 "(one scale for all inputs, exact)")
+    if node.op == "select":
+        runs = len(channel_runs(node.attrs["index"]))
+        return (f"channel selection: {len(node.attrs['index'])} of "
+                f"{node.in_shapes[0][1]} channels in {runs} strided cop"
+                + ("y" if runs == 1 else "ies"))
     return "adaptive average pooling of a 1x1 map: broadcast copy (source pixel stride 0)"
 
 
@@ -65,6 +75,34 @@ def concat_layers(node: Node, srcs: list[str]) -> list[CopyLayer]:
                                 dst_hwc=hwc))
         offset += c
     return layers
+
+
+def channel_runs(index) -> list[tuple[int, int, int]]:
+    """``(dst, src, length)`` runs of a channel selection: maximal stretches of ``index``
+    whose source channels are consecutive."""
+    runs: list[tuple[int, int, int]] = []
+    for k, c in enumerate(int(i) for i in index):
+        if runs and runs[-1][1] + runs[-1][2] == c:
+            d, s, n = runs[-1]
+            runs[-1] = (d, s, n + 1)
+        else:
+            runs.append((k, c, 1))
+    return runs
+
+
+def select_layers(node: Node, src: str) -> list[CopyLayer]:
+    """One CopyLayer per run of a channel selection (:func:`channel_runs`)."""
+    shape, out = tuple(node.in_shapes[0]), tuple(node.out_shape)
+    if len(out) not in (2, 4):
+        raise MovementError(f"node {node.name!r}: channel selection of a {len(out)}-D tensor; "
+                            "the accelerator selects channels of (N, C, H, W) or (N, F)")
+    pixels = int(np.prod(out)) // out[1]
+    hwc = (out[2], out[3], out[1]) if len(out) == 4 else None
+    return [CopyLayer(f"{node.name}.copy{k}", pixels=pixels, channels=n, src_stride=shape[1],
+                      dst_stride=out[1], dst_offset=d, src_elements=pixels * shape[1],
+                      dst_elements=int(np.prod(out)), out_bits=int(node.quant.bits), src=src,
+                      dst=node.name, dst_hwc=hwc, src_offset=s)
+            for k, (d, s, n) in enumerate(channel_runs(node.attrs["index"]))]
 
 
 def varying_pool(node: Node) -> bool:

@@ -79,6 +79,8 @@ def float_op(node: Node, xs: list[torch.Tensor]) -> torch.Tensor:
         y = ACT[a["fn"]](x, a)
     elif op == "concat":
         y = torch.cat(xs, a["dim"])
+    elif op == "select":
+        y = x[:, list(a["index"])]
     elif op == "flatten":
         y = torch.flatten(x, a["start_dim"], a["end_dim"])
     elif op == "reshape":

@@ -11,9 +11,12 @@
   array shares each input activation across its columns, so a depthwise conv could use
   one column only (or multiply zeros); it runs on the element-wise engine instead
   (``hwgen.rtl.depthwise``, ``mapping.timing.dw_cycles``) and the mapper skips it
-  (``DataflowGraph.compute_nodes`` lists nodes with a nest). Other grouped convs
-  (``1 < groups < channels``, or a channel multiplier) raise
-  :class:`~mapping.graph.UnsupportedOpError`: not supported yet.
+  (``DataflowGraph.compute_nodes`` lists nodes with a nest).
+- other grouped convs (``1 < groups < channels``, or a channel multiplier) are split first
+  into one dense conv per group on a channel slice, joined by a concat
+  (:mod:`mapping.passes.group_split`): no zeros multiplied.
+- channel shuffles are absorbed: tensors may be stored with their channels permuted, and
+  their consumers read them so (:mod:`mapping.passes.channel_layout`).
 - ``matmul`` of two activations ``a (..., M, K) @ b (..., K, N)``: the second
   operand plays the weight role. With a 2-D ``b`` all leading dims of ``a``
   fold into ``M`` (``attrs["batch"] = 1``). Otherwise the leading dims are
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from math import prod
 
-from mapping.graph import DataflowGraph, Node, UnsupportedOpError, pair
+from mapping.graph import DataflowGraph, Node, pair
 from mapping.loopnest import LoopNest
 
 
@@ -42,24 +45,16 @@ def is_depthwise(node: Node) -> bool:
     return g > 1 and c == 1 and k == g and node.in_shapes[0][1] == g
 
 
-def check_groups(node: Node) -> None:
-    """UnsupportedOpError for a grouped conv2d that is not depthwise (one line)."""
-    g = int(node.attrs.get("groups", 1))
-    if node.op == "conv2d" and g > 1 and not is_depthwise(node):
-        k, c = node.params["weight"].shape[:2]
-        raise UnsupportedOpError(
-            f"node {node.name!r}: grouped conv2d with groups={g} ({c * g} in, {k} out "
-            "channels) is not supported yet; supported: groups=1 and depthwise (groups = in "
-            "channels = out channels)")
-
-
 def lower(g: DataflowGraph) -> DataflowGraph:
-    """A new graph whose linear/conv2d/matmul nodes carry ``nest`` (input not modified)."""
-    g = g.copy()
+    """A new graph whose linear/conv2d/matmul nodes carry ``nest``, grouped convs split
+    (input not modified)."""
+    from mapping.passes.channel_layout import store_permuted
+    from mapping.passes.group_split import split_groups
+
+    g = store_permuted(split_groups(g))
     for node in g.nodes():
         if node.op not in ("linear", "conv2d", "matmul"):
             continue
-        check_groups(node)
         if is_depthwise(node):
             node.nest = None  # element-wise engine, not the array (module docstring)
             continue

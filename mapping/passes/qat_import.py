@@ -42,7 +42,7 @@ LAYERS = ("QuantLinear", "QuantConv1d", "QuantConv2d")
 ACTS = ("QuantIdentity", "QuantReLU", "QuantHardTanh", "QuantSigmoid", "QuantTanh")
 SUPPORTED = LAYERS + ACTS
 # ops whose output scale is their input's: a quantiser found there sets their producer's
-WALK_BACK = ("maxpool2d", "flatten", "reshape", "transpose", "relu", "output")
+WALK_BACK = ("maxpool2d", "flatten", "reshape", "transpose", "select", "relu", "output")
 
 
 @dataclass

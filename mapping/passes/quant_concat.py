@@ -14,7 +14,8 @@ from mapping import quant as Q
 from mapping.graph import DataflowGraph
 from mapping.quant import QuantError
 
-KEEPS_SCALE = ("maxpool2d", "avgpool2d", "relu", "flatten", "reshape", "transpose", "concat")
+KEEPS_SCALE = ("maxpool2d", "avgpool2d", "relu", "flatten", "reshape", "transpose", "select",
+               "concat")
 """Ops whose output scale is their (first) input's: walked through to the producer."""
 SETS_SCALE = ("input", "linear", "conv2d", "add", "matmul", "act", *Q.HOST_OPS)
 """Ops that requantise to any output scale (``mul`` of two tensors too)."""

@@ -23,7 +23,7 @@ from mapping.passes.quant_concat import concat_scales, concat_spec
 from mapping.quant import QuantError, QuantSpec
 from mapping.windows import avg_windows, divisors
 
-PASS_THROUGH = ("maxpool2d", "flatten", "reshape", "transpose", "output")
+PASS_THROUGH = ("maxpool2d", "flatten", "reshape", "transpose", "select", "output")
 
 
 def _bits_table(g: DataflowGraph, bits: int, w_bits: int, per_layer_bits) -> dict:

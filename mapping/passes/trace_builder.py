@@ -12,7 +12,8 @@ handlers live in :mod:`mapping.passes.trace_ops` / :mod:`mapping.passes.trace_mo
   anything else reads it back through a ``reshape``. :meth:`GraphBuilder.finish`
   merges reshape chains, drops identity reshapes and lifts a graph input read
   only by a lifting reshape (its ``attrs["torch_shape"]`` keeps the 3-D shape;
-  so does an ``output`` of a lifted tensor).
+  so does an ``output`` of a lifted tensor). A reshape/transpose chain that only reorders
+  channels becomes a ``select`` (:mod:`mapping.passes.channel_select`).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class GraphBuilder:
         self.env: dict[str, str] = {}       # fx name -> graph node carrying its value
         self.lifted: set[str] = set()       # fx names whose value is height-1 4-D
         self.tuples: set[str] = set()       # fx names of tuple results (getitem 0 = the value)
+        self.splits: dict[str, tuple] = {}  # fx name of a chunk/split -> (x, dim, pieces)
         self.nodes: dict[str, Node] = {}
         self._views: dict[tuple[str, bool], str] = {}
 
@@ -309,7 +311,9 @@ class GraphBuilder:
                     continue
                 changed = True
                 break
-        return g
+        from mapping.passes.channel_select import fold_channel_shuffles
+
+        return fold_channel_shuffles(g)
 
 
 def describe(n: fx.Node, modules: dict | None = None) -> str:

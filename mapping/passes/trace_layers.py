@@ -229,6 +229,45 @@ def concat(b, n, tensors, dim) -> None:
     b.emit(n, "concat", tensors, {"dim": d + 1 if lifted and d >= 2 else d}, lifted=lifted)
 
 
+def select(b, n, x, dim, index) -> None:
+    """Channels ``index`` (dim 1) of ``x`` -> a ``select`` node (``index`` covering every
+    channel in order: an alias)."""
+    shape = b.shape(x)
+    d, index = norm_dim(dim, len(shape)), tuple(int(i) for i in index)
+    if d != 1 or len(shape) < 2:
+        raise b.unsupported(n, f"slicing along dim {dim} of a {len(shape)}-D tensor",
+                            " (channels, dim 1, can be sliced, chunked or split)")
+    if index == tuple(range(shape[1])):
+        b.alias(n, x)
+        return
+    b.emit(n, "select", [x], {"dim": 1, "index": index}, lifted=x.name in b.lifted)
+
+
+def split(b, n, x, sizes, dim) -> None:
+    """``chunk``/``split``: record the pieces; each ``getitem`` of one is a :func:`select`."""
+    shape = b.shape(x)
+    d = norm_dim(dim, len(shape))
+    pieces, start = [], 0
+    for s in sizes:
+        pieces.append(range(start, min(start + int(s), shape[d])))
+        start += int(s)
+    b.splits[n.name] = (x, d, pieces)
+
+
+def chunk_sizes(length: int, chunks: int) -> list[int]:
+    """``torch.chunk``'s pieces: ``ceil(length / chunks)`` each, the last the rest (fewer
+    than ``chunks`` pieces when they run out)."""
+    per = -(-length // int(chunks))
+    return [min(per, length - s) for s in range(0, length, per)]
+
+
+def split_sizes(length: int, size) -> list[int]:
+    """``torch.split``'s pieces: ``size`` each and the rest, or the listed sizes."""
+    if isinstance(size, (list, tuple)):
+        return [int(s) for s in size]
+    return [min(int(size), length - s) for s in range(0, length, int(size))]
+
+
 def flatten(b, n, x, start=0, end=-1) -> None:
     rank = len(b.shape(x))
     s, e = norm_dim(start, rank), norm_dim(end, rank)

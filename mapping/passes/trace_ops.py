@@ -24,7 +24,8 @@ SUPPORTED = (
     "ELU, GELU (nn modules, F.*, torch.* and tensor methods), add (+), mul/div by a number, "
     "tensor * tensor (one side may broadcast), nn.MaxPool1d/2d, nn.AvgPool1d/2d (ceil_mode), "
     "nn.AdaptiveAvgPool1d/2d (any size), mean over the spatial dims, torch.cat, "
-    "nn.Flatten/flatten, view/reshape/squeeze/unsqueeze, permute/transpose, matmul (@), "
+    "nn.Flatten/flatten, view/reshape/squeeze/unsqueeze, permute/transpose, channel slices "
+    "(chunk, split, narrow, x[:, a:b]) and channel shuffles (view-transpose-view), matmul (@), "
     "softmax, nn.LayerNorm (last dim), nn.Identity, nn.Dropout; the same as aten ops in "
     "torch.export programs"
 )
@@ -45,13 +46,61 @@ def _fn(name):
 
 def _getitem(b, n):
     x, i = n.args
+    if isinstance(x, fx.Node) and x.name in b.splits:  # piece i of a chunk / split
+        src, dim, pieces = b.splits[x.name]
+        L.select(b, n, src, dim, pieces[i])
+        return
     if isinstance(x, fx.Node) and x.name in b.tuples:
         if i != 0:
             raise b.unsupported(n, f"using output {i} of {x.name!r}",
                                 " (pooling indices / batch statistics)")
         b.alias(n, x)
         return
-    raise b.unsupported(n, "indexing or slicing a tensor (x[...])")
+    dim = _channel_slice(i)
+    if isinstance(x, fx.Node) and b.is_tensor(x) and dim is not None:
+        L.select(b, n, x, 1, range(*i[1].indices(b.shape(x)[1])))
+        return
+    raise b.unsupported(n, "indexing or slicing a tensor (x[...])",
+                        " (a slice of the channels, x[:, a:b], is supported)")
+
+
+def _channel_slice(i) -> int | None:
+    """1 if index ``i`` is ``[:, a:b(:s)]`` (optionally followed by ``:`` / ``...``)."""
+    full = slice(None)
+    if (isinstance(i, tuple) and len(i) >= 2 and i[0] == full and isinstance(i[1], slice)
+            and all(j == full or j is Ellipsis for j in i[2:])):
+        return 1
+    return None
+
+
+def _chunk(b, n):
+    x, dim = n.args[0], arg(n, 2, "dim", 0)
+    L.split(b, n, x, L.chunk_sizes(b.shape(x)[norm_dim(dim, len(b.shape(x)))],
+                                   arg(n, 1, "chunks")), dim)
+
+
+def _split(b, n):
+    x, dim = n.args[0], arg(n, 2, "dim", 0)
+    size = arg(n, 1, "split_size_or_sections")
+    size = size if size is not None else arg(n, 1, "split_size")
+    size = size if size is not None else n.kwargs.get("split_sizes")
+    L.split(b, n, x, L.split_sizes(b.shape(x)[norm_dim(dim, len(b.shape(x)))], size), dim)
+
+
+def _narrow(b, n):  # narrow(x, dim, start, length)
+    start = arg(n, 2, "start")
+    L.select(b, n, n.args[0], arg(n, 1, "dim"), range(start, start + arg(n, 3, "length")))
+
+
+def _aten_slice(b, n):  # aten.slice.Tensor(x, dim=0, start=None, end=None, step=1)
+    x = n.args[0]
+    dim = norm_dim(arg(n, 1, "dim", 0), len(b.shape(x)))
+    sl = slice(arg(n, 2, "start"), arg(n, 3, "end"), arg(n, 4, "step", 1))
+    rng = range(*sl.indices(b.shape(x)[dim]))
+    if len(rng) == b.shape(x)[dim]:
+        b.alias(n, x)
+        return
+    L.select(b, n, x, dim, rng)
 
 
 def _tuple(handler):
@@ -234,7 +283,8 @@ FUNCTIONS = {
     torch.max_pool2d: _max_pool(2), F.avg_pool1d: _avg_pool(1), F.avg_pool2d: _avg_pool(2),
     F.adaptive_avg_pool1d: _adaptive(1), F.adaptive_avg_pool2d: _adaptive(2),
     torch.mean: _mean, torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat,
-    F.dropout: _dropout, operator.getitem: _getitem,
+    F.dropout: _dropout, operator.getitem: _getitem, torch.chunk: _chunk,
+    torch.split: _split, torch.narrow: _narrow,
 }
 METHODS = {
     "relu": _relu, "relu6": _fn("relu6"), "sigmoid": _fn("sigmoid"), "tanh": _fn("tanh"),
@@ -242,7 +292,8 @@ METHODS = {
     "div": _binary("div"), "matmul": _matmul, "bmm": _matmul, "mm": _matmul,
     "view": _reshape, "reshape": _reshape, "squeeze": _reshape, "unsqueeze": _reshape,
     "unflatten": _reshape, "flatten": _flatten, "transpose": _transpose, "permute": _permute,
-    "t": _t, "softmax": _softmax, "mean": _mean, "to": _to,
+    "t": _t, "softmax": _softmax, "mean": _mean, "to": _to, "chunk": _chunk,
+    "split": _split, "narrow": _narrow,
     **{m: _alias for m in ALIAS_METHODS},
 }
 _ATEN = {
@@ -265,7 +316,8 @@ _ATEN = {
     "transpose": _transpose, "permute": _permute, "softmax": _softmax, "_softmax": _softmax,
     "layer_norm": _layer_norm, "native_layer_norm": _tuple(_layer_norm),
     "dropout": _dropout, "clone": _alias, "contiguous": _alias, "alias": _alias,
-    "detach": _alias, "_to_copy": _to, "to": _to,
+    "detach": _alias, "_to_copy": _to, "to": _to, "chunk": _chunk, "split": _split,
+    "split_with_sizes": _split, "narrow": _narrow, "slice": _aten_slice,
 }
 ATEN = {getattr(torch.ops.aten, k): v for k, v in _ATEN.items()
         if hasattr(torch.ops.aten, k)}

@@ -30,7 +30,6 @@ from corpus_models import BY_NAME, CORPUS  # noqa: E402
 # stage -> model -> reason. Remove an entry when its test starts passing (XPASS).
 FAILS: dict[str, dict[str, str]] = {
     "trace": {
-        "tv-shufflenet_v2_x0_5": "tensor .chunk() (channel split) is not traced",
         "timm-vit_tiny_patch16_224": "class token: torch.cat of a constant tensor is not "
                                      "traced",
         "hf-bert-tiny": "position/token-type embeddings: add of a constant tensor is not "
@@ -53,7 +52,7 @@ SMALL = [m.name for m in CORPUS if m.name in (
     "lenet5", "jet-tagger", "cnn1d", "tanh-sigmoid-mlp", "brevitas-qat-mlp")]
 # program compiled (mapper + compiler, no Verilog; slow): the larger CNNs that quantise
 LARGE = ["tv-resnet18", "timm-resnet10t", "tv-squeezenet1_1", "tv-mobilenet_v2",
-         "tv-efficientnet_b0", "timm-mobilenetv3_small_100"]
+         "tv-shufflenet_v2_x0_5", "tv-efficientnet_b0", "timm-mobilenetv3_small_100"]
 
 PACKAGE = {"tv-": "torchvision", "timm-": "timm", "hf-": "transformers",
            "brevitas-": "brevitas"}

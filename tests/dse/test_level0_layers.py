@@ -106,8 +106,17 @@ class FireHead(nn.Module):
         return self.fc(torch.flatten(self.avg(self.top(x)), 1))
 
 
+def _shuffle_unit():
+    spec = importlib.util.spec_from_file_location("shuffle_unit",
+                                                  ROOT / "examples" / "shuffle_unit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ShuffleUnit()
+
+
 # name -> (module factory, input shape, the program layer ops it must contain)
 MODELS = {
+    "shuffle-unit": (_shuffle_unit, (1, 2, 6, 6), {"copy", "dwconv", "maxpool2d"}),
     "actnet": (ActNet, (1, 1, 10, 10), {"act", "maxpool2d", "avgpool2d", "add"}),
     "tanh-mlp": (TanhMlp, (1, 12), {"act"}),
     "mobile-block": (MobileBlock, (1, 3, 9, 9), {"dwconv"}),
@@ -230,10 +239,14 @@ def test_unknown_layer_kind_is_an_error():
         def forward(self, x):
             return self.c(x)
 
-    # lower refuses it (UnsupportedOpError); level 0 does too on the unlowered graph
+    # level 0 refuses it unlowered; lower splits it into dense groups (two selects, two
+    # convs of 2 -> 2 channels, a concat: four copies)
     g = fuse_activations(fold_batchnorm(trace(Grouped().eval(), torch.randn(1, 4, 6, 6))))
     with pytest.raises(ModelError, match="grouped convolution"):
         graph_layers(g, "grouped")
+    layers = graph_layers(lower(g), "grouped")
+    assert [(c.nest.C, c.nest.K) for c in layers.compute] == [(2, 2), (2, 2)]
+    assert [(e.op, e.channels) for e in layers.eltwise] == [("copy", 2)] * 4
 
 
 def test_depthwise_and_copy_cycles_in_closed_form():

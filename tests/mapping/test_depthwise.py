@@ -1,8 +1,8 @@
 """Grouped and depthwise convolutions on the model side: sim.golden against torch's
 F.conv2d (float64 on the quantised integers, requantised here with floor division),
 fakequant == golden, lower / map_graph leave a depthwise conv off the array, grouped convs
-that are not depthwise are a one-line error, and the compiled ELT word / ROM rows / cycles
-of a DwLayer."""
+that are not depthwise lower into dense groups with the same integers, and the compiled ELT
+word / ROM rows / cycles of a DwLayer."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hwgen.compiler.isa import ELT_DW, OP_ELT, decode, elt_layout
 from hwgen.compiler.program import DwLayer, ProgramError, compile_program
 from mapping import fakequant, timing
 from mapping.arch import preset
-from mapping.graph import UnsupportedOpError, pair, trace
+from mapping.graph import pair, trace
 from mapping.mapper import map_graph
 from mapping.passes.fold import fold_batchnorm
 from mapping.passes.fuse import fuse_activations
@@ -108,13 +108,22 @@ def test_map_graph_skips_depthwise():
 
 
 @pytest.mark.parametrize("case", [CASES[3], CASES[4]], ids=["grouped-2", "multiplier-2"])
-def test_grouped_not_depthwise_is_one_line_error(case):
+def test_grouped_conv_lowers_to_dense_groups_bit_exact(case):
+    """A grouped conv that is not depthwise lowers into one dense conv per group on a channel
+    select, joined by a concat named like it; the integers equal F.conv2d with groups."""
     g = _quantised(case)
-    with pytest.raises(UnsupportedOpError) as e:
-        lower(g)
-    msg = str(e.value)
-    assert "\n" not in msg and f"groups={case[3]}" in msg and "depthwise" in msg
-    assert "not supported yet" in msg
+    low = lower(g)
+    name = next(n.name for n in g.nodes() if n.op == "conv2d")
+    groups, k = case[3], case[2]
+    assert low.node(name).op == "concat" and len(low.node(name).inputs) == groups
+    convs = [n for n in low.compute_nodes()]
+    assert len(convs) == groups and all(n.nest.K == k // groups for n in convs)
+    assert all(n.nest.C == case[1] // groups for n in convs)  # no zero weights
+    x = torch.randn((4,) + tuple(g.node(g.inputs[0]).out_shape[1:]),
+                    generator=torch.Generator().manual_seed(5)) * 2
+    x_int = golden.quantize_input(g, x.numpy())
+    np.testing.assert_array_equal(golden.run(low, x_int), _reference(g, x_int))
+    np.testing.assert_array_equal(fakequant.run(low, x_int), _reference(g, x_int))
 
 
 def _dw_layer(C=10, H=5, W=6, kernel=(3, 2), **kw):  # noqa: N803

@@ -3,8 +3,10 @@ the independent ONNX reference evaluator (onnx.reference.ReferenceEvaluator)."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -319,8 +321,17 @@ def _cnn1d():
                          nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(6, 4))
 
 
+def _shuffle_unit():
+    spec = importlib.util.spec_from_file_location(
+        "shuffle_unit", Path(__file__).resolve().parents[2] / "examples" / "shuffle_unit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ShuffleUnit()
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("make,shape,opset", [
+    (_shuffle_unit, (1, 2, 6, 6), None), (_shuffle_unit, (1, 2, 6, 6), 11),  # Split, Slice
     (_TorchNet, (1, 1, 8, 8), None), (_Branches, (1, 4, 9, 9), None),
     (_Branches, (1, 4, 9, 9), 13),  # GELU as the Erf pattern, Hardswish as x * HardSigmoid(x)
     (_jet_tagger, (1, 16), None), (_cnn1d, (1, 2, 40), None),
@@ -349,6 +360,9 @@ def test_torch_onnx_export_roundtrip(tmp_path, make, shape, opset):
     x = torch.randn(3, *shape[1:])
     with torch.no_grad():
         torch.testing.assert_close(module(x), net(x), rtol=1e-5, atol=1e-5)
+    if make is _shuffle_unit:  # chunk, shuffle and x[:, 1:7] come back as channel selects
+        ops = [n.op for n in trace(module, torch.zeros(shape)).nodes()]
+        assert ops.count("select") == 4 and "transpose" not in ops
     if make is not _TorchNet:
         return
     ops = [n.op for n in trace(module, torch.zeros(shape)).nodes()]

@@ -140,7 +140,7 @@ def test_channel_shuffle_and_concat():
         y = y.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
         return y
     g = check(Fn(f, nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)), X4)
-    assert ops(g).count("reshape") == 2 and "transpose" in ops(g)
+    assert ops(g)[-3:] == ["concat", "select", "output"]  # the shuffle: one channel select
 
 
 def test_squeeze_excitation_broadcast_mul():
@@ -167,7 +167,7 @@ def test_1d_layer_after_transpose_reads_through_reshape():
 
 @pytest.mark.parametrize("f,needle", [
     (lambda s, x: x - 1.0, "sub"),
-    (lambda s, x: x[:, :2], "slicing"),
+    (lambda s, x: x[:, :, :2], "slicing"),
     (lambda s, x: x.mean(1), "mean over dims (1,)"),
     (lambda s, x: torch.exp(x), "exp"),
 ])
