@@ -211,7 +211,8 @@ CORPUS: list[CorpusModel] = [
     CorpusModel("tv-squeezenet1_1", "torchvision.models.squeezenet1_1",
                 _tv("squeezenet1_1"), IN32, MID, note="32x32 input"),
     CorpusModel("tv-vgg11", "torchvision.models.vgg11", _tv("vgg11", num_classes=10), IN32,
-                MID, EXT, "32x32 input, 10 classes"),
+                MID, {**EXT, "act_words": 131072},  # 3 K input + 64 K of the first conv
+                "32x32 input, 10 classes"),
     CorpusModel("tv-efficientnet_b0", "torchvision.models.efficientnet_b0",
                 _bn(_tv("efficientnet_b0")), IN32, MID, EXT, "32x32 input"),
     CorpusModel("tv-shufflenet_v2_x0_5", "torchvision.models.shufflenet_v2_x0_5",
