@@ -2,7 +2,8 @@
 chunk, depthwise and grouped convs, concat, channel shuffle, a channel slice) is one
 program whose shuffle is no copy (stored permuted: ``mapping.passes.channel_layout``); in Verilog its outputs equal ``sim.golden`` and every layer's cycles equal
 ``mapping.timing``, and they equal the golden model of the graph whose grouped conv is not
-split (``sim.golden`` computes grouped convs directly). The copies a select becomes are its runs of consecutive channels."""
+split (``sim.golden`` computes grouped convs directly). The copies a select becomes are its
+runs of consecutive channels."""
 
 from __future__ import annotations
 
