@@ -173,8 +173,11 @@ def run_case(seed: int, cache_dir: str | None = None, opt: str = "-O0") -> Outco
         with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
             out = Path(tmp) / "b"
             emit(Accelerator(arch, prog), out)
-            harness = fast.build_harness(out / f"{TOP_MODULE}.v", cache_dir=cache_dir, jobs=1,
-                                       opt=tuple(opt.split()))
+            # every case is a new design: its ~75 MB build is not kept (1,000 cases in the
+            # shared simulator cache filled a disk); the run-time object cache still is
+            harness = fast.build_harness(out / f"{TOP_MODULE}.v",
+                                         cache_dir=cache_dir or Path(tmp) / "sim", jobs=1,
+                                         opt=tuple(opt.split()))
             ext = None
             if arch.weight_store == "external":
                 ext = fast.ExtMemory(list(prog.weight_image) or [0], arch.ext_latency,
@@ -219,6 +222,30 @@ def _report(o: Outcome, outcomes: list[Outcome], args, t0: float) -> None:
               f"{sum(not x.ok for x in outcomes)} failing", flush=True)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"3,10-12"`` -> ``[3, 10, 11, 12]`` (ValueError naming a bad item)."""
+    out: list[int] = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        lo, _, hi = item.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"--seeds item {item!r}: expected a seed or a range A-B") from None
+        out += range(a, b + 1)
+    return out
+
+
+def _ranges(seeds: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0..2, 5"``."""
+    parts, start = [], None
+    for i, s in enumerate(seeds):
+        start = s if start is None else start
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            parts.append(f"{start}..{s}" if s != start else str(s))
+            start = None
+    return ", ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1000)
@@ -230,9 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--opt", default="-O0", help="C++ optimisation of the harness builds "
                     "(default -O0: builds dominate a case)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case")
-    ap.add_argument("--no-write", action="store_true", help="do not write results/fuzz_rtl.md")
+    ap.add_argument("--seeds", default=None, help="these seeds instead of --seed/--cases: "
+                    "comma-separated seeds and ranges A-B (inclusive), e.g. to re-run cases")
+    ap.add_argument("--section", default="fuzz_rtl", help="results/SECTION.md to write "
+                    "(default fuzz_rtl)")
+    ap.add_argument("--no-write", action="store_true", help="do not write results/SECTION.md")
     args = ap.parse_args(argv)
-    seeds = range(args.seed, args.seed + args.cases)
+    seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.seed,
+                                                                  args.seed + args.cases))
+    if not seeds or args.jobs < 1:
+        ap.error("no seeds to run" if not seeds else f"--jobs {args.jobs}: must be at least 1")
     t0 = time.perf_counter()
     outcomes: list[Outcome] = []
     deadline = None if args.minutes is None else t0 + 60 * args.minutes
@@ -268,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         from _common import write_section
 
-        body = [f"Seeds {args.seed}..{args.seed + n - 1}, {args.jobs} jobs, "
+        ran = sorted(o.seed for o in outcomes)
+        body = [f"Seeds {_ranges(ran)}, {args.jobs} jobs, "
                 f"{wall:.0f} s wall (measured).", "",
                 "| what | value |", "|---|---:|",
                 *[f"| {k} | {v:,.0f} |" for k, v in summary.items()], "",
@@ -278,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                  for o in failed] or ["No failing case."]
         cmd = "python benchmarks/fuzz_rtl.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:])
-        print(write_section("fuzz_rtl", "RTL fuzz campaign: random layers x architectures, "
+        print(write_section(args.section, "RTL fuzz campaign: random layers x architectures, "
                             "Verilog (fast engine) vs integer reference and timing contract",
                             cmd.strip(), "\n".join(body)).read_text())
     return 1 if failed else 0

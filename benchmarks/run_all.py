@@ -47,7 +47,8 @@ SCRIPTS: dict[str, list[str]] = {
 }
 # Order of the result sections (benchmarks/results/<stem>.md) in BENCHMARKS.md.
 SECTIONS = ["quant_accuracy", "brevitas_digits", "corpus", "mapper", "utilization", "sim",
-            "fuzz_rtl", "synth", "resource_model", "dse", "pruning", "optimisation_stack"]
+            "fuzz_rtl", "fuzz_rtl_rerun", "synth", "resource_model", "dse", "pruning",
+            "optimisation_stack"]
 
 
 def scripts(selected: list[str]) -> list[Path]:

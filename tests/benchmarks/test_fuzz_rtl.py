@@ -12,6 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import fuzz_rtl  # noqa: E402
 
+from sim.runner import default_cache_dir  # noqa: E402
+
 SLICE = range(100, 106)
 REGRESSIONS = (51, 75)  # inputs narrower than 8 bits: the harness did not mask the port
 # (since the newer kinds, 51 draws a depthwise conv on 3-bit inputs; still a narrow port)
@@ -34,12 +36,19 @@ def test_draw_is_deterministic_and_varied():
 
 @pytest.mark.parametrize("seed", [*SLICE, *REGRESSIONS, *PER_AXIS, *NEW_KINDS])
 def test_fuzz_slice(seed):
-    out = fuzz_rtl.run_case(seed)
+    out = fuzz_rtl.run_case(seed, str(default_cache_dir()))  # these few builds are kept
     assert out.ok, f"seed {seed}: {out.description}: {out.error} {out.details}"
 
 
 def test_the_checker_catches_a_wrong_output(monkeypatch):
     real = fuzz_rtl.reference
     monkeypatch.setattr(fuzz_rtl, "reference", lambda case, x: real(case, x) + 1)
-    out = fuzz_rtl.run_case(SLICE[0])  # the same Verilog: the harness build is cached
+    out = fuzz_rtl.run_case(SLICE[0], str(default_cache_dir()))  # the same Verilog: cached
     assert not out.ok and out.mismatched_samples == 2 and out.cycle_differences == 0
+
+
+def test_seed_lists():
+    assert fuzz_rtl.parse_seeds("3, 10-12,5") == [3, 10, 11, 12, 5]
+    assert fuzz_rtl._ranges([0, 1, 2, 5, 7, 8]) == "0..2, 5, 7..8"
+    with pytest.raises(ValueError, match="'1-x'"):
+        fuzz_rtl.parse_seeds("1-x")
