@@ -332,10 +332,10 @@ class OnnxOps:
         xs = self.shape(self.node.input[0])
         axis = self.attr("axis", 0) % len(xs)
         sizes = self.opt_const(1) if self.opset >= 13 else self.attr("split")
-        if sizes is None:
-            parts = self.attr("num_outputs", len(self.node.output))
-            per = -(-xs[axis] // parts)
-            sizes = [min(per, xs[axis] - s) for s in range(0, xs[axis], per)]
+        if sizes is None:  # equal parts, as torch.chunk cuts them
+            from mapping.passes.trace_layers import chunk_sizes
+
+            sizes = chunk_sizes(xs[axis], self.attr("num_outputs", len(self.node.output)))
         sizes = [int(s) for s in np.atleast_1d(sizes)]
         pieces = self.call(torch.split, self.x(), sizes, axis)
         return [self.call(operator.getitem, pieces, k) for k in range(len(sizes))]

@@ -418,6 +418,12 @@ class QuantSpec:
     host: bool = False
     extra: dict = field(default_factory=dict)
 
+    def passed_on(self) -> QuantSpec:
+        """The spec of an op that moves this tensor's values unchanged (pooling by max,
+        layout ops, a channel select): same width, scale and sign."""
+        return QuantSpec(bits=self.bits, scale=self.scale, relu=self.relu,
+                         in_scales=(self.scale,))
+
     def describe(self) -> str:
         w = f" w{self.w_bits}" if self.w_bits else ""
         return f"a{self.bits}{w} s={self.scale:.4g}" + (" host" if self.host else "")

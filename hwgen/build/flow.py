@@ -123,8 +123,7 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                     if n.op == "flatten" and chain else
                     "data movement done by the host between kernels")
             places.append(Placement(n.name, n.op, "layout", note=note))
-        elif n.op in ("linear", "conv2d", "matmul", "add", "act", "concat", "select") \
-                or n.op in POOL_OPS:
+        elif n.op in PROGRAM_OPS or n.op == "matmul":  # (flatten: a layout op, above)
             if not chain and (n.op not in ("linear", "conv2d", "matmul") or is_depthwise(n)):
                 places.append(Placement(n.name, n.op, "host", note="between kernels: run on the "
                                         "host (integer, mapping.quant semantics)"))

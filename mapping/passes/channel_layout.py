@@ -117,10 +117,6 @@ def _restore(g: DataflowGraph, n: Node, src: str, o: tuple[int, ...]) -> None:
         sel = Node(name=name, op="select", inputs=[src], in_shapes=[shape], out_shape=shape,
                    attrs={"dim": 1, "index": tuple(int(p) for p in np.argsort(np.asarray(o)))})
         q = g.node(src).quant
-        if q is not None:
-            from mapping.quant import QuantSpec
-
-            sel.quant = QuantSpec(bits=q.bits, scale=q.scale, relu=q.relu,
-                                  in_scales=(q.scale,))
+        sel.quant = None if q is None else q.passed_on()
         g.add(sel)
     g.set_inputs(n.name, [name if i == src else i for i in n.inputs])

@@ -22,6 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from mapping.graph import DataflowGraph, Node
+from mapping.passes.quant_concat import concat_spec
 from mapping.quant import QuantSpec
 
 
@@ -55,8 +56,7 @@ def _split(n: Node, g: DataflowGraph) -> list[Node]:
                    in_shapes=[n.in_shapes[0]], out_shape=(b, cg, h, w),
                    attrs={"index": tuple(range(i * cg, (i + 1) * cg)), "group_of": n.name})
         if src is not None:
-            sel.quant = QuantSpec(bits=src.bits, scale=src.scale, relu=src.relu,
-                                  in_scales=(src.scale,))
+            sel.quant = src.passed_on()
         rows = slice(i * kg, (i + 1) * kg)
         conv = Node(name=f"{n.name}_g{i}", op="conv2d", inputs=[sel.name],
                     in_shapes=[sel.out_shape], out_shape=(b, kg) + tuple(n.out_shape[2:]),
@@ -70,10 +70,8 @@ def _split(n: Node, g: DataflowGraph) -> list[Node]:
     cat = Node(name=n.name, op="concat", inputs=[x.name for x in convs],
                in_shapes=[x.out_shape for x in convs], out_shape=n.out_shape,
                attrs={"dim": 1, "groups_of": groups})
-    if n.quant is not None:
-        q = n.quant
-        cat.quant = QuantSpec(bits=q.bits, scale=q.scale, relu=q.relu,
-                              in_scales=(q.scale,) * groups)
+    if n.quant is not None:  # the groups share the conv's output scale: an exact concat
+        cat.quant = concat_spec(n.name, [c.quant for c in convs])
     return out + [cat]
 
 

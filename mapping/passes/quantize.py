@@ -106,8 +106,7 @@ def quantize(g: DataflowGraph, calib_inputs, bits: int = 8, w_bits: int | None =
         if op == "input":
             spec = QuantSpec(bits=a_bits, scale=s_calib)
         elif op in PASS_THROUGH:
-            spec = QuantSpec(bits=ins[0].bits, scale=ins[0].scale, relu=ins[0].relu,
-                             in_scales=(ins[0].scale,))
+            spec = ins[0].passed_on()
         elif op == "relu":
             spec = QuantSpec(bits=ins[0].bits, scale=ins[0].scale, relu=True,
                              in_scales=(ins[0].scale,))

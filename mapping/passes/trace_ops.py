@@ -56,21 +56,18 @@ def _getitem(b, n):
                                 " (pooling indices / batch statistics)")
         b.alias(n, x)
         return
-    dim = _channel_slice(i)
-    if isinstance(x, fx.Node) and b.is_tensor(x) and dim is not None:
+    if isinstance(x, fx.Node) and b.is_tensor(x) and _is_channel_slice(i):
         L.select(b, n, x, 1, range(*i[1].indices(b.shape(x)[1])))
         return
     raise b.unsupported(n, "indexing or slicing a tensor (x[...])",
                         " (a slice of the channels, x[:, a:b], is supported)")
 
 
-def _channel_slice(i) -> int | None:
-    """1 if index ``i`` is ``[:, a:b(:s)]`` (optionally followed by ``:`` / ``...``)."""
+def _is_channel_slice(i) -> bool:
+    """Index ``i`` is ``[:, a:b(:s)]`` (optionally followed by ``:`` / ``...``)."""
     full = slice(None)
-    if (isinstance(i, tuple) and len(i) >= 2 and i[0] == full and isinstance(i[1], slice)
-            and all(j == full or j is Ellipsis for j in i[2:])):
-        return 1
-    return None
+    return (isinstance(i, tuple) and len(i) >= 2 and i[0] == full and isinstance(i[1], slice)
+            and all(j == full or j is Ellipsis for j in i[2:]))
 
 
 def _chunk(b, n):

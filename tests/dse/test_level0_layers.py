@@ -31,6 +31,7 @@ from mapping.arch import ArchSpec
 from mapping.graph import trace
 from mapping.mapper import map_graph
 from mapping.passes import fold_batchnorm, fuse_activations, lower, prepare
+from mapping.source import import_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,11 +108,7 @@ class FireHead(nn.Module):
 
 
 def _shuffle_unit():
-    spec = importlib.util.spec_from_file_location("shuffle_unit",
-                                                  ROOT / "examples" / "shuffle_unit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.ShuffleUnit()
+    return import_file(ROOT / "examples" / "shuffle_unit.py").ShuffleUnit()
 
 
 # name -> (module factory, input shape, the program layer ops it must contain)

@@ -3,7 +3,6 @@ the independent ONNX reference evaluator (onnx.reference.ReferenceEvaluator)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import nn
 
 from mapping.graph import GraphError, UnsupportedOpError, trace
 from mapping.onnx_import import load_onnx
+from mapping.source import import_file
 
 RNG = np.random.default_rng(0)
 
@@ -322,11 +322,8 @@ def _cnn1d():
 
 
 def _shuffle_unit():
-    spec = importlib.util.spec_from_file_location(
-        "shuffle_unit", Path(__file__).resolve().parents[2] / "examples" / "shuffle_unit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.ShuffleUnit()
+    return import_file(Path(__file__).resolve().parents[2] / "examples" / "shuffle_unit.py"
+                       ).ShuffleUnit()
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -7,7 +7,6 @@ runs of consecutive channels."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,13 @@ import torch
 from hwgen import api
 from hwgen.build import flow, movement
 from mapping.graph import Node
+from mapping.source import import_file
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _unit():
-    spec = importlib.util.spec_from_file_location("shuffle_unit",
-                                                  ROOT / "examples" / "shuffle_unit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = import_file(ROOT / "examples" / "shuffle_unit.py")
     torch.manual_seed(0)
     return mod.ShuffleUnit().eval()
 

@@ -3,7 +3,6 @@ view-transpose-view channel shuffle trace to ``select`` nodes (torch.fx and torc
 whose float64 run equals the torch module; the shuffle's permutation equals numpy's closed
 form; spatial reorders and slices along other dims are not folded / are one-line errors."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +14,14 @@ from mapping.graph import UnsupportedOpError, trace
 from mapping.passes import run_float_graph
 from mapping.passes.channel_select import channel_permutation
 from mapping.passes.trace_layers import chunk_sizes, split_sizes
+from mapping.source import import_file
 
 ROOT = Path(__file__).resolve().parents[3]
 X = torch.randn(2, 8, 5, 4)
 
 
 def _shuffle_unit():
-    spec = importlib.util.spec_from_file_location("shuffle_unit",
-                                                  ROOT / "examples" / "shuffle_unit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return import_file(ROOT / "examples" / "shuffle_unit.py")
 
 
 def _selects(g):
