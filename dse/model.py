@@ -157,8 +157,8 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
     """The program layers of a lowered graph ``g`` (quantised or not), as
     ``hwgen.build.flow.program_layers`` compiles them; :class:`ModelError` for a graph
     that is not one program or a node level 0 cannot price."""
-    from hwgen.build.flow import PROGRAM_OPS, single_program
     from hwgen.build.movement import channel_runs, varying_pool
+    from hwgen.build.placement import PROGRAM_OPS, single_program
     from mapping.passes.lower import is_depthwise
 
     if not single_program(g):
