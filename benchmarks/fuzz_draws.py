@@ -14,9 +14,11 @@ of its own (the earlier cases keep their seeds) draws one of the element-wise en
 kinds, each ~15 %: a depthwise conv first ("dw", on the input, maybe a lookup table after
 it), or as second layer a depthwise conv ("+ dw"; per-axis kernel/stride/padding/dilation,
 per-channel requantisation), a max pool with ceil_mode that changes the output size
-("+ pool max ceil") or a lookup-table activation ("+ lut FN": a random
-``mapping.graph.ACT_FNS`` function's ``mapping.quant.act_table`` with random scales). The
-inputs are one random sample and one of all extreme values.
+("+ pool max ceil"), a lookup-table activation ("+ lut FN": a random
+``mapping.graph.ACT_FNS`` function's ``mapping.quant.act_table`` with random scales) or a
+tensor multiply ("+ mul gate PxC": the input, as P pixels of C channels, times the layer's
+C outputs as a per-channel gate when C divides the input, or the other way round; else
+"+ mul square": the layer's output times itself). The inputs are one random sample and one of all extreme values.
 
 A draw the compiler rightly refuses (a mapping whose tiles exceed a buffer, activations
 beyond the scratchpad: a ``ProgramError``/``MappingError``) is drawn again from the same
@@ -41,6 +43,7 @@ from hwgen.compiler.program import (  # noqa: E402
     ComputeLayer,
     DwLayer,
     LutLayer,
+    MulLayer,
     PoolLayer,
     compile_program,
 )
@@ -178,8 +181,9 @@ def _second_layer(rng, arch: ArchSpec, first: ComputeLayer):
 # new element-wise-engine kinds (own stream ``new`` of ``draw``): they replace only cases that
 # drew no second layer, so the earlier kinds' cases keep their seeds. Per seed: a depthwise
 # conv first (maybe a lookup table after it), or as second layer a depthwise conv, a
-# ceil_mode max pool or a lookup table, each with probability NEW_P (else no change)
-NEW_KINDS, NEW_P = ("dw first", "dw", "ceil", "lut"), 0.15
+# ceil_mode max pool, a lookup table or a tensor multiply, each with probability NEW_P (else
+# no change; "mul" came last and took cases that had none)
+NEW_KINDS, NEW_P = ("dw first", "dw", "ceil", "lut", "mul"), 0.15
 
 
 def out_size(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
@@ -262,6 +266,31 @@ def _lut_layer(new, arch: ArchSpec, elements: int, in_bits: int) -> LutLayer | N
     return LutLayer(f"lut_{attrs['fn']}", (elements,), table, out_bits=out_bits)
 
 
+def _mul_layer(new, arch: ArchSpec, first: ComputeLayer) -> MulLayer:
+    """A tensor multiply after ``first`` (``L0``): the input times L0 as a per-channel gate
+    when L0's element count divides the input's, L0 times the input as the gate when the
+    input's divides L0's, else L0 times itself; random requantisation scaled to the typical
+    product."""
+    nest = first.mapping.nest
+    e = nest.gemm_m * nest.gemm_n
+    n_in = nest.gemm_m * nest.gemm_k if nest.kind == "gemm" else nest.H * nest.W * nest.C
+    u = new.random()
+    gate = n_in % e == 0 and u < 0.8  # the input times L0 per channel
+    rgate = not gate and e % n_in == 0 and e > n_in and u < 0.8  # L0 times the input
+    out_bits = int(new.integers(2, arch.in_bits + 1))
+    a_bits = arch.in_bits if gate or rgate else first.out_bits
+    typical = 1 << (a_bits - 1 + first.out_bits - 1)
+    shift = int(np.clip(math.ceil(math.log2(max(2, typical))) + 15 - out_bits
+                        + int(new.integers(-2, 2)), 1, 62))
+    kw = dict(mult=int(new.integers(1 << 14, 1 << 15)), shift=shift, out_bits=out_bits,
+              relu=bool(new.random() < 0.3))
+    if gate:
+        return MulLayer("mul", n_in // e, e, broadcast=True, src="input", src2="L0", **kw)
+    if rgate:
+        return MulLayer("mul", e // n_in, n_in, broadcast=True, src="L0", src2="input", **kw)
+    return MulLayer("mul", 1, e, broadcast=False, src="L0", src2="L0", **kw)
+
+
 def _new_layers(new, kind: str, arch: ArchSpec, first: ComputeLayer) -> list | None:
     """The layers of a new-``kind`` case (None: the kind does not fit the first layer)."""
     if kind == "dw first":
@@ -274,6 +303,7 @@ def _new_layers(new, kind: str, arch: ArchSpec, first: ComputeLayer) -> list | N
     hwc = (nest.gemm_m, 1, nest.gemm_n) if nest.kind == "gemm" else (nest.P, nest.Q, nest.K)
     second = (_dw_layer(new, arch, hwc, "L0") if kind == "dw" else
               _ceil_pool(new, hwc, first.out_bits) if kind == "ceil" else
+              _mul_layer(new, arch, first) if kind == "mul" else
               _lut_layer(new, arch, int(np.prod(hwc)), first.out_bits))
     return None if second is None else [first, second]
 
@@ -299,6 +329,8 @@ def _tail(x) -> str:
                                    (g["dh"], g["dw"]))
     if isinstance(x, LutLayer):
         return f" + lut {x.name[4:]}"
+    if isinstance(x, MulLayer):
+        return f" + mul gate {x.pixels}x{x.channels}" if x.broadcast else " + mul square"
     return " + add"
 
 

@@ -44,6 +44,7 @@ from hwgen.compiler.program import (  # noqa: E402
     ComputeLayer,
     DwLayer,
     LutLayer,
+    MulLayer,
     PoolLayer,
     compile_program,
 )
@@ -129,6 +130,12 @@ def reference(case: Case, x: np.ndarray) -> np.ndarray:
                                      layer.relu)
         elif isinstance(layer, LutLayer):  # the table's entry of each integer value
             y = np.asarray(layer.table, np.int64)[y + len(layer.table) // 2]
+        elif isinstance(layer, MulLayer):  # a gate per channel (input, L0), or L0 squared
+            a, g = (x, y) if layer.src == "input" else (y, x) if layer.src2 == "input" \
+                else (y, y)
+            gate = np.tile(g, layer.pixels) if layer.broadcast else g
+            y = quant.requantize(quant.wrap(a * gate, arch.acc_bits), layer.mult, layer.shift,
+                                 layer.out_bits, layer.relu)
         elif isinstance(layer, DwLayer):
             y = _dw_reference(layer, y.reshape(layer.H, layer.W, layer.C),
                               arch.acc_bits).reshape(-1)
@@ -149,6 +156,10 @@ def predicted(case: Case) -> list[int]:
             out.append(fn(layer.N * g["P"] * g["Q"], layer.C, g["kh"] * g["kw"], arch))
         elif isinstance(layer, LutLayer):
             out.append(timing.lut_cycles(layer.elements, arch))
+        elif isinstance(layer, MulLayer):  # a same-shape product walks one pixel
+            out.append(timing.mul_cycles(layer.pixels if layer.broadcast else 1,
+                                         layer.channels if layer.broadcast else layer.elements,
+                                         arch))
         else:
             out.append(timing.add_cycles(int(np.prod(layer.shape)), arch))
     return out

@@ -8,7 +8,8 @@ with its options; ``hwgen dse`` writes it). :func:`model_layers` traces the mode
 :func:`graph_layers` turns the graph into the program layers the compiler would produce
 (``hwgen.build.flow.program_layers``), in execution order: the compute layers (name,
 ``LoopNest`` shape) and the element-wise layers (pooling, residual add, lookup-table
-activation, depthwise convolution, the strided copies of a concatenation or broadcast),
+activation, depthwise convolution, the strided copies of a concatenation or broadcast,
+tensor multiplies),
 each priced by its ``mapping.timing`` function (:func:`eltwise_cycles`).
 A node that runs on the accelerator but has no level-0 price is a :class:`ModelError`,
 never zero cycles; so is a graph that does not compile into one program.
@@ -44,7 +45,8 @@ class EltwiseLayer:
     (the graph op; ``dwconv`` a depthwise conv2d, ``copy`` one strided copy of a concat,
     a channel select or a broadcast: the program's ``LayerInfo.kind``). Pooling and ``dwconv``: ``out_pixels``
     (batch x output pixels), ``channels``, ``window`` (kernel height x width); ``copy``:
-    ``out_pixels`` (pixels copied), ``channels`` (per pixel); residual add and ``act``:
+    ``out_pixels`` (pixels copied), ``channels`` (per pixel); ``mul`` (of two tensors): the
+    pixels and channels it walks (``hwgen.compiler.mul_layer.mul_geometry``); residual add and ``act``:
     ``elements``. ``source``: the node it reads (an ``act``'s table has one entry per value
     of it)."""
 
@@ -67,6 +69,7 @@ ELTWISE_OPS = {
     "act": lambda e, arch: timing.lut_cycles(e.elements, arch),
     "dwconv": lambda e, arch: timing.dw_cycles(e.out_pixels, e.channels, e.window, arch),
     "copy": lambda e, arch: timing.copy_cycles(e.out_pixels, e.channels, arch),
+    "mul": lambda e, arch: timing.mul_cycles(e.out_pixels, e.channels, arch),
 }
 
 
@@ -159,6 +162,7 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
     that is not one program or a node level 0 cannot price."""
     from hwgen.build.movement import channel_runs, varying_pool
     from hwgen.build.placement import PROGRAM_OPS, single_program
+    from hwgen.compiler.mul_layer import mul_geometry
     from mapping.passes.lower import is_depthwise
 
     if not single_program(g):
@@ -196,6 +200,10 @@ def graph_layers(g, model: str = "model") -> ModelLayers:
                                     n.inputs[0]))
         elif n.op in ("add", "act"):
             elt.append(EltwiseLayer(n.name, n.op, 0, 0, 0, math.prod(n.out_shape), n.inputs[0]))
+        elif n.op == "mul":  # of two tensors (single_program refuses a scalar one)
+            pixels, channels, _, gate = mul_geometry(n.in_shapes, n.out_shape)
+            elt.append(EltwiseLayer(n.name, "mul", pixels, channels, 0, math.prod(n.out_shape),
+                                    n.inputs[1 - gate]))
         elif n.op not in ("input", "output", "flatten"):
             raise ModelError(f"{model}: node {n.name!r}: op {n.op!r} runs on the accelerator "
                              "but has no level-0 cycle model (dse.model.graph_layers)")

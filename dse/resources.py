@@ -44,7 +44,8 @@ class ProgramSizes:
     synthesis (:func:`live_kinds`); ``lut_entries``: entries of the lookup ROM
     (``Program.luts``; ``arch.in_bits`` wide, one copy per lane, :func:`lookup_rom`);
     ``dw_weight_rows``/``dw_param_rows``: rows of the depthwise ROMs (``Program.dw_weights``,
-    ``Program.dw_params``; :func:`depthwise_roms`), 0 without a depthwise layer.
+    ``Program.dw_params``; :func:`depthwise_roms`), 0 without a depthwise layer;
+    ``mul``: the program has a tensor multiply (``ResidualAdd``'s multiply mode is built).
     """
 
     rom_words: int
@@ -56,6 +57,7 @@ class ProgramSizes:
     lut_entries: int = 0
     dw_weight_rows: int = 0
     dw_param_rows: int = 0
+    mul: bool = False
 
 
 class ResourceEstimator(Protocol):
@@ -119,7 +121,10 @@ class BoardsResourceModel:
         and a post-processing lane (its own ``PostProc``): DSP blocks exact (Yosys
         ``mul2dsp``, as the array's PEs and lanes), LUT/FF at the model's fitted ``pe`` and
         ``lanes`` coefficients (a PE's and a post-processing lane's datapath bits). COPY
-        layers use the Pool unit: nothing of their own."""
+        layers use the Pool unit: nothing of their own. A tensor multiply (``MUL``) adds per
+        lane an ``in_bits x in_bits`` product (DSP blocks exact; its register at the
+        ``lanes`` FF coefficient) and widens the residual add's ``ma`` multiplier to the
+        product (DSP blocks: the difference, exact)."""
         rm, fam = self._rm, self.family
         out = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
         roms = []
@@ -136,6 +141,13 @@ class BoardsResourceModel:
                 self.model.lut_coef["pe"] * (arch.acc_bits + arch.w_bits + arch.in_bits)
                 + self.model.lut_coef["lanes"] * lane))
             out["ff"] += round(arch.rows * self.model.ff_coef["lanes"] * lane)
+        if sizes.mul:
+            pw = min(2 * arch.in_bits, arch.acc_bits)
+            out["dsp"] += arch.rows * (rm.dsp_blocks(arch.in_bits, arch.in_bits, fam)
+                                       + rm.dsp_blocks(pw, rm.MULT_BITS + 1, fam)
+                                       - rm.dsp_blocks(arch.in_bits, rm.MULT_BITS + 1, fam))
+            out["lut"] += round(arch.rows * self.model.lut_coef["lanes"] * pw)
+            out["ff"] += round(arch.rows * self.model.ff_coef["lanes"] * pw)
         for name, (depth, width, copies) in roms:
             mem = rm.Memory(name, depth, width, copies, True)
             kind, n = rm.map_memory(mem, fam)
@@ -257,6 +269,7 @@ def _layout(arch: ArchSpec) -> _Layout:
         ELT_DW,
         ELT_LUT,
         ELT_MAX,
+        ELT_MUL,
         elt_fields,
         layer_fields,
         step_fields,
@@ -277,7 +290,7 @@ def _layout(arch: ArchSpec) -> _Layout:
                     f"{name!r}, not {want!r}; update dse.resources.program_sizes")
             out.append((j, b))
     kinds = (("maxpool2d", ELT_MAX), ("avgpool2d", ELT_AVG), ("add", ELT_ADD), ("act", ELT_LUT),
-             ("dwconv", ELT_DW), ("copy", ELT_COPY))
+             ("dwconv", ELT_DW), ("copy", ELT_COPY), ("mul", ELT_MUL))
     return _Layout(word_bits(arch), width, kinds, ELT_AVG, ELT_ADD, tuple(lay), tuple(step))
 
 
@@ -357,4 +370,5 @@ def program_sizes(arch: ArchSpec, layers: ModelLayers,
     return ProgramSizes(rom_words=rom, program_words=words, program_bits=lay.word_bits,
                         param_words=sum(c.nest.gemm_n for c in layers.compute),
                         pool_mult=lay.pool_kind in live, add_mult=lay.add_kind in live,
-                        lut_entries=lut_entries, dw_weight_rows=dww, dw_param_rows=dwp)
+                        lut_entries=lut_entries, dw_weight_rows=dww, dw_param_rows=dwp,
+                        mul=any(e.op == "mul" for e in layers.eltwise))

@@ -262,3 +262,14 @@ def copy_cycles(pixels: int, channels: int, arch: ArchSpec) -> int:
     decode, one read of ``rows`` channels of one pixel per cycle, each written
     ``ELT_LATENCY`` later (through the ``Pool`` unit as a one-tap max)."""
     return LAYER_SETUP + pixels * math.ceil(channels / arch.rows) + ELT_LATENCY
+
+
+MUL_LATENCY = 4  # scratchpad read (1) + product, wrapped to acc_bits (1) + ResidualAdd (2)
+
+
+def mul_cycles(pixels: int, channels: int, arch: ArchSpec) -> int:
+    """Tensor multiply (``mul`` of two tensors: a squeeze-excitation gate ``x * s`` with one
+    ``s`` per channel, or a same-shape product as one pixel of all its elements) on the
+    element-wise engine: fetch + decode, two reads per ``rows`` channels of a pixel (``x``,
+    then ``s``), each result written ``MUL_LATENCY`` after the second."""
+    return LAYER_SETUP + 2 * pixels * math.ceil(channels / arch.rows) + MUL_LATENCY

@@ -57,10 +57,12 @@ from hwgen.build.placement import (  # noqa: F401  (re-exported: flow.plan etc.)
     PROGRAM_OPS,
     dw_note,
     lut_note,
+    on_program,
     plan,
     single_program,
 )
 from hwgen.compiler import program as P
+from hwgen.compiler.mul_layer import mul_geometry
 from mapping import quant as Q
 from mapping.arch import ArchSpec
 from mapping.graph import DataflowGraph, Node
@@ -157,6 +159,21 @@ def add_layer(node: Node, src: str, src2: str) -> P.AddLayer:
                       src2=src2, dst=node.name)
 
 
+def mul_layer(node: Node, srcs: list[str]) -> P.MulLayer:
+    """The ``MulLayer`` of a quantised ``mul`` of two tensors (the gate second, whichever
+    side of ``*`` it was on: the product commutes)."""
+    geo = mul_geometry(node.in_shapes, node.out_shape)
+    if geo is None or "scalar" in node.attrs:
+        raise FlowError(f"node {node.name!r}: mul of shapes {list(node.in_shapes)} does not run "
+                        "on the accelerator; it multiplies two tensors of one shape, or a "
+                        "1 x C x H x W tensor by a 1 x C x 1 x 1 gate")
+    pixels, channels, broadcast, gate = geo
+    q = node.quant
+    return P.MulLayer(node.name, pixels, channels, int(q.mult[0]), int(q.shift[0]),
+                      out_bits=int(q.bits), relu=bool(q.relu), broadcast=broadcast,
+                      src=srcs[1 - gate], src2=srcs[gate], dst=node.name)
+
+
 def program_layers(graph: DataflowGraph, schedule: Schedule) -> list:
     """The ``compile_program`` layer list of a single-program graph, in topological order;
     tensors are named after their producing node (the input is ``hwgen.compiler.program.INPUT``)."""
@@ -184,6 +201,8 @@ def program_layers(graph: DataflowGraph, schedule: Schedule) -> list:
             layers.append(add_layer(n, srcs[0], srcs[1]))
         elif n.op == "act":
             layers.append(lut_layer(n, srcs[0]))
+        elif n.op == "mul":
+            layers.append(mul_layer(n, srcs))
         else:
             raise FlowError(f"node {n.name!r}: op {n.op!r} cannot run on the accelerator; "
                             f"supported: {', '.join(PROGRAM_OPS)}")

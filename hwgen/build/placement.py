@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from hwgen.build import movement
 from hwgen.build.manifest import Placement
+from hwgen.compiler.mul_layer import mul_geometry
 from mapping import quant as Q
 from mapping.arch import ArchSpec
 from mapping.graph import DataflowGraph, Node
@@ -15,17 +16,27 @@ from mapping.passes.lower import is_depthwise
 HOST_OPS = Q.HOST_OPS
 LAYOUT_OPS = ("reshape", "transpose", "flatten")
 POOL_OPS = ("maxpool2d", "avgpool2d")
-PROGRAM_OPS = ("linear", "conv2d", "flatten", "add", "act", "concat", "select") + POOL_OPS
+PROGRAM_OPS = ("linear", "conv2d", "flatten", "add", "act", "concat", "select",
+               "mul") + POOL_OPS
+
+
+def on_program(n: Node) -> bool:
+    """True if node ``n`` can be a layer of an accelerator program: its op is one of
+    :data:`PROGRAM_OPS`, and a ``mul`` is of two tensors the multiply layer runs
+    (``hwgen.compiler.mul_layer.mul_geometry``: same shape, or a per-channel gate)."""
+    if n.op != "mul":
+        return n.op in PROGRAM_OPS
+    return "scalar" not in n.attrs and mul_geometry(n.in_shapes, n.out_shape) is not None
 
 
 def single_program(graph: DataflowGraph) -> bool:
     """True if one accelerator program runs the whole graph: one input, one output and
-    only ops the hardware compiles (linear, conv2d, flatten, max/avg pool, residual add,
-    lookup-table activation)."""
+    only ops the hardware compiles (:func:`on_program`: linear, conv2d, flatten, max/avg
+    pool, residual add, lookup-table activation, concat, channel select, tensor multiply)."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         return False
     body = [n for n in graph.nodes() if n.op not in ("input", "output")]
-    return all(n.op in PROGRAM_OPS for n in body) and not (
+    return all(on_program(n) for n in body) and not (
         body and body[-1].op == "flatten" and not _flattens_pixel(graph, body[-1]))
 
 
@@ -65,6 +76,8 @@ def plan(graph: DataflowGraph) -> tuple[str, list[Placement]]:
                     "second operand is an activation, loaded by the host into the weight memory"
             elif n.op == "act":
                 note = lut_note(n)
+            elif n.op == "mul":
+                note = mul_note(n)
             elif n.op in ("concat", "select") or (n.op in POOL_OPS
                                                   and movement.varying_pool(n)):
                 note = movement.note(n)
@@ -98,6 +111,14 @@ def dw_mac_utilisation(node: Node, arch: ArchSpec) -> tuple[int, int, float]:
     r, s = node.params["weight"].shape[2:]
     cyc = timing.dw_cycles(n * p * q, c, r * s, arch)
     return node.macs, cyc, node.macs / (arch.rows * cyc)
+
+
+def mul_note(node: Node) -> str:
+    """What the report says about a ``mul`` of two tensors on the accelerator."""
+    pixels, channels, broadcast, _ = mul_geometry(node.in_shapes, node.out_shape)
+    what = (f"gate: {pixels} pixels x {channels} channels times one value per channel "
+            "(squeeze-excitation)" if broadcast else f"{channels} elements times {channels}")
+    return f"tensor multiply on the element-wise engine, {what}"
 
 
 def lut_note(node: Node) -> str:

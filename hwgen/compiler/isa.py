@@ -67,7 +67,8 @@ class EltKind(enum.Enum, shape=KIND_BITS):
     LUT = 3  # lookup-table activation (act)
     DW = 4  # depthwise convolution (hwgen.rtl.depthwise)
     COPY = 5  # strided channel copy (concat, broadcast): hwgen.compiler.copy_layer
-    # 6, 7 free
+    MUL = 6  # tensor multiply (squeeze-excitation gate): hwgen.compiler.mul_layer
+    # 7 free
 
 
 # the integer values, for code that reads raw words (dse.resources, tests)
@@ -75,6 +76,7 @@ OP_END, OP_LAYER, OP_STEP, OP_ELT = (op.value for op in Op)
 ELT_MAX, ELT_AVG, ELT_ADD, ELT_LUT = (EltKind[k].value for k in ("MAX", "AVG", "ADD", "LUT"))
 ELT_DW = EltKind.DW.value
 ELT_COPY = EltKind.COPY.value
+ELT_MUL = EltKind.MUL.value
 LUT_ADDR_BITS = 20  # activation lookup-table address (entries of all the program's tables)
 
 
@@ -158,6 +160,11 @@ def elt_layout(arch: ArchSpec) -> data.StructLayout:
     written at ``dst + t*dp`` (destination pixel stride, ``dst`` includes the channel
     offset); encoded as a one-tap max pool (``kh = kw = H = W = 1``) so it runs through
     the ``Pool`` unit unchanged.
+
+    Multiply (``MUL``, :mod:`hwgen.compiler.mul_layer`): the copy walk (``N`` pixels of
+    ``count`` channels, ``x`` at ``pix0 + t*dq``, written at ``dst + t*dp``) with a second
+    read per channel group at ``src2 + c0`` (the gate, the same for every pixel); ``ma``/
+    ``shift`` requantise the product.
     """
     d, s = unsigned(dims_bits(arch)), signed(delta_bits(arch))
     aa = unsigned(bits_for(arch.act_words))

@@ -17,7 +17,9 @@ element-wise engine's lookup ROM); each layer's ELT word holds the ROM address o
 its input value 0 (``tab``). A :class:`DwLayer` (depthwise convolution) has its weights in
 ``Program.dw_weights`` (one row per ``rows`` channels and kernel tap) and its per-channel
 bias / multiplier / shift in ``Program.dw_params`` (one row per ``rows`` channels): the
-element-wise engine's depthwise ROMs (``hwgen.rtl.depthwise``).
+element-wise engine's depthwise ROMs (``hwgen.rtl.depthwise``). A :class:`CopyLayer` moves
+channels (``hwgen.compiler.copy_layer``), a :class:`MulLayer` multiplies two tensors
+(``hwgen.compiler.mul_layer``).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from hwgen.compiler.layers import (
     PoolLayer,
     ProgramError,
 )
+from hwgen.compiler.mul_layer import MulLayer, mul_cycles, mul_instruction
 from mapping import timing
 from mapping.arch import ArchSpec
 from mapping.hwconst import MAX_LAYERS
@@ -85,16 +88,17 @@ from mapping.quant import (  # noqa: F401 (MULT_BITS, SHIFT_BITS re-exported wit
 )
 
 __all__ = ["INPUT", "AddLayer", "ComputeLayer", "CopyLayer", "DwLayer", "FlattenLayer", "LayerInfo",
-           "LutLayer", "PoolLayer", "Program", "ProgramError", "compile_program"]
+           "LutLayer", "MulLayer", "PoolLayer", "Program", "ProgramError", "compile_program"]
 
-HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer, LutLayer, DwLayer, CopyLayer)
+HW_LAYERS = (ComputeLayer, PoolLayer, AddLayer, LutLayer, DwLayer, CopyLayer, MulLayer)
 
 
 @dataclass
 class LayerInfo:
     """One hardware layer of a program (``layer_id`` = its index in ``Program.layers``).
 
-    ``kind``: ``gemm``, ``conv``, ``maxpool``, ``avgpool``, ``add``, ``lut`` or ``dwconv``; ``src``/
+    ``kind``: ``gemm``, ``conv``, ``maxpool``, ``avgpool``, ``add``, ``lut``, ``dwconv``, ``copy``
+    or ``mul``; ``src``/
     ``src2``/``dst`` tensor names with their scratchpad bases; ``predicted_cycles``
     from ``mapping.timing`` (estimated).
     """
@@ -222,7 +226,7 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
     for x in layers:
         if not isinstance(x, (*HW_LAYERS, FlattenLayer)):
             raise ProgramError(f"layer {x!r} is not a ComputeLayer, PoolLayer, AddLayer, "
-                               "LutLayer, DwLayer or FlattenLayer")
+                               "LutLayer, DwLayer, CopyLayer, MulLayer or FlattenLayer")
     hw = [x for x in layers if isinstance(x, HW_LAYERS)]
     if not hw:
         raise ProgramError("a program needs at least one compute layer (or pool / add layer)")
@@ -272,6 +276,12 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
             T.read(src, x.src_elements, i, x.name)
             T.write_part(dst, x.dst_elements, i, x.name, x.dst_hwc)
             plan.append((x, i, (src,), dst, None))
+        elif isinstance(x, MulLayer):
+            x.check(arch)
+            ta = T.read(src, x.elements, i, x.name)
+            T.read(x.src2, x.gate_elements, i, x.name)
+            T.write(dst, x.elements, i, x.name, ta.hwc)  # the first operand's layout
+            plan.append((x, i, (src, x.src2), dst, None))
         elif isinstance(x, LutLayer):
             ta = T.read(src, x.elements, i, x.name)
             T.write(dst, x.elements, i, x.name, ta.hwc)  # the operand's layout
@@ -320,6 +330,9 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
         elif isinstance(x, CopyLayer):
             instrs.append(copy_instruction(arch, x, i, bases[0], ob))
             kind, cyc = "copy", copy_cycles(arch, x)
+        elif isinstance(x, MulLayer):
+            instrs.append(mul_instruction(arch, x, i, bases[0], bases[1], ob))
+            kind, cyc = "mul", mul_cycles(arch, x)
         elif isinstance(x, LutLayer):
             instrs.append(lut_instruction(arch, x, i, bases[0], ob, luts))
             kind, cyc = "lut", timing.lut_cycles(x.elements, arch)

@@ -125,7 +125,8 @@ class Accelerator(CheckedComponent):
         eng = m.submodules.engine = TileEngine(a, self.array_latency, self.post_latency)
         elt = m.submodules.eltwise = EltwiseEngine(
             a, prog.luts, prog.dw_weights, prog.dw_params,
-            copies=any(li.kind == "copy" for li in prog.layers))
+            copies=any(li.kind == "copy" for li in prog.layers),
+            muls=any(li.kind == "mul" for li in prog.layers))
         act = m.submodules.act = ActivationScratchpad(a)
         wsp = m.submodules.wsp = WeightScratchpad(a)
         accb = m.submodules.accbuf = AccumulatorBuffer(a)

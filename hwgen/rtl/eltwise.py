@@ -9,7 +9,11 @@ read lanes), take ``in_valid`` and produce ``out_valid`` a fixed
 ResidualAdd (``mapping.quant.requantize_add``)
     ``y = clamp((a*ma + b*mb + (1 << (sh-1))) >> sh, qrange(out_bits, relu))``
     with both operands presented in the same cycle (the controller holds the
-    first operand it reads in a register).
+    first operand it reads in a register). Built with ``mul=True`` (a program with a
+    tensor multiply, ``EltKind.MUL``) it also multiplies: with ``mul`` high,
+    ``y = clamp((wrap(a*b, acc_bits)*ma + (1 << (sh-1))) >> sh, qrange(out_bits, relu))``
+    (``mapping.quant``'s ``mul`` of two tensors), the product registered first (one stage
+    more: :meth:`ResidualAdd.mul_latency`) and then through the ``ma`` multiplier of the add.
 
 Lookup (``act`` of ``mapping.quant``: :func:`mapping.quant.lut`)
     ``out = table[base + in]`` per lane: the address is registered (stage 1),
@@ -62,35 +66,65 @@ class ResidualAdd(_LaneUnit):
 
     Ports: ``in_valid``, ``a``, ``b`` (signed ``arch.in_bits`` per lane), ``ma``,
     ``mb`` (unsigned ``MULT_BITS``), ``shift`` (unsigned ``SHIFT_BITS``, 1..62), ``out_bits``, ``relu``;
-    ``out_valid``, ``out`` (signed ``out_width``, default ``arch.in_bits``).
+    ``out_valid``, ``out`` (signed ``out_width``, default ``arch.in_bits``). With ``mul=True``
+    also ``mul`` (held for the layer): multiply instead of add (module docstring).
     """
 
-    def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
+    @classmethod
+    def check(cls, arch, lanes: int | None = None, out_width: int | None = None,
+              mul: bool = False) -> None:
+        super().check(arch, lanes, out_width)
+
+    def __init__(self, arch, lanes: int | None = None, out_width: int | None = None,
+                 mul: bool = False):
         lanes = arch.rows if lanes is None else lanes
         out_width = arch.in_bits if out_width is None else out_width
         vec = data.ArrayLayout(signed(arch.in_bits), lanes)
+        self.has_mul = bool(mul)
         super().__init__(arch, {
             "in_valid": In(1), "a": In(vec), "b": In(vec),
             "ma": In(MULT_BITS), "mb": In(MULT_BITS), "shift": In(SHIFT_BITS),
             "out_bits": In(OUT_BITS_BITS), "relu": In(1),
+            **({"mul": In(1)} if self.has_mul else {}),
             "out_valid": Out(1), "out": Out(data.ArrayLayout(signed(out_width), lanes)),
         }, lanes, out_width)
 
     @staticmethod
     def latency(arch=None) -> int:
-        """Cycles from ``in_valid`` to ``out_valid``."""
+        """Cycles from ``in_valid`` to ``out_valid`` of an add."""
         return STAGES
+
+    @staticmethod
+    def mul_latency(arch=None) -> int:
+        """Cycles from ``in_valid`` to ``out_valid`` of a multiply: the product register, then
+        the add's stages."""
+        return 1 + STAGES
 
     def elaborate(self, platform):
         m = Module()
+        a = self.arch
         v1, ob1, relu1 = Signal(), Signal(OUT_BITS_BITS), Signal()
         sh1 = Signal(SHIFT_BITS)
-        m.d.sync += [v1.eq(self.in_valid), ob1.eq(self.out_bits), relu1.eq(self.relu),
+        valid, prods, pw = self.in_valid, None, a.in_bits + 1
+        if self.has_mul:
+            pw = min(2 * a.in_bits, a.acc_bits)  # the product wraps to acc_bits, as golden's
+            pv = Signal()
+            m.d.sync += pv.eq(self.in_valid & self.mul)
+            valid = Mux(self.mul, pv, self.in_valid)
+            prods = [Signal(signed(pw), name=f"prod{j}") for j in range(self.lanes)]
+            for j, pr in enumerate(prods):  # assignment truncates: wrap modulo 2**pw
+                m.d.sync += pr.eq(self.a[j] * self.b[j])
+        m.d.sync += [v1.eq(valid), ob1.eq(self.out_bits), relu1.eq(self.relu),
                      sh1.eq(self.shift), self.out_valid.eq(v1)]
-        width = self.arch.in_bits + MULT_BITS + 2
+        width = max(a.in_bits + 1, pw) + MULT_BITS + 1
         for j in range(self.lanes):
             p = Signal(signed(width), name=f"p{j}")
-            m.d.sync += p.eq(self.a[j] * self.ma + self.b[j] * self.mb)
+            if prods is None:
+                m.d.sync += p.eq(self.a[j] * self.ma + self.b[j] * self.mb)
+            else:  # one ma multiplier for both: the add's a, or the product
+                x = Mux(self.mul, prods[j], self.a[j])
+                y = Mux(self.mul, 0, self.b[j])
+                m.d.sync += p.eq(x * self.ma + y * self.mb)
             m.d.sync += self.out[j].eq(round_clamp(m, p, sh1, ob1, relu1, self.out_width))
         return m
 

@@ -31,6 +31,13 @@ pixel's last group ``pix`` steps by ``dq`` (source pixel stride) and ``obase`` b
 (the compiler encodes ``kh = kw = H = W = 1``), so no datapath of its own. Issue cycles:
 ``N * ceil(count/rows)``.
 
+Multiply (``EltKind.MUL``: a squeeze-excitation gate ``x * s``, only built when the program
+has one): the copy walk with two reads per group of ``rows`` channels, ``x`` at ``pix + c0``
+and then the gate at ``src2 + c0`` (the same for every pixel; a same-shape product is one
+pixel of all its elements), through ``ResidualAdd`` built with its multiply mode; each result
+written ``mapping.timing.MUL_LATENCY`` = 4 cycles after the gate's read. Issue cycles:
+``2 * N * ceil(count/rows)``.
+
 Depthwise convolution (``hwgen.rtl.depthwise.DepthwiseMac``, only built when the program
 has depthwise layers): the pool walk, with the tap offsets stepping by the dilations
 (``ma``, ``mb``; the in-row address step ``dcol``) and, beside it, the depthwise ROM rows
@@ -54,6 +61,7 @@ from mapping.hwconst import bits_for
 from mapping.timing import (
     DW_LATENCY,  # scratchpad read (1) + DepthwiseMac (3)
     ELT_LATENCY,  # scratchpad read (1) + Pool / ResidualAdd (2)
+    MUL_LATENCY,  # scratchpad read (1) + product (1) + ResidualAdd (2)
 )
 
 
@@ -65,14 +73,16 @@ class EltwiseEngine(wiring.Component):
     Masters of ``act_rd`` (``rows`` lanes) and ``act_wr`` (``rows`` consecutive lanes)
     of the activation scratchpad. The ``Pool`` and ``ResidualAdd`` units are submodules,
     and the ``Lookup`` unit with its ROM of ``luts`` (``Program.luts``) when there are any;
-    the depthwise MAC when there are depthwise weights; the copy walk when ``copies``.
+    the depthwise MAC when there are depthwise weights; the copy walk when ``copies``; the
+    multiply walk and ``ResidualAdd``'s multiply mode when ``muls``.
     """
 
     def __init__(self, arch: ArchSpec, luts: list[int] | None = None,
                  dw_weights: list[int] | None = None, dw_params: list[int] | None = None,
-                 copies: bool = False):
+                 copies: bool = False, muls: bool = False):
         self.arch = arch
         self.copies = copies  # the copy walk is built only for a program with copy layers
+        self.muls = muls  # the multiply walk and product stage: only with multiply layers
         self.luts = list(luts or [])
         self.dw_weights, self.dw_params = list(dw_weights or []), list(dw_params or [])
         super().__init__({
@@ -89,7 +99,7 @@ class EltwiseEngine(wiring.Component):
         aw = bits_for(a.act_words)
         cmd, rd_data = self.cmd, self.act_rd.data
         pool = m.submodules.pool = Pool(a, lanes=R)
-        add = m.submodules.add = ResidualAdd(a, lanes=R)
+        add = m.submodules.add = ResidualAdd(a, lanes=R, mul=self.muls)
         lut = None
         if self.luts:
             lut = m.submodules.lut = Lookup(a, self.luts, lanes=R)
@@ -98,12 +108,15 @@ class EltwiseEngine(wiring.Component):
             dw = m.submodules.dw = DepthwiseMac(a, self.dw_weights, self.dw_params, lanes=R)
 
         ins = Signal.like(cmd.instr)
-        cnt = Signal(range((ELT_LATENCY if dw is None else max(ELT_LATENCY, DW_LATENCY)) + 1))
+        lats = [ELT_LATENCY] + ([DW_LATENCY] if dw is not None else []) \
+            + ([MUL_LATENCY] if self.muls else [])
+        cnt = Signal(range(max(lats) + 1))
         issue = Signal()
         is_add = ins.kind == EltKind.ADD
         # copy: through the Pool unit as a one-tap max; no walk built when the program has none
         is_copy = (ins.kind == EltKind.COPY) if self.copies else Const(0)
         is_lut = (ins.kind == EltKind.LUT) if lut is not None else Const(0)
+        is_mul = (ins.kind == EltKind.MUL) if self.muls else Const(0)
         flat = is_add | is_lut  # walks consecutive elements (add, lut), not pool windows
         # pool walk
         i, j, c0, q, p, n = (Signal(db, name=x) for x in ("tap_i", "tap_j", "c0", "q", "p", "n"))
@@ -123,7 +136,8 @@ class EltwiseEngine(wiring.Component):
         first = (i == 0) & (j == 0)
         last_tap = (i == ins.kh - 1) & (j == ins.kw - 1)
         done_pix = (q == ins.Q - 1) & (p == ins.P - 1) & (n == ins.N - 1)
-        base = Mux(flat, Mux(sub, ins.src2, ins.src) + off, pix + koff + c0)
+        walk = pix + koff if not self.muls else Mux(is_mul & sub, ins.src2, pix + koff)
+        base = Mux(flat, Mux(sub, ins.src2, ins.src) + off, walk + c0)
         wr_at = Mux(flat, ins.dst + off, obase + c0)
         left = Mux(flat, ins.count - off, ins.count - c0)
         m.d.comb += self.act_rd.en.eq(issue)
@@ -154,14 +168,20 @@ class EltwiseEngine(wiring.Component):
                     with m.If(off + R >= ins.count):
                         m.d.sync += cnt.eq(ELT_LATENCY)
                         m.next = "DRAIN"
-                with m.Elif(is_copy):  # copy: next channel group, then the next pixel
-                    m.d.sync += c0.eq(c0 + R)
-                    with m.If(c0 + R >= ins.count):
-                        m.d.sync += [c0.eq(0), n.eq(n + 1), pix.eq(pix + ins.dq),
-                                     obase.eq(obase + ins.dp)]
-                        with m.If(n == ins.N - 1):
-                            m.d.sync += cnt.eq(ELT_LATENCY)
-                            m.next = "DRAIN"
+                with m.Elif((is_copy | is_mul) if self.muls else is_copy):  # the copy walk
+                    group_done = Const(1)  # copy: one read per group; multiply: x, the gate
+                    if self.muls:
+                        m.d.sync += sub.eq(is_mul & ~sub)
+                        group_done = ~is_mul | sub
+                    with m.If(group_done):  # next channel group, then the next pixel
+                        m.d.sync += c0.eq(c0 + R)
+                        with m.If(c0 + R >= ins.count):
+                            m.d.sync += [c0.eq(0), n.eq(n + 1), pix.eq(pix + ins.dq),
+                                         obase.eq(obase + ins.dp)]
+                            with m.If(n == ins.N - 1):
+                                m.d.sync += cnt.eq(Mux(is_mul, MUL_LATENCY, ELT_LATENCY)
+                                                   if self.muls else ELT_LATENCY)
+                                m.next = "DRAIN"
                 with m.Elif(last_tap):  # pool: the window is done
                     m.d.sync += [i.eq(0), j.eq(0), koff.eq(0), c0.eq(c0 + R)]
                     if dw is not None:
@@ -205,23 +225,31 @@ class EltwiseEngine(wiring.Component):
         m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last_tap), pad1.eq(pad),
                      sub1.eq(sub)]
         hold = Signal.like(rd_data)
-        with m.If(v1 & is_add & ~sub1):
+        two = (is_add | is_mul) if self.muls else is_add  # the first operand is held
+        pool_valid = v1 & ~flat  # not the kinds with units of their own
+        if dw is not None:
+            pool_valid = pool_valid & ~is_dw
+        if self.muls:
+            pool_valid = pool_valid & ~is_mul
+        with m.If(v1 & two & ~sub1):
             m.d.sync += hold.eq(rd_data)
         m.d.comb += [
-            pool.in_valid.eq(v1 & ~flat & ~is_dw if dw is not None else v1 & ~flat),
+            pool.in_valid.eq(pool_valid),
             pool.in_first.eq(first1), pool.in_last.eq(last1),
             pool.in_pad.eq(pad1), pool.in_data.eq(rd_data),
             pool.avg.eq(ins.kind == EltKind.AVG), pool.mult.eq(ins.ma), pool.shift.eq(ins.shift),
             pool.out_bits.eq(ins.out_bits), pool.relu.eq(ins.relu),
-            add.in_valid.eq(v1 & is_add & sub1), add.a.eq(hold), add.b.eq(rd_data),
+            add.in_valid.eq(v1 & two & sub1), add.a.eq(hold), add.b.eq(rd_data),
             add.ma.eq(ins.ma), add.mb.eq(ins.mb), add.shift.eq(ins.shift),
             add.out_bits.eq(ins.out_bits), add.relu.eq(ins.relu),
         ]
         # the write address and valid lanes travel ELT_LATENCY cycles beside the data
         wa, wc = Signal(aw, name="wr_at0"), Signal(range(R + 1), name="wr_cw0")
         m.d.comb += [wa.eq(wr_at), wc.eq(Mux(left > R, R, left))]
+        if self.muls:
+            m.d.comb += add.mul.eq(is_mul)
         taps = {}
-        for k in range(ELT_LATENCY if dw is None else max(ELT_LATENCY, DW_LATENCY)):
+        for k in range(max(lats)):
             na, nc = Signal.like(wa, name=f"wr_at{k + 1}"), Signal.like(wc, name=f"wr_cw{k + 1}")
             m.d.sync += [na.eq(wa), nc.eq(wc)]
             wa, wc = na, nc
@@ -230,8 +258,11 @@ class EltwiseEngine(wiring.Component):
         if dw is not None:  # a depthwise result is DW_LATENCY cycles behind its read
             wa = Mux(is_dw, taps[DW_LATENCY][0], wa)
             wc = Mux(is_dw, taps[DW_LATENCY][1], wc)
-        out_valid = Mux(is_add, add.out_valid, pool.out_valid)
-        out_data = Mux(is_add, add.out.as_value(), pool.out.as_value())
+        if self.muls:  # a product is MUL_LATENCY cycles behind the gate's read
+            wa = Mux(is_mul, taps[MUL_LATENCY][0], wa)
+            wc = Mux(is_mul, taps[MUL_LATENCY][1], wc)
+        out_valid = Mux(two, add.out_valid, pool.out_valid)
+        out_data = Mux(two, add.out.as_value(), pool.out.as_value())
         if lut is not None:
             m.d.comb += [lut.in_valid.eq(v1 & is_lut), lut.in_data.eq(rd_data),
                          lut.base.eq(ins.tab)]

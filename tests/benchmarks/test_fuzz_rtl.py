@@ -18,7 +18,8 @@ SLICE = range(100, 106)
 REGRESSIONS = (51, 75)  # inputs narrower than 8 bits: the harness did not mask the port
 # (since the newer kinds, 51 draws a depthwise conv on 3-bit inputs; still a narrow port)
 PER_AXIS = (5032, 5054)  # Conv1d-style 1 x k kernels on height-1 inputs, per-axis geometry
-NEW_KINDS = (7027, 7001)  # a depthwise conv on the input; a conv + lookup-table activation
+NEW_KINDS = (7027, 7001, 7015)  # a depthwise conv on the input; a conv + lookup-table
+# activation; a GEMM whose 2 outputs gate the 13 pixels of its input (tensor multiply)
 
 
 def test_draw_is_deterministic_and_varied():
@@ -30,7 +31,8 @@ def test_draw_is_deterministic_and_varied():
     per_axis = [fuzz_rtl.draw(s).description for s in PER_AXIS]
     assert all(" 1x" in d and " s1x2 " in d for d in per_axis), per_axis
     kinds = " | ".join(fuzz_rtl.draw(s).description for s in range(7000, 7030))
-    for kind in ("; dw C", "+ dw k", "+ pool max ceil", "+ lut "):  # the newer kinds are drawn
+    for kind in ("; dw C", "+ dw k", "+ pool max ceil", "+ lut ", "+ mul gate ",
+                 "+ mul square"):  # the newer kinds are drawn
         assert kind in kinds, kind
 
 

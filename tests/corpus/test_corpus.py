@@ -35,11 +35,6 @@ FAILS: dict[str, dict[str, str]] = {
         "hf-bert-tiny": "position/token-type embeddings: add of a constant tensor is not "
                         "traced",
     },
-    "program": {
-        "tv-efficientnet_b0": "tensor * tensor (squeeze-excitation) is not a program op",
-        "timm-mobilenetv3_small_100": "tensor * tensor (squeeze-excitation) is not a "
-                                      "program op",
-    },
 }
 # tests too slow for the default suite (seconds of torch.export or large weights)
 SLOW = {
@@ -170,7 +165,8 @@ def test_program_compiles(name):
     q, arch = _quantised(name)
     assert single_program(q), "not one program: " + ", ".join(sorted(
         {n.op for n in q.nodes()} - {"input", "output", "linear", "conv2d", "flatten",
-                                     "add", "act", "maxpool2d", "avgpool2d"}))
+                                     "add", "act", "maxpool2d", "avgpool2d", "concat",
+                                     "select", "mul"}))
     prog, _ = chain_design(q, arch, map_graph(q, arch, "latency"), name)
     assert prog.input_count == int(np.prod(BY_NAME[name].input_shape[1:]))
 

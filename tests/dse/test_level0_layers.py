@@ -111,9 +111,14 @@ def _shuffle_unit():
     return import_file(ROOT / "examples" / "shuffle_unit.py").ShuffleUnit()
 
 
+def _se_block():
+    return import_file(ROOT / "examples" / "se_block.py").SEBlock()
+
+
 # name -> (module factory, input shape, the program layer ops it must contain)
 MODELS = {
     "shuffle-unit": (_shuffle_unit, (1, 2, 6, 6), {"copy", "dwconv", "maxpool2d"}),
+    "se-block": (_se_block, (1, 3, 6, 6), {"mul", "dwconv", "act", "add"}),
     "actnet": (ActNet, (1, 1, 10, 10), {"act", "maxpool2d", "avgpool2d", "add"}),
     "tanh-mlp": (TanhMlp, (1, 12), {"act"}),
     "mobile-block": (MobileBlock, (1, 3, 9, 9), {"dwconv"}),
@@ -181,9 +186,10 @@ def test_level0_cycles_equal_compiled_program(name):
         pool, add = liveness(arch, prog)
         assert (sizes.rom_words, sizes.program_words, sizes.param_words, sizes.pool_mult,
                 sizes.add_mult, sizes.lut_entries, sizes.dw_weight_rows,
-                sizes.dw_param_rows) == (
+                sizes.dw_param_rows, sizes.mul) == (
             len(prog.weight_image), len(prog.instructions), len(prog.params), pool, add,
-            len(prog.luts), len(prog.dw_weights), len(prog.dw_params))
+            len(prog.luts), len(prog.dw_weights), len(prog.dw_params),
+            any(li.kind == "mul" for li in prog.layers))
         checked += 1
     assert checked >= 10
 
@@ -226,7 +232,8 @@ def test_unknown_layer_kind_is_an_error():
     arch = ArchSpec(rows=4, cols=4)
     with pytest.raises(ModelError, match="op 'gemv' has no level-0 cycle model"):
         eltwise_cycles(EltwiseLayer("d", "gemv", 1, 1, 1, 1), arch)
-    assert set(ELTWISE_OPS) == {"maxpool2d", "avgpool2d", "add", "act", "dwconv", "copy"}
+    assert set(ELTWISE_OPS) == {"maxpool2d", "avgpool2d", "add", "act", "dwconv", "copy",
+                                "mul"}
 
     class Grouped(nn.Module):
         def __init__(self):

@@ -29,3 +29,14 @@ def mlp_build_dir(mlp_graph, tmp_path_factory):
 def build_copy(mlp_build_dir, tmp_path):
     """A private copy of :func:`mlp_build_dir` to edit."""
     return shutil.copytree(mlp_build_dir, tmp_path / "copy")
+
+
+@pytest.fixture
+def verilator():
+    """Skips the test when Verilator (the fast engine) is not installed."""
+    from sim.tools import SimulatorNotFoundError, find_simulator
+
+    try:
+        find_simulator("verilator")
+    except SimulatorNotFoundError as exc:
+        pytest.skip(str(exc))

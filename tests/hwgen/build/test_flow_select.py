@@ -40,14 +40,9 @@ def test_channel_runs_and_copy_layers():
     assert a.dst_elements == b.dst_elements == 18 and a.src_elements == 48
 
 
-def test_shuffle_unit_runs_bit_exact_in_rtl(tmp_path):
+def test_shuffle_unit_runs_bit_exact_in_rtl(tmp_path, verilator):
     from sim import golden
-    from sim.tools import SimulatorNotFoundError, find_simulator
 
-    try:
-        find_simulator("verilator")
-    except SimulatorNotFoundError as exc:
-        pytest.skip(str(exc))
     m = _unit()
     x = np.random.default_rng(2).standard_normal((3, 2, 6, 6)).astype(np.float32)
     cm = api.compile(m, torch.zeros(1, 2, 6, 6), arch="tiny-4x4", calib=x,
