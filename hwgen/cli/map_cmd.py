@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from hwgen.cli import CliError
-from hwgen.cli.model_arg import add_model_arguments, model_from_args, prepare_graph
+from hwgen.cli.model_arg import add_model_arguments, model_from_args
 
 OBJECTIVES = ("latency", "energy", "edp")
 
@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "map",
         help="loop-tiling mapper: per-layer tiles, loop order, cycles and energy",
-        description="Trace a model, quantise and lower it, then find the best tiling and "
+        description="Trace and lower a model (operand widths from --bits; no calibration: "
+        "the mapper needs shapes and widths, not scales), then find the best tiling and "
         "loop order of each compute layer on the architecture. All figures are estimates "
         "of the analytic cost model (mapping.cost), not measurements.",
     )
@@ -30,20 +31,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def prepare_model(name: str, bits: int):
-    """The zoo model ``name`` traced, folded, fused, quantised to ``bits`` and lowered."""
-    import numpy as np
-
-    import models
-    from mapping.passes import prepare
+def mapping_graph(entry, bits: int):
+    """The lowered graph with ``bits``-bit operands, traced but not calibrated: the mapper
+    needs shapes and widths (:func:`mapping.passes.shapes_for_mapping`), one-line errors."""
+    from mapping.graph import GraphError
+    from mapping.passes import shapes_for_mapping
+    from mapping.quant import QuantError
 
     try:
-        entry = models.get(name)
-    except (KeyError, ValueError) as exc:
-        raise CliError(str(exc)) from None
-    model = entry.load()
-    calib = np.concatenate([entry.example_input(seed).numpy() for seed in range(8)])
-    return prepare(model, entry.example_input(), calib, bits=bits)
+        return shapes_for_mapping(entry, bits=bits)
+    except (GraphError, QuantError, FileNotFoundError) as exc:
+        raise CliError(f"{entry.name}: {exc}") from None
 
 
 def format_table(schedule, arch) -> str:
@@ -96,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
         arch = resolve(args.arch)
     except ArchSpecError as exc:
         raise CliError(str(exc)) from None
-    entry = model_from_args(args)
-    graph = (prepare_graph(entry, bits=args.bits) if hasattr(entry, "record")
-             else prepare_model(args.model, args.bits))
+    graph = mapping_graph(model_from_args(args, warn=False), args.bits)
     try:
         schedule = map_graph(graph, arch, args.objective)
     except MappingError as exc:

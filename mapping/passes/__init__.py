@@ -4,7 +4,12 @@ from mapping.passes.float_exec import run_float_graph
 from mapping.passes.fold import fold_batchnorm
 from mapping.passes.fuse import fuse_activations
 from mapping.passes.lower import lower
-from mapping.passes.pipeline import calibration_inputs, prepare, prepare_entry
+from mapping.passes.pipeline import (
+    calibration_inputs,
+    prepare,
+    prepare_entry,
+    shapes_for_mapping,
+)
 from mapping.passes.prune import (
     PruneError,
     apply_plan,
@@ -33,6 +38,7 @@ __all__ = [
     "lower",
     "prepare",
     "prepare_entry",
+    "shapes_for_mapping",
     "quantize",
     "run_float_graph",
 ]

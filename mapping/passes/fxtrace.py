@@ -2,7 +2,7 @@
 
 Used through :func:`mapping.graph.trace`. A module is deep-copied and put in eval
 mode first (shape propagation must not touch BN running statistics of the
-caller's model), then traced with ``torch.fx`` + ``ShapeProp``. Where fx cannot
+caller's model), then traced with ``torch.fx`` (shapes from one run: ``_ShapeRecorder``). Where fx cannot
 trace it (data-dependent Python, ``*args``, optional forward arguments, Hugging
 Face models, ops fx records in a form we do not map), the module is exported with
 ``torch.export.export(strict=False)`` and built from the aten graph
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import copy
 import inspect
+from dataclasses import dataclass
 from math import prod
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 from mapping.graph import DataflowGraph, GraphError, UnsupportedOpError
 from mapping.passes.export_trace import _fetch, export_module, trace_exported
@@ -116,6 +116,32 @@ def _check(g: DataflowGraph) -> DataflowGraph:
     return g
 
 
+class _ShapeRecorder(fx.Interpreter):
+    """Runs ``gm`` once and records every node's result shape as ``meta["tensor_meta"]`` (an
+    object with ``.shape``, or a list of them for a tuple result): all the builder reads.
+    Unlike ``ShapeProp`` it needs no ``torch.fx.experimental.symbolic_shapes`` (sympy: 0.6 s
+    of imports per process, most of ``hwgen map`` on a small model)."""
+
+    def run_node(self, n: fx.Node):
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            n.meta["tensor_meta"] = _Shape(tuple(out.shape))
+        elif isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+            n.meta["tensor_meta"] = [_Shape(tuple(t.shape)) if isinstance(t, torch.Tensor)
+                                     else None for t in out]
+        return out
+
+
+@dataclass(frozen=True)
+class _Shape:
+    shape: tuple[int, ...]
+
+
+def _propagate_shapes(gm: fx.GraphModule, inputs: tuple) -> None:
+    with torch.no_grad():
+        _ShapeRecorder(gm).run(*inputs)
+
+
 def trace_module(module, example_input=None) -> DataflowGraph:
     """``nn.Module`` (fx, else torch.export) or ``ExportedProgram`` -> :class:`DataflowGraph`."""
     if isinstance(module, torch.export.ExportedProgram):
@@ -135,8 +161,7 @@ def trace_module(module, example_input=None) -> DataflowGraph:
             reason = f"torch.fx could not trace {type(module).__name__}: {_first_line(exc)}"
     if reason is None:
         try:
-            with torch.no_grad():
-                ShapeProp(gm).propagate(*inputs)
+            _propagate_shapes(gm, inputs)
         except Exception as exc:  # noqa: BLE001
             bad = _runs(module, inputs)
             if bad is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from mapping.graph import DataflowGraph, trace
 from mapping.passes.fold import fold_batchnorm
 from mapping.passes.fuse import fuse_activations
@@ -33,6 +35,24 @@ def prepare(module, example_input, calib_inputs, bits: int = 8, w_bits: int | No
     g = quantize(g, calib_inputs, bits=bits, w_bits=w_bits, acc_bits=acc_bits,
                  per_layer_bits=per_layer_bits, fixed=fixed)
     return lower(g)
+
+
+def shapes_for_mapping(entry, bits: int = 8, w_bits: int | None = None) -> DataflowGraph:
+    """The lowered graph of a zoo entry or a user's model (``entry``) whose compute nests have
+    ``bits``-bit activations and ``w_bits``-bit weights (default ``bits``), without calibration:
+    the mapper needs shapes and operand widths, not scales (:func:`prepare_entry` calibrates
+    the quantiser on a batch, which dominates ``hwgen map`` on ImageNet-size inputs). The nests
+    equal :func:`prepare_entry`'s with the same widths. A model with Brevitas layers keeps its
+    learned widths: it is prepared in full."""
+    module = entry.load()
+    if getattr(entry, "qat", None) is not None or is_brevitas(module):
+        return prepare_entry(entry, bits=bits, w_bits=w_bits)
+    g = lower(fuse_activations(fold_batchnorm(trace(module, entry.example_input()))))
+    wb = bits if w_bits is None else w_bits
+    for n in g.compute_nodes():
+        n.nest = dataclasses.replace(n.nest, in_bits=bits, w_bits=bits if n.op == "matmul"
+                                     else wb, out_bits=bits)
+    return g
 
 
 def calibration_inputs(entry, n_random: int = 32, seed: int = 1):

@@ -55,3 +55,24 @@ def test_user_errors(tmp_path, capsys):
     assert "activation scratchpad too small" in err and "act_words = 100" in err
     assert main(["map", "mlp-digits", "--arch", "tiny-4x4", "--bits", "1"]) == 2
     assert "--bits 1 is invalid" in capsys.readouterr().err
+
+
+def test_map_needs_no_calibration_and_agrees_with_the_quantised_graph(capsys, monkeypatch):
+    """``hwgen map`` traces and lowers without calibrating (widths from --bits); its
+    schedule equals the mapper's on the fully prepared (quantised) graph at those widths."""
+    import models
+    from mapping.mapper import map_graph
+    from mapping.passes import pipeline, prepare_entry
+
+    def no_calibration(*a, **k):
+        raise AssertionError("hwgen map calibrated the quantiser")
+
+    for name, bits in (("resnet-block", 8), ("cnn-digits", 6), ("tiny-transformer", 8)):
+        want = map_graph(prepare_entry(models.get(name), bits=bits), preset("edge-8x8"))
+        with monkeypatch.context() as m:
+            m.setattr(pipeline, "calibration_inputs", no_calibration)
+            assert main(["map", name, "--arch", "edge-8x8", "--bits", str(bits),
+                         "--json"]) == 0
+        got = Schedule.from_json(capsys.readouterr().out)
+        assert got.layers == want.layers and [c.cycles for c in got.costs] == [
+            c.cycles for c in want.costs]
