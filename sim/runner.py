@@ -19,7 +19,8 @@ arguments, the timescale and the waveform format. A second run of the same
 design reuses the build (``BUILD_COUNT`` counts real builds in this process).
 Concurrent processes building the same key serialise on a lock file. The
 default cache is ``$HWGEN_SIM_CACHE``, else ``$XDG_CACHE_HOME/hwgen/sim``,
-else ``~/.cache/hwgen/sim``.
+else ``~/.cache/hwgen/sim``. Each cache folder is bounded (``$HWGEN_SIM_CACHE_GB``,
+default 10): after a new build the least recently used ones go (:mod:`sim.cache_limit`).
 
 **Timescale.** Amaranth-generated Verilog has no ``timescale``: every build
 passes ``timescale`` (default 1 ns / 1 ps) to the runner.
@@ -65,6 +66,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from sim.cache_limit import folder_bytes, prune
 from sim.objcache import objcache_environment
 from sim.tools import (
     SIMULATORS,
@@ -244,13 +246,16 @@ def cached_build(build_dir: Path, artifact: Path, make: Callable[[Path], dict]
     with _locked(build_dir.with_name(f"{build_dir.name}.lock")):
         marker = build_dir / _MARKER
         if marker.is_file() and artifact.is_file():
+            os.utime(marker)  # its last use: the cache bound removes the oldest first
             return True, json.loads(marker.read_text())["build_seconds"]
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.mkdir(parents=True)
         start = time.perf_counter()
         record = make(build_dir)
         seconds = time.perf_counter() - start
-        marker.write_text(json.dumps({**record, "build_seconds": seconds}, indent=1))
+        marker.write_text(json.dumps({**record, "build_seconds": seconds,
+                                      "bytes": folder_bytes(build_dir)}, indent=1))
+    prune(build_dir.parent, _MARKER, keep=build_dir)  # sim.cache_limit: the size bound
     return False, seconds
 
 
