@@ -69,6 +69,16 @@ def dw_macs(program) -> dict[int, int]:
     return out
 
 
+def bound(cost) -> str:
+    """What limits a compute layer (``mapping.cost.LayerCost``): ``compute`` when the array
+    never waits for a weight burst, else the cycles it waits (the DMA bandwidth or, single-
+    buffered, every burst before its tile)."""
+    stall = int(cost.breakdown.get("dma_stall", 0))
+    if stall <= 0:
+        return "compute"
+    return f"weight transfers: array waits {stall:,} cycles ({stall / cost.cycles:.0%})"
+
+
 def _mapping_rows(cm) -> list[tuple]:
     arch = cm.arch
     rows = []
@@ -78,7 +88,7 @@ def _mapping_rows(cm) -> list[tuple]:
                      f"{lm.tile_m}x{lm.tile_n}x{lm.tile_k}", "".join(lm.order),
                      f"{n.macs:,}", f"{cost.cycles:,}",
                      f"{n.macs / (arch.pes * cost.cycles):.1%}" if cost.cycles else "-",
-                     f"{cost.accesses.get('store.w.read', 0):,}"))
+                     f"{cost.accesses.get('store.w.read', 0):,}", bound(cost)))
     return rows
 
 
@@ -111,9 +121,15 @@ def render(cm, files: list[str] | None = None) -> str:
                 "op in float64 and requantises (`mapping.quant.host_op`, bit-exact with "
                 "`sim.golden`). They take no accelerator cycles and are not in the totals."]
     out += ["", "## Per-layer mapping (estimated)", ""]
+    words = "external words read" if arch.weight_store == "external" else "weight ROM words"
     out.append(_table(("layer", "kind", "GEMM MxNxK", "tile m x n x k", "order", "MACs",
-                       "cycles", "PE util", "DMA words"), _mapping_rows(cm),
+                       "cycles", "PE util", words, "bound by"), _mapping_rows(cm),
                       right={5, 6, 7, 8}))
+    out += ["", "Activations stay on chip (written back: 0 external words per layer); "
+            "weights are read in DMA bursts"
+            + (f" from external memory ({arch.ext_bandwidth:g} words/cycle after "
+               f"{arch.ext_latency} cycles)." if arch.weight_store == "external"
+               else " from the on-chip weight ROM.")]
     if cm.kernels:
         out += ["", "## Kernels", ""]
         out.append("This graph is not a single chain of accelerator layers, so each array op "
