@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         arch = resolve(args.arch)
     except ArchSpecError as exc:
         raise CliError(str(exc)) from None
-    graph = mapping_graph(model_from_args(args, warn=False), args.bits)
+    graph = mapping_graph(model_from_args(args, calibrates=False), args.bits)
     try:
         schedule = map_graph(graph, arch, args.objective)
     except MappingError as exc:

@@ -40,10 +40,11 @@ def is_user_model(spec: str) -> bool:
 
 
 def resolve_model(spec: str, input_shape: str | None = None, weights: str | None = None,
-                  calib: str | None = None, *, warn: bool = True):
+                  calib: str | None = None, *, warn: bool = True, calibrates: bool = True):
     """The zoo ``ModelEntry`` or the user's :class:`mapping.source.ModelSource` (CliError if
     bad); when ``warn``, prints to stderr the calibration warning of a user's model without
-    ``--calib`` and the ``qat_note`` of a Brevitas model (its imported QAT scales)."""
+    ``--calib`` (unless the command does not calibrate: ``calibrates=False``) and the
+    ``qat_note`` of a Brevitas model (its imported QAT scales)."""
     if is_user_model(spec):
         from mapping.graph import GraphError
         from mapping.source import load_source
@@ -52,7 +53,7 @@ def resolve_model(spec: str, input_shape: str | None = None, weights: str | None
             src = load_source(spec, input_shape=input_shape, weights=weights, calib=calib)
         except GraphError as exc:
             raise CliError(str(exc)) from None
-        if warn and src.calibration_warning:
+        if warn and calibrates and src.calibration_warning:
             print(f"warning: {src.calibration_warning}", file=sys.stderr)
         if warn and getattr(src, "qat_note", None):
             print(f"note: {src.qat_note}", file=sys.stderr)
@@ -72,9 +73,10 @@ def resolve_model(spec: str, input_shape: str | None = None, weights: str | None
     return entry
 
 
-def model_from_args(args: argparse.Namespace, *, warn: bool = True):
+def model_from_args(args: argparse.Namespace, *, warn: bool = True, calibrates: bool = True):
     """:func:`resolve_model` of a parsed command line (``add_model_arguments``)."""
-    return resolve_model(args.model, args.input_shape, args.weights, args.calib, warn=warn)
+    return resolve_model(args.model, args.input_shape, args.weights, args.calib, warn=warn,
+                         calibrates=calibrates)
 
 
 def model_key(entry) -> str:

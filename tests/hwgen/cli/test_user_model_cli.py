@@ -345,3 +345,12 @@ def test_pt2_compile(tmp_path, capsys):
     assert "cnn on tiny-4x4" in cap.out and "warning: no --calib" in cap.err
     man = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert man["settings"]["source"]["spec"].endswith("cnn.pt2")
+
+
+def test_map_does_not_warn_about_calibration(capsys):
+    """hwgen map does not calibrate (shapes and widths only), so the missing --calib warning
+    of the other commands would be wrong there."""
+    assert main(["map", LENET, "--input-shape", SHAPE, "--arch", "edge-8x8"]) == 0
+    assert "warning:" not in capsys.readouterr().err
+    assert main(["graph", LENET, "--input-shape", SHAPE, "--quantize"]) == 0
+    assert "warning:" in capsys.readouterr().err  # calibrated on random data: said
