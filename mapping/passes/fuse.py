@@ -10,7 +10,8 @@ RELU_PRODUCERS = ("conv2d", "linear", "matmul", "add")
 def fuse_activations(g: DataflowGraph) -> DataflowGraph:
     """A new graph with ReLUs fused into their producers and scalar muls into matmuls.
 
-    - ``relu`` whose input is a conv2d/linear/matmul/add read only by that relu:
+    - ``relu`` whose input is a conv2d/linear/matmul/add or a ``mul`` of two tensors (all
+      requantise their result) read only by that relu:
       the producer gets ``attrs["fused_relu"] = True`` and the relu disappears.
     - ``mul`` by a scalar whose input is a matmul read only by it: the matmul's
       ``attrs["scale"]`` is multiplied by the scalar and the mul disappears.
@@ -22,7 +23,8 @@ def fuse_activations(g: DataflowGraph) -> DataflowGraph:
     for node in g.nodes():
         if node.op == "relu":
             src = g.node(node.inputs[0])
-            if (src.op in RELU_PRODUCERS and not src.attrs.get("fused_relu")
+            tensor_mul = src.op == "mul" and "scalar" not in src.attrs  # requantised
+            if ((src.op in RELU_PRODUCERS or tensor_mul) and not src.attrs.get("fused_relu")
                     and g.consumers(src.name) == [node.name]):
                 src.attrs["fused_relu"] = True
                 g.bypass(node.name)

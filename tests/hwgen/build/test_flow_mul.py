@@ -79,3 +79,40 @@ def test_se_block_runs_bit_exact_in_rtl(tmp_path, verilator):
         want = m(torch.from_numpy(x)).numpy()
     got = sim.outputs.reshape(want.shape) * cm.manifest.output.scale
     assert np.abs(got - want).max() <= 0.1 * np.abs(want).max() + 0.05
+
+
+def test_relu_after_a_gate_is_fused():
+    """``relu(x * s)``: the relu folds into the multiply's requantisation (a scalar mul
+    does not requantise: its relu stays); the float graph computes what torch does and the
+    quantised gate clamps at 0."""
+    from torch import nn
+
+    from mapping.graph import trace
+    from mapping.passes import fuse_activations, prepare, run_float_graph
+
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 4, 3, padding=1)
+            self.g = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            y = self.c(x)
+            s = torch.sigmoid(self.g(torch.nn.functional.adaptive_avg_pool2d(y, 1)))
+            return torch.relu(y * s) + torch.relu(y * 0.5)
+
+    torch.manual_seed(0)
+    m = Gated().eval()
+    x = torch.randn(1, 2, 5, 5)
+    g = fuse_activations(trace(m, x))
+    muls = {n.name: n for n in g.nodes() if n.op == "mul"}
+    gate = next(n for n in muls.values() if "scalar" not in n.attrs)
+    scalar = next(n for n in muls.values() if "scalar" in n.attrs)
+    assert gate.attrs.get("fused_relu") and not scalar.attrs.get("fused_relu")
+    assert [n.op for n in g.nodes()].count("relu") == 1  # the scalar mul's
+    with torch.no_grad():
+        want = m(x).numpy()
+    np.testing.assert_allclose(np.asarray(run_float_graph(g, x)).reshape(want.shape), want,
+                               rtol=1e-5, atol=1e-5)
+    q = prepare(m, x, torch.randn(8, 2, 5, 5))
+    assert next(n for n in q.nodes() if n.name == gate.name).quant.relu
