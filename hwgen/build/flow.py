@@ -29,6 +29,7 @@ where; nothing is silently dropped.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,7 +270,8 @@ def given_schedule(graph: DataflowGraph, arch: ArchSpec, schedule: Schedule) -> 
 def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
                   model: str = "model", objective: str = "latency",
                   settings: dict[str, Any] | None = None,
-                  schedule: Schedule | None = None) -> CompiledModel:
+                  schedule: Schedule | None = None,
+                  progress: Callable[[str], None] | None = None) -> CompiledModel:
     """Compile a quantised, lowered graph for ``arch`` into ``out_dir`` (see module docstring).
 
     ``model`` names the model in the manifest and report; ``settings`` (JSON
@@ -278,7 +280,8 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
     of the mapper's: it must map every compute node of the graph, in order, on
     ``arch`` (checked; its costs are re-evaluated by ``mapping.cost``).
     ``out_dir`` must be new, empty or a previous build (which is replaced once the
-    new one is complete).
+    new one is complete). ``progress`` (optional) is called with a short line as each phase
+    starts (mapping, program, Verilog, kernels): big models take minutes.
     """
     from hwgen.build.writer import check_destination
 
@@ -304,7 +307,9 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
     out = Path(out_dir)
     try:
         check_destination(out)
+        say = progress or (lambda line: None)
         if schedule is None:
+            say(f"mapping {len(graph.compute_nodes())} compute layers onto {arch.name}")
             schedule = map_graph(graph, arch, objective)
         else:
             schedule = given_schedule(graph, arch, schedule)
@@ -313,11 +318,12 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
         raise FlowError(f"{model} on {arch.name}: {exc}") from None
     prog = acc = None
     if kind == "chain":
+        say("compiling one program")
         prog, acc = chain_design(graph, arch, schedule, model)
     base = Manifest(format_version=FORMAT_VERSION, hwgen_version=hwgen.__version__, kind=kind,
                     arch=arch, model=model, objective=objective,
                     settings=dict(settings or {}), placements=tuple(places))
-    return write_build(out, graph, schedule, base, acc, prog)
+    return write_build(out, graph, schedule, base, acc, prog, progress=say)
 
 
 def chain_design(graph: DataflowGraph, arch: ArchSpec, schedule: Schedule, model: str):
@@ -333,9 +339,11 @@ def chain_design(graph: DataflowGraph, arch: ArchSpec, schedule: Schedule, model
 
 
 def write_build(out: Path, graph: DataflowGraph, schedule: Schedule, base: Manifest,
-                acc=None, prog=None) -> CompiledModel:
+                acc=None, prog=None, progress: Callable[[str], None] | None = None
+                ) -> CompiledModel:
     """Stage and write the build directory of either kind (the one writer: ``BuildDir``);
-    ``acc``/``prog``: the chain's design, None for kernels."""
+    ``acc``/``prog``: the chain's design, None for kernels; ``progress`` as compile_model's."""
+    say = progress or (lambda line: None)
     from hwgen.build import report
     from hwgen.build.emit import write_design
     from hwgen.build.graph_store import GraphStoreError, save_graph
@@ -346,6 +354,8 @@ def write_build(out: Path, graph: DataflowGraph, schedule: Schedule, base: Manif
         with BuildDir(out) as b:
             kernels: list[KernelInfo] = []
             if acc is not None:
+                say(f"generating Verilog ({len(prog.layers)} layers, "
+                    f"{len(prog.instructions):,} instructions)")
                 design = write_design(acc, b.path)
                 x_node = graph.node(graph.inputs[0])
                 y_node = graph.node(graph.node(graph.outputs[0]).inputs[0])
@@ -354,7 +364,7 @@ def write_build(out: Path, graph: DataflowGraph, schedule: Schedule, base: Manif
                     settings=base.settings, placements=base.placements,
                     input=stream_info(x_node), output=stream_info(y_node))
             else:
-                kernels = emit_kernels(graph, arch, b.path, schedule, base.model)
+                kernels = emit_kernels(graph, arch, b.path, schedule, base.model, say)
                 man = dataclasses.replace(base, kernels=tuple(kernels))
             (b.path / SCHEDULE_FILE).write_text(schedule.to_json() + "\n")
             save_graph(graph, b.path)
@@ -411,7 +421,8 @@ def kernel_layers(graph: DataflowGraph, schedule: Schedule, arch: ArchSpec) -> l
 
 
 def emit_kernels(graph: DataflowGraph, arch: ArchSpec, out: Path, schedule: Schedule,
-                 model: str | None) -> list[KernelInfo]:
+                 model: str | None, progress: Callable[[str], None] | None = None
+                 ) -> list[KernelInfo]:
     """Write every kernel of :func:`kernel_layers` into ``out/kernels/<name>/`` (each a
     sealed ``"design"`` build) and return their descriptions for the top-level manifest."""
     from hwgen.build.emit import write_design
@@ -419,7 +430,10 @@ def emit_kernels(graph: DataflowGraph, arch: ArchSpec, out: Path, schedule: Sche
     from hwgen.rtl.accelerator import Accelerator, GenerationError
 
     kernels = []
-    for k in kernel_layers(graph, schedule, arch):
+    todo = kernel_layers(graph, schedule, arch)
+    for i, k in enumerate(todo):
+        if progress is not None:
+            progress(f"kernel {i + 1}/{len(todo)}: {k['name']} (Verilog)")
         kdir = Path("kernels") / k["name"]
         (out / kdir).mkdir(parents=True)
         try:

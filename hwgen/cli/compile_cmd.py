@@ -4,6 +4,7 @@ schedule -> program -> Verilog build dir."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -112,19 +113,21 @@ def compile_zoo_model(name: str, arch, out_dir: str | Path, *, bits: int = 8,
 
 
 def compile_entry(entry, arch, out_dir: str | Path, *, bits: int = 8,
-                  objective: str = "latency", settings: dict | None = None):
+                  objective: str = "latency", settings: dict | None = None, progress=None):
     """Prepare a zoo entry or a user's :class:`mapping.source.ModelSource` and compile it;
     the manifest records ``bits``, a user model's source (``source_settings``) and
-    ``settings``."""
+    ``settings``; ``progress`` as :func:`hwgen.build.flow.compile_model`'s."""
     from hwgen.build.flow import FlowError, compile_model
 
     if not 2 <= bits <= 16:
         raise CliError(f"--bits {bits} is invalid: must be from 2 to 16")
+    if progress is not None:
+        progress(f"tracing and quantising {entry.name} ({bits}-bit)")
     graph = prepare_graph(entry, bits=bits, acc_bits=arch.acc_bits)
     try:
         return compile_model(graph, arch, out_dir, model=entry.name, objective=objective,
                              settings={"bits": bits, **source_settings(entry),
-                                       **(settings or {})})
+                                       **(settings or {})}, progress=progress)
     except FlowError as exc:
         raise CliError(str(exc)) from None
 
@@ -162,6 +165,13 @@ def run(args: argparse.Namespace) -> int:
     entry = model_from_args(args)
     out = Path(args.out) if args.out else default_out(entry)
     start = time.perf_counter()
-    cm = compile_entry(entry, arch, out, bits=args.bits, objective=args.objective)
+
+    def progress(line: str) -> None:  # stderr: the summary on stdout stays clean
+        print(f"hwgen compile [{time.perf_counter() - start:6.1f} s] {line} ...",
+              file=sys.stderr, flush=True)
+
+    # phases on a terminal (a big model takes minutes); pipes and logs get the summary only
+    cm = compile_entry(entry, arch, out, bits=args.bits, objective=args.objective,
+                       progress=progress if sys.stderr.isatty() else None)
     print(summary(cm, time.perf_counter() - start))
     return 0

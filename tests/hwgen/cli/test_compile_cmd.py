@@ -94,3 +94,19 @@ def test_output_folder_that_is_not_a_build_is_refused(capsys, tmp_path):
     err = err_line(capsys)
     assert "not empty and not a build directory" in err and str(tmp_path) in err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_phases_on_a_terminal(capsys, tmp_path, monkeypatch):
+    """On a terminal, stderr says which phase a compile is in (big models take minutes);
+    piped, it stays quiet (errors stay one line, the summary is on stdout)."""
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["compile", "jsc-mlp", "--arch", "tiny-4x4", "-o", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    phases = [ln.split("] ", 1)[1] for ln in err if ln.startswith("hwgen compile [")]
+    assert phases[:3] == ["tracing and quantising jsc-mlp (8-bit) ...",
+                          "mapping 4 compute layers onto tiny-4x4 ...",
+                          "compiling one program ..."]
+    assert len(phases) == 4 and re.fullmatch(
+        r"generating Verilog \(4 layers, [\d,]+ instructions\) \.\.\.", phases[3]), phases
