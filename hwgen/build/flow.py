@@ -163,12 +163,11 @@ def add_layer(node: Node, src: str, src2: str) -> P.AddLayer:
 def mul_layer(node: Node, srcs: list[str]) -> P.MulLayer:
     """The ``MulLayer`` of a quantised ``mul`` of two tensors (the gate second, whichever
     side of ``*`` it was on: the product commutes)."""
-    geo = mul_geometry(node.in_shapes, node.out_shape)
-    if geo is None or "scalar" in node.attrs:
+    if not on_program(node):  # the one rule of what the multiply layer takes
         raise FlowError(f"node {node.name!r}: mul of shapes {list(node.in_shapes)} does not run "
                         "on the accelerator; it multiplies two tensors of one shape, or a "
                         "1 x C x H x W tensor by a 1 x C x 1 x 1 gate")
-    pixels, channels, broadcast, gate = geo
+    pixels, channels, broadcast, gate = mul_geometry(node.in_shapes, node.out_shape)
     q = node.quant
     return P.MulLayer(node.name, pixels, channels, int(q.mult[0]), int(q.shift[0]),
                       out_bits=int(q.bits), relu=bool(q.relu), broadcast=broadcast,
@@ -305,9 +304,9 @@ def compile_model(graph: DataflowGraph, arch: ArchSpec, out_dir: str | Path, *,
               if p.where == "accelerator" and is_depthwise(graph.node(p.name)) else p
               for p in places]
     out = Path(out_dir)
+    say = progress or (lambda line: None)
     try:
         check_destination(out)
-        say = progress or (lambda line: None)
         if schedule is None:
             say(f"mapping {len(graph.compute_nodes())} compute layers onto {arch.name}")
             schedule = map_graph(graph, arch, objective)
@@ -343,12 +342,12 @@ def write_build(out: Path, graph: DataflowGraph, schedule: Schedule, base: Manif
                 ) -> CompiledModel:
     """Stage and write the build directory of either kind (the one writer: ``BuildDir``);
     ``acc``/``prog``: the chain's design, None for kernels; ``progress`` as compile_model's."""
-    say = progress or (lambda line: None)
     from hwgen.build import report
     from hwgen.build.emit import write_design
     from hwgen.build.graph_store import GraphStoreError, save_graph
     from hwgen.build.writer import BuildDir
 
+    say = progress or (lambda line: None)
     arch = base.arch
     try:
         with BuildDir(out) as b:

@@ -40,3 +40,25 @@ def verilator():
         find_simulator("verilator")
     except SimulatorNotFoundError as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def matches_golden_and_torch():
+    """``check(module, q, x, cm, sim)``: the RTL outputs ``sim`` of build ``cm`` equal
+    ``sim.golden`` on the quantised graph ``q`` for the float batch ``x``, and, scaled back,
+    stay near what the float ``module`` computes."""
+    import numpy as np
+    import torch
+
+    from sim import golden
+
+    def check(module, q, x, cm, sim) -> None:
+        b = x.shape[0]
+        xi = golden.quantize_input(q, x)
+        assert np.array_equal(golden.run(q, xi).reshape(b, -1), sim.outputs.reshape(b, -1))
+        with torch.no_grad():
+            want = module(torch.from_numpy(x)).numpy()
+        got = sim.outputs.reshape(want.shape) * cm.manifest.output.scale
+        assert np.abs(got - want).max() <= 0.1 * np.abs(want).max() + 0.05
+
+    return check

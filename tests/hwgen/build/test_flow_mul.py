@@ -48,10 +48,9 @@ def test_scalar_and_spatial_muls_are_not_program_ops():
     assert [flow.on_program(n) for n in (scalar, spatial, gate)] == [False, False, True]
 
 
-def test_se_block_runs_bit_exact_in_rtl(tmp_path, verilator):
+def test_se_block_runs_bit_exact_in_rtl(tmp_path, verilator, matches_golden_and_torch):
     from mapping.graph import trace
     from mapping.passes import fold_batchnorm, fuse_activations, lower, quantize
-    from sim import golden
 
     m = _block()
     x = np.random.default_rng(2).standard_normal((4, 3, 8, 8)).astype(np.float32)
@@ -73,12 +72,7 @@ def test_se_block_runs_bit_exact_in_rtl(tmp_path, verilator):
     sim = api.simulate(cm, x)
     assert sim.bit_exact and sim.cycles_as_predicted
     q = lower(quantize(fuse_activations(fold_batchnorm(trace(m, torch.zeros(1, 3, 8, 8)))), x))
-    xi = golden.quantize_input(q, x)
-    assert np.array_equal(golden.run(q, xi).reshape(4, -1), sim.outputs.reshape(4, -1))
-    with torch.no_grad():
-        want = m(torch.from_numpy(x)).numpy()
-    got = sim.outputs.reshape(want.shape) * cm.manifest.output.scale
-    assert np.abs(got - want).max() <= 0.1 * np.abs(want).max() + 0.05
+    matches_golden_and_torch(m, q, x, cm, sim)
 
 
 def test_relu_after_a_gate_is_fused():
