@@ -30,6 +30,7 @@ import numpy as np
 
 from mapping import timing
 from mapping.arch import ArchSpec
+from mapping.bands import BandError, nest_window, plan_bands
 from mapping.energy import ACCESS_KEYS, energy_table
 from mapping.loopnest import LoopNest
 from mapping.schedule import LayerCost, LayerMapping, MappingError
@@ -53,13 +54,21 @@ def act_requirement(nest: LoopNest) -> tuple[int, int]:
 
 
 def check_layer(nest: LoopNest, arch: ArchSpec, layer: str = "layer") -> None:
-    """Raise MappingError if the layer's input + output do not fit ``act_words``."""
+    """Raise MappingError if the layer cannot run: its input + output do not fit
+    ``act_words`` and not even one output row of it does (``mapping.bands``: a layer that
+    does not fit runs in row bands through external memory; one of a batch > 1 does not)."""
     inp, out = act_requirement(nest)
-    if inp + out > arch.act_words:
+    if inp + out <= arch.act_words:
+        return
+    if nest.kind == "conv" and nest.N > 1:
         raise MappingError(
             f"{layer}: activation scratchpad too small: input {inp} + output {out} = "
-            f"{inp + out} elements, act_words = {arch.act_words} (needs at least {inp + out})"
-        )
+            f"{inp + out} elements, act_words = {arch.act_words} (needs at least {inp + out}; "
+            "a batch of several images does not run in row bands)")
+    try:
+        plan_bands(nest_window(nest), arch.act_words, timing.act_per_word(arch), layer)
+    except BandError as exc:
+        raise MappingError(str(exc)) from None
 
 
 @functools.lru_cache(maxsize=4096)

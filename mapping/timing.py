@@ -273,3 +273,29 @@ def mul_cycles(pixels: int, channels: int, arch: ArchSpec) -> int:
     element-wise engine: fetch + decode, two reads per ``rows`` channels of a pixel (``x``,
     then ``s``), each result written ``MUL_LATENCY`` after the second."""
     return LAYER_SETUP + 2 * pixels * math.ceil(channels / arch.rows) + MUL_LATENCY
+
+
+# ---- activation transfers (spilled programs: activations in external memory) ----------
+XFER_SETUP = 3  # fetch (1) + decode, the DMA takes the transfer (1) + request (1)
+
+
+def act_per_word(arch: ArchSpec) -> int:
+    """Activations per external-memory word: as many ``in_bits`` elements as the word holds,
+    at most ``rows`` (the scratchpad's read lanes, which a store packs a word from)."""
+    return max(1, min(arch.ext_word_bits // arch.in_bits, arch.rows))
+
+
+def xfer_words(first: int, count: int, arch: ArchSpec) -> int:
+    """External words a transfer of ``count`` elements touches, from element ``first`` of a
+    word-aligned tensor (``first % act_per_word`` is the lane of the first element)."""
+    apw = act_per_word(arch)
+    return math.ceil((first % apw + count) / apw)
+
+
+def xfer_cycles(words: int, store: bool, arch: ArchSpec) -> int:
+    """One ``XFER`` instruction: fetch + decode + request, then ``words`` words at the
+    memory's bandwidth; a load also waits the memory's latency (word ``i`` arrives
+    ``ext_latency + ceil((i+1)/b)`` after the request), a store's words are posted (taken
+    at ``ceil((i+1)/b)``, no acknowledgement)."""
+    lat = 0 if store else arch.ext_latency
+    return XFER_SETUP + lat + math.ceil(words / arch.ext_bandwidth)

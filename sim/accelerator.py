@@ -36,9 +36,9 @@ import numpy as np
 from hwgen.build.flow import to_stream
 from hwgen.build.graph_store import load_graph
 from hwgen.build.manifest import BuildError, Manifest
-from hwgen.compiler.isa import EXT_ADDR_BITS, burst_len_bits
+from hwgen.compiler.isa import ext_request_layout
 from mapping.arch import ArchSpec
-from mapping.timing import run_cycles
+from mapping.timing import act_per_word, run_cycles
 from sim import fast, golden
 from sim.runner import run_cocotb
 
@@ -166,13 +166,26 @@ class SimResult:
 
 
 def _ext_params(build: Build) -> dict[str, Any] | None:
-    arch = build.arch
-    if arch.weight_store != "external":
+    """The external memory of a build (docs/timing.md: one address space): the weight
+    image when the weights are external, then a spilled program's activation regions
+    (zeros; the input region is written before each run)."""
+    arch, prog = build.arch, build.manifest.program
+    spilled = bool(prog.get("spilled"))
+    if arch.weight_store != "external" and not spilled:
         return None
-    words = [int(line, 16) for line in (build.path / "weights.hex").read_text().split()]
+    words = []
+    if arch.weight_store == "external":
+        words = [int(line, 16) for line in (build.path / "weights.hex").read_text().split()]
+    if spilled:
+        words += [0] * (int(prog["ext_words"]) - len(words))
+    req = ext_request_layout(arch)
     return {"memory": words or [0], "latency": arch.ext_latency,
-            "bandwidth": arch.ext_bandwidth, "addr_field": [0, EXT_ADDR_BITS],
-            "words_field": [EXT_ADDR_BITS, burst_len_bits(arch)]}
+            "bandwidth": arch.ext_bandwidth,
+            "addr_field": [req["addr"].offset, req["addr"].shape.width],
+            "words_field": [req["len"].offset, req["len"].shape.width],
+            "write_bit": req["write"].offset, "word_bits": arch.ext_word_bits,
+            "input_ext": ([int(prog["input_ext"][0]), act_per_word(arch), arch.in_bits]
+                          if spilled else None)}
 
 
 def _run_fast(build: Build, stream_in: np.ndarray, params: dict, *, waves: bool | str,
@@ -186,7 +199,8 @@ def _run_fast(build: Build, stream_in: np.ndarray, params: dict, *, waves: bool 
     ext = params["ext"]
     mem = None if ext is None else fast.ExtMemory(
         ext["memory"], ext["latency"], ext["bandwidth"], tuple(ext["addr_field"]),
-        tuple(ext["words_field"]))
+        tuple(ext["words_field"]), ext["write_bit"], ext["word_bits"],
+        None if ext["input_ext"] is None else tuple(ext["input_ext"]))
     keep = run_dir is not None or bool(waves)
     work = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="hwgen-fast-"))
     waves_file = work / "waves.fst" if waves else None
@@ -250,9 +264,10 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
     ref = to_stream(golden.run(build.graph, x_int), man.output.layout)
     stream_in = to_stream(x_int, man.input.layout)
     prog = man.program
-    if stream_in.shape[1] != prog["input_count"]:
+    want = int(prog["input_ext"][1]) if prog.get("spilled") else prog["input_count"]
+    if stream_in.shape[1] != want:
         raise ValueError(f"inputs have {stream_in.shape[1]} elements per sample; the "
-                         f"accelerator reads {prog['input_count']}")
+                         f"accelerator reads {want}")
     tmp = tempfile.TemporaryDirectory(prefix="hwgen-sim-")
     prog_file = Path(tmp.name) / "progress"
     params = {"inputs": stream_in.tolist(), "output_count": prog["output_count"],

@@ -133,13 +133,18 @@ def build_harness(verilog: str | os.PathLike, top: str = "hwgen_accel", *,
 @dataclass(frozen=True)
 class ExtMemory:
     """The external memory the harness serves: words, latency, bandwidth and where the
-    request payload keeps the address and the burst length (``(offset, width)``)."""
+    request payload keeps the address, the burst length (``(offset, width)``) and the write
+    flag (offset); ``word_bits`` of a word; ``input_ext`` ``(word address, activations per
+    word, bits)`` where each sample is written before its run (a spilled program)."""
 
     words: list[int]
     latency: int
     bandwidth: float
     addr_field: tuple[int, int]
     words_field: tuple[int, int]
+    write_bit: int = -1
+    word_bits: int = 0
+    input_ext: tuple[int, int, int] | None = None
 
 
 def run_harness(harness: Harness, inputs: np.ndarray, *, output_count: int, layers: int,
@@ -182,7 +187,10 @@ def run_harness(harness: Harness, inputs: np.ndarray, *, output_count: int, laye
         cmd += ["--ext", str(mem), "--latency", str(ext.latency),
                 "--bandwidth", repr(float(ext.bandwidth)),
                 "--addr", "{}:{}".format(*ext.addr_field),
-                "--words", "{}:{}".format(*ext.words_field)]
+                "--words", "{}:{}".format(*ext.words_field),
+                "--write", str(ext.write_bit), "--word-bits", str(ext.word_bits)]
+        if ext.input_ext is not None:
+            cmd += ["--input-ext", "{}:{}:{}".format(*ext.input_ext)]
     if progress_file is not None:
         cmd += ["--progress", str(progress_file)]
     if waves_file is not None:

@@ -9,14 +9,20 @@
 //   the output stream is collected on every edge (ready high, or low with probability
 //   --backpressure from a seeded generator);
 //   with HWGEN_EXT the external-memory port is served with the schedule of docs/timing.md
-//   (sim.cocotb_lib.ExternalMemoryModel): word i of a burst requested at edge t transfers
-//   at edge t + latency + ceil((i + 1) / bandwidth), never before the edge after the
-//   previous word; request ready is high while no burst is in flight.
+//   (sim.cocotb_lib.ExternalMemoryModel): word i of a read burst requested at edge t
+//   transfers at edge t + latency + ceil((i + 1) / bandwidth), never before the edge after
+//   the previous word; word i of a write burst (req.write, --write OFF) is taken at edge
+//   t + ceil((i + 1) / bandwidth) or later, its data written where its mask bits are set
+//   (wdata payload: data in bits [0, W), mask in [W, 2W), --word-bits W); request ready is
+//   high while no burst is in flight. With --input-ext ADDR:APW:BITS each sample is written
+//   into the memory from word ADDR (APW elements of BITS bits per word, element l of a word
+//   in bits [l*BITS, ...)) before its start, and nothing is streamed in (a spilled program).
 //
 // Verilator spells "__" in a port name "___05F" (inp__valid -> inp___05Fvalid).
 //
 // Usage: harness SAMPLES RESULTS --outputs N --layers N --out-bits N --max-cycles N
-//          [--ext MEMFILE --latency N --bandwidth X --addr OFF:WIDTH --words OFF:WIDTH]
+//          [--ext MEMFILE --latency N --bandwidth X --addr OFF:WIDTH --words OFF:WIDTH
+//           --write OFF --word-bits W [--input-ext ADDR:APW:BITS]]
 //          [--backpressure P] [--seed N] [--progress FILE] [--waves FILE] [+verilator+...]
 // SAMPLES: little-endian int64: count, elements per sample, then the elements.
 // RESULTS: text, one line per sample: "run_cycles layer_0 .. layer_{L-1} : out_0 .. out_{N-1}
@@ -66,6 +72,17 @@ template <typename T> uint64_t field(const T& v, int off, int width) {
     return out;
 }
 template <typename T> uint64_t read_port(const T& v) { return field(v, 0, 64); }
+// bits [off, off + width) of a port of any width as 32-bit words, least significant first
+template <typename T> std::vector<uint32_t> read_bits(const T& v, int off, int width) {
+    std::vector<uint32_t> w, out(static_cast<size_t>((width + 31) / 32), 0u);
+    to_words(v, w);
+    for (int b = 0; b < width; ++b) {
+        int bit = off + b;
+        if (bit / 32 < static_cast<int>(w.size()) && ((w[bit / 32] >> (bit % 32)) & 1u))
+            out[b / 32] |= 1u << (b % 32);
+    }
+    return out;
+}
 template <typename T> void write_port(T& p, uint64_t v) { p = static_cast<T>(v); }
 template <std::size_t N> void write_port(VlWide<N>& p, uint64_t v) {
     for (std::size_t i = 0; i < N; ++i) p[i] = 0;
@@ -99,7 +116,8 @@ struct Options {
     std::string samples, results, ext_file, progress, waves;
     long outputs = -1, layers = -1, out_bits = -1, max_cycles = -1, latency = 0;
     double bandwidth = 1.0, backpressure = 0.0;
-    int addr_off = 0, addr_width = 0, words_off = 0, words_width = 0;
+    int addr_off = 0, addr_width = 0, words_off = 0, words_width = 0, write_off = -1, word_bits = 0;
+    long input_addr = -1, input_apw = 0, input_bits = 0;
     unsigned long seed = 0;
 };
 
@@ -127,6 +145,14 @@ Options parse(int argc, char** argv) {
         else if (a == "--bandwidth") o.bandwidth = std::strtod(next(), nullptr);
         else if (a == "--addr") parse_field(next(), o.addr_off, o.addr_width);
         else if (a == "--words") parse_field(next(), o.words_off, o.words_width);
+        else if (a == "--write") o.write_off = std::atoi(next());
+        else if (a == "--word-bits") o.word_bits = std::atoi(next());
+        else if (a == "--input-ext") {
+            const char* v = next();
+            if (std::sscanf(v, "%ld:%ld:%ld", &o.input_addr, &o.input_apw, &o.input_bits) != 3 ||
+                o.input_addr < 0 || o.input_apw <= 0 || o.input_bits <= 0 || o.input_bits > 32)
+                fail(std::string("bad --input-ext ") + v + " (expected ADDR:APW:BITS)");
+        }
         else if (a == "--backpressure") o.backpressure = std::strtod(next(), nullptr);
         else if (a == "--seed") o.seed = std::strtoul(next(), nullptr, 10);
         else if (a == "--progress") o.progress = next();
@@ -172,7 +198,13 @@ std::vector<Word> read_memory(const std::string& path) {
 struct Burst {
     int64_t request_edge;
     uint64_t addr, words, delivered;
+    bool write;
 };
+
+int64_t due_edge(const Burst& b, uint64_t index, long latency, double bandwidth) {
+    return b.request_edge + latency +
+           static_cast<int64_t>(std::ceil(static_cast<double>(index + 1) / bandwidth));
+}
 
 }  // namespace
 
@@ -219,14 +251,12 @@ int main(int argc, char** argv) {
         top->out___05Fready = (opt.backpressure > 0.0 && uniform(rng) < opt.backpressure) ? 0 : 1;
 #ifdef HWGEN_EXT
         uint64_t index = burst_active ? burst.delivered : 0;
-        bool present = false;
-        if (burst_active) {
-            int64_t due = burst.request_edge + opt.latency +
-                          static_cast<int64_t>(std::ceil(static_cast<double>(index + 1) / opt.bandwidth));
-            present = edges + 1 >= due;
-        }
+        bool present = false, take = false;
+        if (burst_active && !burst.write) present = edges + 1 >= due_edge(burst, index, opt.latency, opt.bandwidth);
+        if (burst_active && burst.write) take = edges + 1 >= due_edge(burst, index, 0, opt.bandwidth);
         top->ext___05Freq___05Fready = burst_active ? 0 : 1;
         top->ext___05Fresp___05Fvalid = present ? 1 : 0;
+        top->ext___05Fwdata___05Fready = take ? 1 : 0;
         if (present) {
             uint64_t a = burst.addr + index;
             if (a >= memory.size()) {
@@ -252,11 +282,28 @@ int main(int argc, char** argv) {
 #ifdef HWGEN_EXT
         bool request = !burst_active && top->ext___05Freq___05Fvalid;
         uint64_t req_addr = 0, req_words = 0;
+        bool req_write = false;
         if (request) {
             req_addr = field(top->ext___05Freq___05Fpayload, opt.addr_off, opt.addr_width);
             req_words = field(top->ext___05Freq___05Fpayload, opt.words_off, opt.words_width);
+            req_write = opt.write_off >= 0 && field(top->ext___05Freq___05Fpayload, opt.write_off, 1);
         }
         bool delivered = present && top->ext___05Fresp___05Fready;
+        if (take && top->ext___05Fwdata___05Fvalid) {  // a write word is taken: commit it
+            uint64_t a = burst.addr + index;
+            if (a >= memory.size()) {
+                std::ostringstream m;
+                m << "sample " << sample << ", cycle " << edges + 1 << ": burst writes address " << a
+                  << ", outside the external memory (" << memory.size() << " words)";
+                fail(m.str());
+            }
+            Word d = read_bits(top->ext___05Fwdata___05Fpayload, 0, opt.word_bits);
+            Word k = read_bits(top->ext___05Fwdata___05Fpayload, opt.word_bits, opt.word_bits);
+            Word& w = memory[a];
+            w.resize(d.size(), 0u);
+            for (size_t j = 0; j < d.size(); ++j) w[j] = (w[j] & ~k[j]) | (d[j] & k[j]);
+            delivered = true;
+        }
 #endif
         sim_time += 5;
         top->clk = 1;
@@ -276,7 +323,7 @@ int main(int argc, char** argv) {
                 m << "sample " << sample << ", cycle " << edges << ": burst request asks for 0 words";
                 fail(m.str());
             }
-            burst = Burst{edges, req_addr, req_words, 0};
+            burst = Burst{edges, req_addr, req_words, 0, req_write};
             burst_active = true;
         }
 #endif
@@ -299,11 +346,30 @@ int main(int argc, char** argv) {
     for (sample = 0; sample < n_samples; ++sample) {
         outputs.clear();
         out_edges.clear();
+        const int64_t* x = samples.data() + sample * per;
+        int64_t streamed = per;
+#ifdef HWGEN_EXT
+        if (opt.input_addr >= 0) {  // a spilled program: the input goes into the memory
+            streamed = 0;
+            const uint64_t lane_mask = (uint64_t{1} << opt.input_bits) - 1;
+            for (int64_t e = 0; e < per; ++e) {
+                size_t a = static_cast<size_t>(opt.input_addr + e / opt.input_apw);
+                if (a >= memory.size()) fail("the input does not fit the external memory");
+                Word& w = memory[a];
+                w.resize(static_cast<size_t>((opt.word_bits + 31) / 32), 0u);
+                long bit = (e % opt.input_apw) * opt.input_bits;
+                for (long b = 0; b < opt.input_bits; ++b) {
+                    uint32_t& chunk = w[static_cast<size_t>((bit + b) / 32)];
+                    uint32_t one = 1u << ((bit + b) % 32);
+                    chunk = ((static_cast<uint64_t>(x[e]) & lane_mask) >> b) & 1u ? chunk | one : chunk & ~one;
+                }
+            }
+        }
+#endif
         top->start = 1;
         cycle();
         top->start = 0;
-        const int64_t* x = samples.data() + sample * per;
-        for (int64_t i = 0; i < per; ++i) {
+        for (int64_t i = 0; i < streamed; ++i) {
             top->inp___05Fvalid = 1;
             write_port(top->inp___05Fpayload, static_cast<uint64_t>(x[i]));
             const int64_t since = edges;

@@ -22,6 +22,9 @@ word back by the layout's offsets. Fields are packed LSB first; ``op`` (an
   and runs beside the tile; single-buffered it is this tile's and runs first.
 - ``ELT``   (``Op.ELT``): a whole pooling, residual-add or lookup-table activation layer in one word
   (:func:`elt_layout`, kind :class:`EltKind`), run by ``hwgen.rtl.eltwise_engine``.
+- ``XFER``  (``Op.XFER``): one activation transfer between the scratchpad and external
+  memory (:func:`xfer_layout`), run by ``hwgen.rtl.act_dma``: only in spilled programs
+  (``hwgen.compiler.spill``).
 
 Also here, because the compiler and the RTL both need them (the compiler
 imports nothing of ``hwgen.rtl``): the parameter-table word (:func:`param_layout`),
@@ -41,8 +44,9 @@ from hwgen.compiler.layers import ProgramError
 from mapping.arch import ArchSpec
 from mapping.hwconst import LAYER_ID_BITS, bits_for
 from mapping.quant import BITS_MAX, MULT_BITS, SHIFT_BITS
+from mapping.timing import act_per_word
 
-OP_BITS = 2
+OP_BITS = 3
 KIND_BITS = 3
 OUT_BITS_BITS = bits_for(BITS_MAX + 1)  # run-time out_bits 2..BITS_MAX
 PARAM_ADDR_BITS = 16  # parameter-table address (output channels of the whole program)
@@ -56,6 +60,7 @@ class Op(enum.Enum, shape=OP_BITS):
     LAYER = 1
     STEP = 2
     ELT = 3
+    XFER = 4
 
 
 class EltKind(enum.Enum, shape=KIND_BITS):
@@ -72,7 +77,7 @@ class EltKind(enum.Enum, shape=KIND_BITS):
 
 
 # the integer values, for code that reads raw words (dse.resources, tests)
-OP_END, OP_LAYER, OP_STEP, OP_ELT = (op.value for op in Op)
+OP_END, OP_LAYER, OP_STEP, OP_ELT, OP_XFER = (op.value for op in Op)
 ELT_MAX, ELT_AVG, ELT_ADD, ELT_LUT = (EltKind[k].value for k in ("MAX", "AVG", "ADD", "LUT"))
 ELT_DW = EltKind.DW.value
 ELT_COPY = EltKind.COPY.value
@@ -91,8 +96,14 @@ def delta_bits(arch: ArchSpec) -> int:
 
 
 def burst_len_bits(arch: ArchSpec) -> int:
-    """Bits of a burst length: a burst never exceeds the weight scratchpad."""
+    """Bits of a weight burst's length: a burst never exceeds the weight scratchpad."""
     return bits_for(arch.w_words + 2)
+
+
+def ext_len_bits(arch: ArchSpec) -> int:
+    """Bits of the external port's burst length: a weight burst, or an activation transfer
+    (never more words than the activation scratchpad holds elements, + 1 partial word)."""
+    return bits_for(max(arch.w_words, arch.act_words) + 2)
 
 
 def max_avg_window(arch: ArchSpec) -> int:
@@ -180,7 +191,30 @@ def elt_layout(arch: ArchSpec) -> data.StructLayout:
     })
 
 
-INSTRUCTION_LAYOUTS = (layer_layout, step_layout, elt_layout)
+@functools.lru_cache(maxsize=256)
+def ext_request_layout(arch: ArchSpec) -> data.StructLayout:
+    """A burst request on the external-memory port (``hwgen.rtl.dma``): word address,
+    number of words, a write burst (the memory models in ``sim`` read it by these offsets)."""
+    return data.StructLayout({"addr": unsigned(EXT_ADDR_BITS), "len": unsigned(ext_len_bits(arch)),
+                              "write": unsigned(1)})
+
+
+@functools.lru_cache(maxsize=256)
+def xfer_layout(arch: ArchSpec) -> data.StructLayout:
+    """The XFER instruction: ``words`` external words from word address ``ext`` to (``store``
+    = 0) or from (1) the scratchpad, word ``i``'s lane ``l`` at scratchpad address
+    ``sp + i*act_per_word + l``; only the ``count`` elements from lane ``off`` of word 0 on
+    are written (load: into the scratchpad; store: into the memory, by the write mask). Its
+    cycles count to hardware layer ``layer_id``."""
+    return data.StructLayout({
+        "op": Op, "layer_id": unsigned(LAYER_ID_BITS), "store": unsigned(1),
+        "ext": unsigned(EXT_ADDR_BITS), "words": unsigned(ext_len_bits(arch)),
+        "sp": unsigned(bits_for(arch.act_words)), "off": unsigned(bits_for(act_per_word(arch))),
+        "count": unsigned(dims_bits(arch)),
+    })
+
+
+INSTRUCTION_LAYOUTS = (layer_layout, step_layout, elt_layout, xfer_layout)
 
 
 @functools.lru_cache(maxsize=256)
@@ -277,6 +311,11 @@ def elt_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
     return _flat(elt_layout(arch))
 
 
+def xfer_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
+    """``(name, width, signed)`` of :func:`xfer_layout`, LSB first."""
+    return _flat(xfer_layout(arch))
+
+
 # ---------------------------------------------------------------- weight words
 def pack_words(values: list[int], w_bits: int, per_word: int) -> list[int]:
     """Pack signed ``w_bits`` values ``per_word`` to a weight-store word, LSB first (last
@@ -290,3 +329,20 @@ def pack_words(values: list[int], w_bits: int, per_word: int) -> list[int]:
             word |= (int(v) & mask) << (lane * w_bits)
         words.append(word)
     return words
+
+
+def pack_acts(values, arch: ArchSpec) -> list[int]:
+    """Activations as external words: ``act_per_word`` signed ``in_bits`` elements per word,
+    element ``l`` in bits ``[l*in_bits, (l+1)*in_bits)`` (``hwgen.rtl.act_dma`` moves them
+    so; the last word zero-padded)."""
+    return pack_words([int(v) for v in values], arch.in_bits, act_per_word(arch))
+
+
+def unpack_acts(words, count: int, arch: ArchSpec) -> list[int]:
+    """The first ``count`` activations of external ``words`` (inverse of :func:`pack_acts`)."""
+    apw, b = act_per_word(arch), arch.in_bits
+    out = []
+    for i in range(count):
+        v = (int(words[i // apw]) >> ((i % apw) * b)) & ((1 << b) - 1)
+        out.append(v - (1 << b) if v >> (b - 1) else v)
+    return out

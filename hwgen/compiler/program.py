@@ -34,7 +34,9 @@ from hwgen.compiler.codegen import (
     add_instruction,
     check_compute,
     compute_instructions,
+    dw_instruction,
     flatten_permutation,
+    lut_instruction,
     pool_cycles,
     pool_instruction,
 )
@@ -77,6 +79,7 @@ from hwgen.compiler.layers import (
     ProgramError,
 )
 from hwgen.compiler.mul_layer import MulLayer, mul_cycles, mul_instruction
+from hwgen.compiler.spill import compile_spilled
 from mapping import timing
 from mapping.arch import ArchSpec
 from mapping.hwconst import MAX_LAYERS
@@ -142,6 +145,17 @@ class Program:
     luts: list[int] = field(default_factory=list)
     dw_weights: list[int] = field(default_factory=list)  # packed rows of `rows` weights
     dw_params: list[int] = field(default_factory=list)  # packed rows of `rows` param entries
+    # spilled programs (hwgen.compiler.spill): the tensors live in external memory, name ->
+    # (word address, elements); the host writes the input there (``input_count`` = 0: no
+    # stream), the output is loaded back and streamed out; ``ext_words`` words are used
+    # (the weight image first when the weights are external, then the activations)
+    ext_tensors: dict[str, tuple[int, int]] = field(default_factory=dict)
+    ext_words: int = 0
+
+    @property
+    def spilled(self) -> bool:
+        """The activations live in external memory (XFER instructions move them)."""
+        return bool(self.ext_tensors)
 
     @property
     def compute_layers(self) -> int:
@@ -158,6 +172,8 @@ class Program:
             **({"lut_entries": len(self.luts)} if self.luts else {}),
             "input_base": self.input_base, "input_count": self.input_count,
             "output_base": self.output_base, "output_count": self.output_count,
+            **({"spilled": True, "ext_words": self.ext_words,
+                "input_ext": list(self.ext_tensors[INPUT])} if self.spilled else {}),
         }
 
 
@@ -301,8 +317,11 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
     if T.bufs[0].size == 0:
         raise ProgramError("no layer reads the input tensor 'input'")
     T.bufs[T.t[out_name].buf].last = len(hw)
-    # --- pass 2: allocate the activation scratchpad
-    allocate(T.bufs, [x.name for x in hw], arch.act_words)
+    # --- pass 2: allocate the activation scratchpad; if the tensors do not fit, spill
+    try:
+        allocate(T.bufs, [x.name for x in hw], arch.act_words)
+    except ProgramError:
+        return _spilled_program(arch, plan, T, out_name, len(hw))
     # --- pass 3: code
     instrs: list[int] = []
     image: list[int] = []
@@ -344,6 +363,7 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
         else:
             instrs.append(add_instruction(arch, x, i, bases[0], bases[1], ob))
             kind, cyc = "add", timing.add_cycles(x.elements, arch)
+        assert kind == _kind(x)
         infos.append(LayerInfo(name=x.name, kind=kind, predicted_cycles=cyc, in_base=bases[0],
                                out_base=ob, out_elements=out_elems, src=srcs[0], dst=dst,
                                src2=srcs[1] if len(srcs) > 1 else None,
@@ -357,83 +377,33 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
                    output_name=out_name, luts=luts, dw_weights=dww, dw_params=dwp)
 
 
-def lut_instruction(arch: ArchSpec, x: LutLayer, layer_id: int, src: int, dst: int,
-                    luts: list[int]) -> int:
-    """The ELT word of a lookup-table activation; appends its table to ``luts`` (the
-    lookup ROM) and points ``tab`` at the entry of input value 0."""
-    t = np.asarray(x.table)
-    n = t.size
-    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer) or n < 4 or n & (n - 1) \
-            or n > 1 << arch.in_bits:
-        raise ProgramError(f"{x.name}: table must be a 1-D integer array of 2**b entries, "
-                           f"2 <= b <= in_bits={arch.in_bits} (one per input value); got "
-                           f"{t.dtype} of shape {t.shape}")
-    if not isinstance(x.out_bits, (int, np.integer)) or not 2 <= x.out_bits <= arch.in_bits:
-        raise ProgramError(f"{x.name}: out_bits={x.out_bits} must be 2..in_bits={arch.in_bits} "
-                           "(outputs are stored in the activation scratchpad)")
-    lo, hi = -(1 << (x.out_bits - 1)), (1 << (x.out_bits - 1)) - 1
-    if t.min() < lo or t.max() > hi:
-        raise ProgramError(f"{x.name}: table values must be in {lo}..{hi} (out_bits="
-                           f"{x.out_bits}); got {t.min()}..{t.max()}")
-    if len(luts) + n > 1 << LUT_ADDR_BITS:
-        raise ProgramError(f"{x.name}: the lookup tables of the program exceed "
-                           f"{1 << LUT_ADDR_BITS} entries")
-    tab = len(luts) + n // 2
-    luts.extend(int(v) for v in t)
-    f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.LUT, out_bits=x.out_bits, src=src,
-             dst=dst, count=x.elements, tab=tab)
-    return encode(elt_layout(arch), f, f"{x.name} ELT")
+def _kind(x) -> str:
+    """``LayerInfo.kind`` of a hardware layer."""
+    if isinstance(x, ComputeLayer):
+        return x.mapping.nest.kind
+    if isinstance(x, PoolLayer):
+        return f"{x.kind}pool"
+    return {CopyLayer: "copy", MulLayer: "mul", LutLayer: "lut", DwLayer: "dwconv",
+            AddLayer: "add"}[type(x)]
 
 
-def dw_instruction(arch: ArchSpec, x: DwLayer, layer_id: int, src: int, dst: int,
-                   dw_weights: list[int], dw_params: list[int]) -> int:
-    """The ELT word of a depthwise convolution; appends its weight rows (channel group of
-    ``rows`` lanes, then kernel tap row-major: the walk's order) to ``dw_weights`` and its
-    parameter rows (one per channel group) to ``dw_params``."""
-    g = x.geometry()
-    R, C, H, W = arch.rows, x.C, x.H, x.W  # noqa: N806
-    kh, kw, sh, sw, ph, pw, dh, dw = (g[k] for k in ("kh", "kw", "sh", "sw", "ph", "pw",
-                                                      "dh", "dw"))
-    P, Q = g["P"], g["Q"]  # noqa: N806
-    if not isinstance(x.out_bits, (int, np.integer)) or not 2 <= x.out_bits <= arch.in_bits:
-        raise ProgramError(f"{x.name}: out_bits={x.out_bits} must be 2..in_bits={arch.in_bits} "
-                           "(outputs are stored in the activation scratchpad)")
-    wk = x.kernel()
-    lo, hi = -(1 << (arch.w_bits - 1)), (1 << (arch.w_bits - 1)) - 1
-    if wk.min() < lo or wk.max() > hi:
-        raise ProgramError(f"{x.name}: weights outside the signed {arch.w_bits}-bit range "
-                           f"{lo}..{hi}")
-    play = param_layout(arch)
-    pb = play.size
-    bounds = {"bias": (-(1 << (arch.acc_bits - 1)), (1 << (arch.acc_bits - 1)) - 1),
-              "mult": (0, (1 << MULT_BITS) - 1), "shift": (SHIFT_MIN, SHIFT_MAX)}
-    vals = {}
-    for what in ("bias", "mult", "shift"):
-        v = np.asarray(getattr(x, what), dtype=np.int64).reshape(-1)
-        a, b = bounds[what]
-        if v.shape != (C,) or v.min() < a or v.max() > b:
-            raise ProgramError(f"{x.name}: {what} must be {C} integers in {a}..{b}")
-        vals[what] = v
-    tab, par = len(dw_weights), len(dw_params)
-    wmask = (1 << arch.w_bits) - 1
-    for c0 in range(0, C, R):
-        for i in range(kh):
-            for j in range(kw):
-                dw_weights.append(sum((int(wk[c, i, j]) & wmask) << ((c - c0) * arch.w_bits)
-                                      for c in range(c0, min(c0 + R, C))))
-        row = 0
-        for c in range(c0, min(c0 + R, C)):
-            e = encode(play, {k: int(vals[k][c]) for k in vals}, f"{x.name} parameters")
-            row |= e << ((c - c0) * pb)
-        dw_params.append(row)
-    if len(dw_weights) > 1 << LUT_ADDR_BITS:
-        raise ProgramError(f"{x.name}: the depthwise weight ROM of the program exceeds "
-                           f"{1 << LUT_ADDR_BITS} rows")
-    f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.DW, relu=int(x.relu),
-             out_bits=x.out_bits, ma=dh, mb=dw, src=src, src2=par, dst=dst, count=C, N=x.N,
-             P=P, Q=Q, H=H, W=W, kh=kh, kw=kw, sh=sh, sw=sw,
-             pix0=src - ph * W * C - pw * C, hp0=-ph, wq0=-pw, dq=sw * C,
-             dp=sh * W * C - (Q - 1) * sw * C,
-             dn=H * W * C - (P - 1) * sh * W * C - (Q - 1) * sw * C,
-             dtap=dh * W * C - (kw - 1) * dw * C, dcol=dw * C, tab=tab)
-    return encode(elt_layout(arch), f, f"{x.name} ELT")
+def _spilled_program(arch: ArchSpec, plan: list, tensors: _Tensors, out_name: str,
+                     n_hw: int) -> Program:
+    """The program with its tensors in external memory (``hwgen.compiler.spill``)."""
+    image: list[int] = []
+    params: list[int] = []
+    luts: list[int] = []
+    dww: list[int] = []
+    dwp: list[int] = []
+    r = compile_spilled(arch, plan, tensors, out_name, n_hw, image, params, luts, dww, dwp)
+    instrs = r["instructions"] + [encode(layer_layout(arch), dict(op=Op.END), "END")]
+    infos = [LayerInfo(name=x.name, kind=_kind(x), predicted_cycles=r["cycles"][i],
+                       in_base=-1, out_base=-1,
+                       out_elements=tensors.bufs[tensors.t[dst].buf].size, src=srcs[0],
+                       dst=dst, src2=srcs[1] if len(srcs) > 1 else None)
+             for x, i, srcs, dst, _ in plan]
+    return Program(arch=arch, instructions=instrs, weight_image=image, params=params,
+                   layers=infos, input_base=0, input_count=0, output_base=0,
+                   output_count=r["output_count"], output_name=out_name, luts=luts,
+                   dw_weights=dww, dw_params=dwp, ext_tensors=r["ext_tensors"],
+                   ext_words=r["ext_words"])

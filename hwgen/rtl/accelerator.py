@@ -6,17 +6,22 @@ element per cycle, NHWC order) and ``out`` (output stream, same format);
 per-layer counters (``layer_sel`` -> ``layer_count``); with
 ``weight_store="external"`` also ``ext``, the DMA's external-memory port
 (see ``hwgen.rtl.dma``). The program and the per-channel parameters are always
-baked in; the weights are baked into a ROM behind the same port by default.
+baked in; the weights are baked into a ROM behind the same port by default. A spilled
+program (``Program.spilled``: activations in external memory, ``hwgen.compiler.spill``)
+adds the activation DMA (``hwgen.rtl.act_dma``) and the ``ext`` port even with baked
+weights; with external weights both DMAs share it (they never run at once: XFER and
+STEP instructions are sequential).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.compiler.isa import PARAM_ADDR_BITS, param_bits
 from hwgen.compiler.program import Program
+from hwgen.rtl.act_dma import ActivationDMA
 from hwgen.rtl.checked import CheckedComponent
 from hwgen.rtl.dma import WeightDMA, WeightROM, ext_port_signature
 from hwgen.rtl.eltwise_engine import EltwiseEngine
@@ -113,7 +118,7 @@ class Accelerator(CheckedComponent):
             "inp": In(stream.Signature(el)), "out": Out(stream.Signature(el)),
             **counter_signature().members,  # flat: the counters keep their port names
         }
-        if arch.weight_store == "external":
+        if arch.weight_store == "external" or program.spilled:
             sig["ext"] = Out(ext_port_signature(arch))
         super().__init__(sig)
 
@@ -144,6 +149,10 @@ class Accelerator(CheckedComponent):
         wiring.connect(m, seq.tile, eng.cmd)
         wiring.connect(m, seq.elt, elt.cmd)
         wiring.connect(m, seq.dma, dma.cmd)
+        xdma = None
+        if prog.spilled:
+            xdma = m.submodules.act_dma = ActivationDMA(a)
+            wiring.connect(m, seq.xfer, xdma.cmd)
         wiring.connect(m, seq.in_phase, sin.phase)
         wiring.connect(m, seq.out_phase, sout.phase)
         wiring.connect(m, seq.counters, wiring.flipped(PortView(self, counter_signature())))
@@ -153,8 +162,12 @@ class Accelerator(CheckedComponent):
         if a.weight_store == "rom":
             rom = m.submodules.weight_rom = WeightROM(a, self.weights)
             wiring.connect(m, dma.ext, rom.port)
-        else:
+            if xdma is not None:
+                wiring.connect(m, xdma.ext, wiring.flipped(self.ext))
+        elif xdma is None:
             wiring.connect(m, dma.ext, wiring.flipped(self.ext))
+        else:
+            _share_ext(m, self.ext, [(xdma.cmd.busy, xdma.ext), (None, dma.ext)])
         wiring.connect(m, dma.wr, wsp.wr)
         wiring.connect(m, eng.w_rd, wsp.rd)
         # datapath: tile engine <-> array, accumulator buffer, parameters, post-processing
@@ -164,8 +177,25 @@ class Accelerator(CheckedComponent):
         wiring.connect(m, eng.par_rd, par.rd)
         wiring.connect(m, eng.pp, pp)
         # the activation scratchpad's masters take turns: streams, element-wise, tile engine
-        route(m, act.wr, [(seq.in_phase.active, sin.act_wr), (elt.cmd.busy, elt.act_wr),
+        xw = [(xdma.cmd.busy, xdma.act_wr)] if xdma is not None else []
+        xr = [(xdma.cmd.busy, xdma.act_rd)] if xdma is not None else []
+        route(m, act.wr, [(seq.in_phase.active, sin.act_wr), (elt.cmd.busy, elt.act_wr), *xw,
                           (None, eng.act_wr)])
-        route(m, act.rd, [(seq.out_phase.active, sout.act_rd), (elt.cmd.busy, elt.act_rd),
+        route(m, act.rd, [(seq.out_phase.active, sout.act_rd), (elt.cmd.busy, elt.act_rd), *xr,
                           (None, eng.act_rd)])
         return m
+
+
+def _share_ext(m: Module, port, masters) -> None:
+    """Two DMAs take turns on the external-memory ``port``: the first while its condition
+    holds, else the second (each sees the port's responses, ready only when it has it)."""
+    (cond, first), (_, second) = masters
+    for name in ("req", "wdata"):
+        p, f, s = getattr(port, name), getattr(first, name), getattr(second, name)
+        m.d.comb += [p.valid.eq(Mux(cond, f.valid, s.valid)),
+                     p.payload.eq(Mux(cond, f.payload.as_value(), s.payload.as_value())),
+                     f.ready.eq(p.ready & cond), s.ready.eq(p.ready & ~cond)]
+    m.d.comb += [first.resp.valid.eq(port.resp.valid & cond),
+                 second.resp.valid.eq(port.resp.valid & ~cond),
+                 first.resp.payload.eq(port.resp.payload), second.resp.payload.eq(port.resp.payload),
+                 port.resp.ready.eq(Mux(cond, first.resp.ready, second.resp.ready))]

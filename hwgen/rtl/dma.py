@@ -1,10 +1,15 @@
 """Weight DMA and the weight store behind its external-memory port.
 
-The port (``ext_port_signature``, seen from the DMA) has two valid/ready streams:
+The port (``ext_port_signature``, seen from the DMA) has three valid/ready streams:
 
-- ``req``: one burst request ``{addr, len}`` (word address, number of words);
-- ``resp``: the burst's words in order, ``ext_word_bits`` each (the DMA is
-  always ready while a burst is open).
+- ``req``: one burst request ``{addr, len, write}`` (word address, number of words,
+  a write burst); the memory takes a request while no burst is open;
+- ``resp``: a read burst's words in order, ``ext_word_bits`` each (the DMA is
+  always ready while a burst is open);
+- ``wdata``: a write burst's words in order, ``{data, mask}`` (only the bits set in
+  ``mask`` are written); word ``i`` of a write burst requested in cycle ``t`` is taken
+  no earlier than ``t + ceil((i+1) / b)``; writes are posted (no acknowledgement). Only
+  the activation DMA (``hwgen.rtl.act_dma``) writes.
 
 Timing model (docs/timing.md): a burst whose request is accepted in cycle ``t``
 has its word ``i`` (from 0) presented in cycle ``t + latency + ceil((i+1) / b)``
@@ -25,17 +30,19 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.compiler.isa import EXT_ADDR_BITS, burst_len_bits
+from hwgen.compiler.isa import EXT_ADDR_BITS, burst_len_bits, ext_len_bits, ext_request_layout
 from hwgen.rtl.interfaces import dma_command_signature, weight_write_signature
 from mapping.arch import ArchSpec
 
 
 def ext_port_signature(arch: ArchSpec) -> wiring.Signature:
-    """The external-memory port as seen from the DMA (requester)."""
-    req = data.StructLayout({"addr": unsigned(EXT_ADDR_BITS), "len": unsigned(burst_len_bits(arch))})
+    """The external-memory port as seen from a DMA (requester)."""
+    req = ext_request_layout(arch)
+    word = unsigned(arch.ext_word_bits)
     return wiring.Signature({
         "req": Out(stream.Signature(req)),
-        "resp": In(stream.Signature(unsigned(arch.ext_word_bits))),
+        "resp": In(stream.Signature(word)),
+        "wdata": Out(stream.Signature(data.StructLayout({"data": word, "mask": word}))),
     })
 
 
@@ -111,7 +118,7 @@ class WeightROM(wiring.Component):
         m.submodules.rom = rom
         rd = rom.read_port()
         cur = Signal(EXT_ADDR_BITS)
-        left = Signal(burst_len_bits(a))
+        left = Signal(ext_len_bits(a))
         active = Signal()
         valid = Signal()
         port = self.port

@@ -12,7 +12,7 @@ so ``wiring.connect(m, master.port, slave.port)`` wires them.
 - datapath: :func:`array_signature`, :func:`postproc_signature` (seen from the
   unit feeding them; their port names are the components' own, flat);
 - control: :func:`tile_command_signature`, :func:`elt_command_signature`,
-  :func:`dma_command_signature`, :func:`run_signature`, :func:`phase_signature`
+  :func:`xfer_command_signature`, :func:`dma_command_signature`, :func:`run_signature`, :func:`phase_signature`
   (input / output stream phases), :func:`counter_signature`.
 
 :func:`route` is the one multiplexer: several masters taking turns on one port.
@@ -33,6 +33,7 @@ from hwgen.compiler.isa import (
     elt_layout,
     layer_layout,
     step_layout,
+    xfer_layout,
 )
 from mapping.arch import ArchSpec
 from mapping.hwconst import CYCLE_COUNTER_BITS, LAYER_COUNTER_BITS, LAYER_ID_BITS, bits_for
@@ -161,6 +162,12 @@ def elt_command_signature(arch: ArchSpec) -> wiring.Signature:
     """Start one pool / add layer: ``go`` with its ELT word ``instr``; ``busy`` from the
     cycle after ``go`` to its last write."""
     return wiring.Signature({"go": Out(1), "instr": Out(elt_layout(arch)), "busy": In(1)})
+
+
+def xfer_command_signature(arch: ArchSpec) -> wiring.Signature:
+    """Start one activation transfer: ``go`` with its XFER word ``instr``; ``busy`` from the
+    cycle after ``go`` to its last scratchpad write (load) or last word taken (store)."""
+    return wiring.Signature({"go": Out(1), "instr": Out(xfer_layout(arch)), "busy": In(1)})
 
 
 def dma_command_signature(arch: ArchSpec) -> wiring.Signature:

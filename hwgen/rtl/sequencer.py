@@ -10,7 +10,7 @@ from amaranth.hdl import Array, Module, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.compiler.isa import Op, elt_layout, layer_layout, step_layout, word_bits
+from hwgen.compiler.isa import Op, elt_layout, layer_layout, step_layout, word_bits, xfer_layout
 from hwgen.rtl.interfaces import (
     counter_signature,
     dma_command_signature,
@@ -18,6 +18,7 @@ from hwgen.rtl.interfaces import (
     phase_signature,
     run_signature,
     tile_command_signature,
+    xfer_command_signature,
 )
 from mapping.arch import ArchSpec
 from mapping.hwconst import LAYER_COUNTER_BITS, LAYER_ID_BITS
@@ -33,9 +34,12 @@ class Sequencer(wiring.Component):
     which is the next step's first cycle). An ELT word starts the element-wise
     engine in its decode cycle; the cycle after the engine finished is the next
     instruction's fetch. Masters of ``tile``, ``dma`` and ``elt`` (the engines'
-    commands). ``counters``: ``cycle_count`` (free running since reset),
-    ``run_cycles`` (start to done), and per hardware layer the cycles from its
-    fetch to its last write (``layer_sel`` -> ``layer_count``).
+    commands); an XFER word starts the activation DMA (``xfer``) in its decode cycle
+    like an ELT word. ``counters``: ``cycle_count`` (free running since reset),
+    ``run_cycles`` (start to done), and per hardware layer the sum over its
+    instructions of the cycles from each one's fetch to its last write (``layer_sel`` ->
+    ``layer_count``; cleared at ``run.start``): one span for a layer of one instruction
+    group, all its band loads, runs and stores in a spilled program.
     """
 
     def __init__(self, arch: ArchSpec, instructions: list[int], n_layers: int):
@@ -48,6 +52,7 @@ class Sequencer(wiring.Component):
             "tile": Out(tile_command_signature(arch)),
             "dma": Out(dma_command_signature(arch)),
             "elt": Out(elt_command_signature(arch)),
+            "xfer": Out(xfer_command_signature(arch)),
             "counters": Out(counter_signature()),
         })
 
@@ -61,8 +66,9 @@ class Sequencer(wiring.Component):
         pc = Signal(range(len(self.instructions) + 2))
         m.d.comb += [rd.addr.eq(pc), rd.en.eq(1)]
         # the ROM word read as each instruction (every layout starts with ``op``)
-        word_step, word_layer, word_elt = (lay(rd.data[:lay.size]) for lay in
-                                           (step_layout(a), layer_layout(a), elt_layout(a)))
+        word_step, word_layer, word_elt, word_xfer = (
+            lay(rd.data[:lay.size])
+            for lay in (step_layout(a), layer_layout(a), elt_layout(a), xfer_layout(a)))
 
         tile, cnt = self.tile, self.counters
         elt_id = Signal(LAYER_ID_BITS)
@@ -86,10 +92,13 @@ class Sequencer(wiring.Component):
             m.d.sync += [pc.eq(pc + 1), lcount.eq(1)]
             m.next = "DECODE"
 
-        def begin():  # a run starts: the input phase
+        def begin():  # a run starts: the input phase, the layer counters from 0
             with m.If(self.run.start):
-                m.d.sync += [cnt.run_cycles.eq(0), pc.eq(0)]
+                m.d.sync += [cnt.run_cycles.eq(0), pc.eq(0), *(c.eq(0) for c in counters)]
                 m.next = "INPUT"
+
+        def count(layer_id):  # an instruction of layer ``layer_id`` ends: add its cycles
+            m.d.sync += counters[layer_id].eq(counters[layer_id] + lcount)
 
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
@@ -110,6 +119,10 @@ class Sequencer(wiring.Component):
                     m.d.comb += [self.elt.go.eq(1), self.elt.instr.eq(word_elt)]
                     m.d.sync += elt_id.eq(word_elt.layer_id)
                     m.next = "ELT"
+                with m.Elif(word_layer.op == Op.XFER):  # the DMA starts in the decode cycle
+                    m.d.comb += [self.xfer.go.eq(1), self.xfer.instr.eq(word_xfer)]
+                    m.d.sync += elt_id.eq(word_xfer.layer_id)
+                    m.next = "XFER"
             with m.State("STEPS"):  # each STEP (burst and / or tile) once the previous ended
                 dma = self.dma
                 step_end = in_step & ~dma.busy & ~tile.busy & ~pending
@@ -134,11 +147,15 @@ class Sequencer(wiring.Component):
                         m.d.comb += [tile.go.eq(1), tile.step.eq(cur)]
                         m.d.sync += pending.eq(0)
                 with m.If(step_end & cur.last):  # the layer's last write: count it, go on
-                    m.d.sync += counters[layer.layer_id].eq(lcount)
+                    count(layer.layer_id)
                     fetch()
             with m.State("ELT"):
                 with m.If(~self.elt.busy):
-                    m.d.sync += counters[elt_id].eq(lcount)
+                    count(elt_id)
+                    fetch()
+            with m.State("XFER"):
+                with m.If(~self.xfer.busy):
+                    count(elt_id)
                     fetch()
             with m.State("OUTPUT"):
                 m.d.comb += self.out_phase.active.eq(1)

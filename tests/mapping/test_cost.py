@@ -103,12 +103,16 @@ def test_single_tile_by_hand():
 
 def test_act_words_check():
     nest = LoopNest.conv(1, 8, 4, 10, 10, 3, 3, padding=1)  # input 400, output 800
-    small = ArchSpec(act_words=1000)
-    with pytest.raises(MappingError, match=r"input 400 \+ output 800 = 1200 elements, "
-                                           r"act_words = 1000"):
+    check_layer(nest, ArchSpec(act_words=1000), "conv")  # does not fit: runs in row bands
+    small = ArchSpec(act_words=200)  # one output row: 3 input rows of 40, 80 out, slack 28
+    with pytest.raises(MappingError, match=r"conv: the activation scratchpad \(act_words=200\) "
+                                           r"cannot hold one output row .* at least 228"):
         check_layer(nest, small, "conv")
+    with pytest.raises(MappingError, match=r"input 800 \+ output 1600 = 2400 elements, "
+                                           r"act_words = 1000 .* a batch"):
+        check_layer(LoopNest.conv(2, 8, 4, 10, 10, 3, 3, padding=1), ArchSpec(act_words=1000))
     lm = LayerMapping("conv", nest, "ws", 10, 8, 36)
-    with pytest.raises(MappingError, match="activation scratchpad too small"):
+    with pytest.raises(MappingError, match="cannot hold one output row"):
         evaluate(lm, small)
     check_layer(nest, ArchSpec(act_words=1200))
 

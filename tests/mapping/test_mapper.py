@@ -181,9 +181,9 @@ def test_blocks_cover_the_grid_once_in_tie_order():
 
 def test_errors_name_the_limit():
     nest = LoopNest.conv(1, 16, 8, 16, 16, 3, 3, padding=1)  # input 2048 + output 4096
-    with pytest.raises(MappingError, match=r"conv1: activation scratchpad too small: .*"
-                                           r"needs at least 6144"):
-        map_layer(nest, ArchSpec(act_words=4096), layer="conv1")
+    with pytest.raises(MappingError, match=r"conv1: the activation scratchpad .* cannot hold one "
+                                           r"output row .* at least 668"):
+        map_layer(nest, ArchSpec(act_words=600), layer="conv1")
     with pytest.raises(MappingError, match="objective 'speed' is invalid; allowed: latency, "
                                            "energy, edp"):
         map_layer(nest, ArchSpec(), "speed")

@@ -52,7 +52,8 @@ def test_user_errors(tmp_path, capsys):
     ArchSpec(act_words=100).save(small)
     assert main(["map", "mlp-digits", "--arch", str(small)]) == 2
     err = capsys.readouterr().err
-    assert "activation scratchpad too small" in err and "act_words = 100" in err
+    assert "layer fc1: the activation scratchpad (act_words=100) cannot hold one output row" \
+        in err and "raise act_words to at least 156" in err
     assert main(["map", "mlp-digits", "--arch", "tiny-4x4", "--bits", "1"]) == 2
     assert "--bits 1 is invalid" in capsys.readouterr().err
 

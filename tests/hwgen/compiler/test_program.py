@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from hwgen.compiler.buffers import Buffer, allocate
 from hwgen.compiler.isa import pack_words
 from hwgen.compiler.program import (
     OP_END,
@@ -49,7 +50,7 @@ def test_encode_decode_round_trip():
             lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if sgn else (0, (1 << width) - 1)
             vals[name] = int(rng.integers(lo, hi + 1))
         assert decode(fields, encode(fields, vals, "x")) == vals
-    with pytest.raises(ProgramError, match="field op = 9 does not fit 2 bits"):
+    with pytest.raises(ProgramError, match="field op = 9 does not fit 3 bits"):
         encode(layer_fields(ARCH), {"op": 9}, "x")
 
 
@@ -129,8 +130,12 @@ def test_errors(bad, match):
 
 def test_activation_capacity_and_layer_types():
     nest = LoopNest.gemm(30, 10, 10)
-    arch = ARCH.replace(act_words=500)
-    with pytest.raises(ProgramError, match="exceed act_words=500"):
+    arch = ARCH.replace(act_words=500)  # 300 in + 300 out: runs in row bands (spilled)
+    assert compile_program(arch, [_layer(nest, (4, 4, 4), arch=arch)]).spilled
+    fits = ARCH.replace(act_words=600)
+    assert not compile_program(fits, [_layer(nest, (4, 4, 4), arch=fits)]).spilled
+    arch = ARCH.replace(act_words=20)  # one row: 10 in + 10 out + word alignment slack
+    with pytest.raises(ProgramError, match="cannot hold one output row"):
         compile_program(arch, [_layer(nest, (4, 4, 4), arch=arch)])
     with pytest.raises(ProgramError, match="at least one compute layer"):
         compile_program(ARCH, [FlattenLayer()])
@@ -232,6 +237,11 @@ def test_act_words_error_names_tensor_and_need():
     with pytest.raises(ProgramError, match=r"layer c2: tensor 'c2' \(48 elements\) and the live "
                        r"tensors \['input' \(48 at 0..47\), 'c1' \(48 at 48..95\)\] exceed "
                        r"act_words=140: this layer needs 144 words"):
-        compile_program(arch, layers)
+        allocate([Buffer("input", 48, -1, 2), Buffer("c1", 48, 0, 1), Buffer("c2", 48, 1, 2)],
+                 ["c1", "c2", "add"], 140)
+    assert compile_program(arch, layers).spilled  # the compiler then runs it in row bands
     with pytest.raises(ProgramError, match="tensor 'input' .* needs 180 words"):
-        compile_program(ARCH.replace(act_words=100), [PoolLayer("p", "max", 6, 10, 3, 2)])
+        allocate([Buffer("input", 180, -1, 0), Buffer("p", 24, 0, 1)], ["p"], 100)
+    with pytest.raises(ProgramError, match=r"layer p: the activation scratchpad \(act_words=50\) "
+                       r"cannot hold one output row of it .* at least 79"):
+        compile_program(ARCH.replace(act_words=50), [PoolLayer("p", "max", 6, 10, 3, 2)])

@@ -1,0 +1,298 @@
+"""Spilled programs: the tensors in external memory, every layer run in row bands.
+
+When a program's live tensors do not fit the activation scratchpad
+(``hwgen.compiler.buffers.allocate`` fails), :func:`compile_program` compiles it
+*spilled* (docs/timing.md, "Activations in external memory"):
+
+- every tensor gets a word-aligned region of external memory (by live range, like the
+  scratchpad), after the weight image when the weights are external; the host writes
+  the input there before ``start`` (no input stream);
+- each hardware layer runs band by band (``mapping.bands``): XFER loads of the band's
+  input rows (and of its other operands), the layer's own instruction(s) on the band
+  (the unchanged engines: a band is a range of the layer's output pixels, its input
+  addressed as if the whole tensor were there), an XFER store of its output rows;
+- the consecutive copies of one channel concatenation run band by band together (the
+  band of the concatenated tensor is stored once all its parts are copied);
+- at the end the output is loaded into the scratchpad and streamed out.
+
+A layer's cycles are the sum of its instructions' (the hardware counter adds them up).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwgen.compiler.buffers import Buffer, allocate
+from hwgen.compiler.codegen import (
+    add_instruction,
+    compute_params,
+    compute_words,
+    dw_fields,
+    dw_tables,
+    flatten_permutation,
+    geometry,
+    lut_table,
+    lut_word,
+    pool_fields,
+    weight_tiles,
+)
+from hwgen.compiler.copy_layer import CopyLayer, copy_instruction
+from hwgen.compiler.isa import EXT_ADDR_BITS, Op, elt_layout, encode, xfer_layout
+from hwgen.compiler.layers import (
+    AddLayer,
+    ComputeLayer,
+    DwLayer,
+    LutLayer,
+    PoolLayer,
+    ProgramError,
+)
+from hwgen.compiler.mul_layer import MulLayer, mul_instruction
+from mapping import timing
+from mapping.arch import ArchSpec
+from mapping.bands import BandError, RowWindow, band_mapping, nest_window, plan_bands
+from mapping.timing import act_per_word, xfer_words
+
+
+class _Scratch:
+    """Band buffers in the scratchpad: each starts at its first element's lane of a word."""
+
+    def __init__(self, apw: int, capacity: int, name: str):
+        self.apw, self.capacity, self.name, self.at = apw, capacity, name, 0
+
+    def place(self, first: int, count: int) -> int:
+        base = self.at + first % self.apw
+        self.at = -(-(base + count) // self.apw) * self.apw
+        if base + count > self.capacity:  # mapping.bands planned with this slack
+            raise ProgramError(f"{self.name}: band buffers need {base + count} elements, "
+                               f"act_words={self.capacity} (internal: band plan)")
+        return base
+
+
+class _Code:
+    """The instruction stream of a spilled program (XFERs kept as fields until the external
+    base of the activations is known) and the predicted cycles of each layer."""
+
+    def __init__(self, arch: ArchSpec, ext_of: dict[str, int]):
+        self.arch, self.apw, self.ext_of = arch, act_per_word(arch), ext_of
+        self.words: list[int | dict] = []
+        self.cycles: dict[int, int] = {}
+
+    def _add(self, layer_id: int, cycles: int) -> None:
+        self.cycles[layer_id] = self.cycles.get(layer_id, 0) + cycles
+
+    def xfer(self, layer_id: int, store: bool, tensor: str, first: int, count: int,
+             base: int) -> None:
+        """Move elements ``first .. first+count-1`` of ``tensor`` from (to) scratchpad ``base``."""
+        if count <= 0:
+            return
+        off = first % self.apw
+        words = xfer_words(first, count, self.arch)
+        self.words.append(dict(op=Op.XFER, layer_id=layer_id, store=int(store),
+                               ext=self.ext_of[tensor] + first // self.apw, words=words,
+                               sp=base - off, off=off, count=count))
+        self._add(layer_id, timing.xfer_cycles(words, store, self.arch))
+
+    def op(self, layer_id: int, words: list[int], cycles: int) -> None:
+        self.words.extend(words)
+        self._add(layer_id, cycles)
+
+    def encoded(self, act_base: int) -> list[int]:
+        lay = xfer_layout(self.arch)
+        out = []
+        for w in self.words:
+            if isinstance(w, dict):
+                w = encode(lay, {**w, "ext": w["ext"] + act_base}, f"layer {w['layer_id']} XFER")
+            out.append(w)
+        return out
+
+
+def _bands(win: RowWindow, arch: ArchSpec, name: str, align: int = 1):
+    try:
+        return plan_bands(win, arch.act_words, act_per_word(arch), name, align)
+    except BandError as exc:
+        raise ProgramError(str(exc)) from None
+
+
+def compile_spilled(arch: ArchSpec, plan: list, tensors, out_name: str, n_hw: int,
+                    image: list[int], params: list[int], luts: list[int], dww: list[int],
+                    dwp: list[int]) -> dict:
+    """Code of a spilled program from ``compile_program``'s plan (``(layer, index, source
+    names, destination name, source tensor)`` per hardware layer) and tensors (``_Tensors``:
+    names, buffers, live ranges). Appends to the tables given; returns the instructions,
+    predicted cycles per layer, the external regions and the output."""
+    apw = act_per_word(arch)
+    bufs = tensors.bufs
+    # --- external regions: word-aligned, by live range (sizes in words)
+    wbufs = [Buffer(b.name, -(-b.size // apw), b.first, b.last) for b in bufs]
+    allocate(wbufs, [f"layer {i}" for i in range(n_hw + 1)], 1 << (EXT_ADDR_BITS - 1))
+    ext_of = {name: wbufs[t.buf].base for name, t in tensors.t.items()}
+    code = _Code(arch, ext_of)
+    k = 0
+    while k < len(plan):
+        x, i, srcs, dst, ts = plan[k]
+        if isinstance(x, CopyLayer):  # the copies into one tensor run band by band together
+            group = [plan[k]]
+            while k + 1 < len(plan) and isinstance(plan[k + 1][0], CopyLayer) \
+                    and plan[k + 1][3] == dst:
+                k += 1
+                group.append(plan[k])
+            _copies(arch, code, group)
+        elif isinstance(x, ComputeLayer):
+            _compute(arch, code, x, i, srcs[0], dst, ts, image, params)
+        elif isinstance(x, (PoolLayer, DwLayer)):
+            _window(arch, code, x, i, srcs[0], dst, dww, dwp)
+        elif isinstance(x, MulLayer) and x.broadcast:
+            _gate(arch, code, x, i, srcs, dst)
+        else:
+            _pointwise(arch, code, x, i, srcs, dst, luts)
+        k += 1
+    for name in {p[3] for p in plan} - set(code.ext_of):
+        raise ProgramError(f"tensor '{name}' has no external region")  # pragma: no cover
+    out_size = bufs[tensors.t[out_name].buf].size
+    if out_size > arch.act_words:
+        raise ProgramError(f"the output tensor '{out_name}' ({out_size} elements) must fit the "
+                           f"activation scratchpad (act_words={arch.act_words}) to be streamed "
+                           "out")
+    code.xfer(plan[-1][1], False, out_name, 0, out_size, 0)  # streamed out from 0
+    act_base = len(image) if arch.weight_store == "external" else 0
+    ext_words = act_base + max((b.base + b.size for b in wbufs), default=0)
+    return dict(instructions=code.encoded(act_base), cycles=code.cycles,
+                ext_tensors={name: (act_base + ext_of[name], bufs[t.buf].size)
+                             for name, t in tensors.t.items()},
+                ext_words=ext_words, output_count=out_size)
+
+
+def _compute(arch, code, x: ComputeLayer, i, src, dst, ts, image, params) -> None:
+    lm, nest = x.mapping, x.mapping.nest
+    g = geometry(lm)
+    if g["N"] != 1:
+        raise ProgramError(f"{x.name}: a batch of {g['N']} images cannot run in bands "
+                           "(spilled programs take one image)")
+    wmat = np.asarray(x.weights, dtype=np.int64)
+    if ts.flattened and ts.hwc is not None and nest.kind == "gemm":
+        wmat = wmat[flatten_permutation(ts.hwc)]
+    par_base = compute_params(arch, x, params)
+    wloc = weight_tiles(arch, lm, wmat, image)
+    W, C, Q, K = g["W"], g["C"], g["Q"], nest.gemm_n  # noqa: N806
+    for b in _bands(nest_window(nest), arch, x.name):
+        sc = _Scratch(code.apw, arch.act_words, x.name)
+        e_in, n_in = b.lo * W * C, (b.hi - b.lo) * W * C
+        e_out, n_out = b.p0 * Q * K, (b.p1 - b.p0) * Q * K
+        b_in, b_out = sc.place(e_in, n_in), sc.place(e_out, n_out)
+        pixels = (b.p1 - b.p0) * Q
+        code.xfer(i, False, src, e_in, n_in, b_in)
+        code.op(i, compute_words(arch, x, i, b_in - e_in, b_out, par_base, wloc,
+                                 band=(b.p0 * Q, pixels)),
+                timing.layer_cycles(band_mapping(lm, pixels), arch).cycles)
+        code.xfer(i, True, dst, e_out, n_out, b_out)
+
+
+def _window(arch, code, x, i, src, dst, dww, dwp) -> None:
+    """Pooling and depthwise convolution: the engine's window walk from output row ``p0``."""
+    g = x.geometry()
+    if x.N != 1:
+        raise ProgramError(f"{x.name}: a batch of {x.N} images cannot run in bands "
+                           "(spilled programs take one image)")
+    H, W, C, P, Q = x.H, x.W, x.C, g["P"], g["Q"]  # noqa: N806
+    kh, kw, sh, ph, pw = g["kh"], g["kw"], g["sh"], g["ph"], g["pw"]
+    dw = isinstance(x, DwLayer)
+    dh = g["dh"] if dw else 1
+    if dw:
+        tab, par = dw_tables(arch, x, dww, dwp)
+    win = RowWindow(H, P, W * C, Q * C, kh, sh, dh, ph)
+    for b in _bands(win, arch, x.name):
+        sc = _Scratch(code.apw, arch.act_words, x.name)
+        e_in, n_in = b.lo * W * C, (b.hi - b.lo) * W * C
+        e_out, n_out = b.p0 * Q * C, (b.p1 - b.p0) * Q * C
+        b_in, b_out = sc.place(e_in, n_in), sc.place(e_out, n_out)
+        f = (dw_fields(arch, x, i, b_in, b_out, tab, par) if dw
+             else pool_fields(arch, x, i, b_in, b_out))
+        f.update(P=b.p1 - b.p0, hp0=b.p0 * sh - ph,
+                 pix0=(b_in - e_in) + (b.p0 * sh - ph) * W * C - pw * C)
+        rows = b.p1 - b.p0
+        cyc = (timing.dw_cycles(rows * Q, C, kh * kw, arch) if dw
+               else timing.pool_cycles(rows * Q, C, kh * kw, arch))
+        code.xfer(i, False, src, e_in, n_in, b_in)
+        code.op(i, [encode(elt_layout(arch), f, f"{x.name} ELT")], cyc)
+        code.xfer(i, True, dst, e_out, n_out, b_out)
+
+
+def _pointwise(arch, code, x, i, srcs, dst, luts) -> None:
+    """Residual add, lookup-table activation, same-shape multiply: bands of elements."""
+    two = isinstance(x, AddLayer) or isinstance(x, MulLayer)
+    n_all = x.elements
+    tab = lut_table(arch, x, luts) if isinstance(x, LutLayer) else None
+    win = RowWindow(n_all, n_all, 1, 1, extra_row=int(two), buffers=2 + int(two))
+    for b in _bands(win, arch, x.name, align=code.apw):
+        sc = _Scratch(code.apw, arch.act_words, x.name)
+        e0, n = b.p0, b.p1 - b.p0
+        bases = [sc.place(e0, n) for _ in srcs]
+        b_out = sc.place(e0, n)
+        for s, base in zip(srcs, bases, strict=True):
+            code.xfer(i, False, s, e0, n, base)
+        if isinstance(x, AddLayer):
+            words = [add_instruction(arch, dataclasses.replace(x, shape=(n,)), i, *bases, b_out)]
+            cyc = timing.add_cycles(n, arch)
+        elif isinstance(x, MulLayer):
+            words = [mul_instruction(arch, dataclasses.replace(x, pixels=1, channels=n), i,
+                                     *bases, b_out)]
+            cyc = timing.mul_cycles(1, n, arch)
+        else:
+            words = [lut_word(arch, x, i, bases[0], b_out, tab, n)]
+            cyc = timing.lut_cycles(n, arch)
+        code.op(i, words, cyc)
+        code.xfer(i, True, dst, e0, n, b_out)
+
+
+def _gate(arch, code, x: MulLayer, i, srcs, dst) -> None:
+    """A squeeze-excitation gate ``x * s``: bands of pixels, the gate loaded with each."""
+    C = x.channels  # noqa: N806
+    win = RowWindow(x.pixels, x.pixels, C, C, extra_fixed=C, buffers=3)
+    for b in _bands(win, arch, x.name):
+        sc = _Scratch(code.apw, arch.act_words, x.name)
+        n = b.p1 - b.p0
+        b_x, b_s = sc.place(b.p0 * C, n * C), sc.place(0, C)
+        b_out = sc.place(b.p0 * C, n * C)
+        code.xfer(i, False, srcs[0], b.p0 * C, n * C, b_x)
+        code.xfer(i, False, srcs[1], 0, C, b_s)
+        code.op(i, [mul_instruction(arch, dataclasses.replace(x, pixels=n), i, b_x, b_s, b_out)],
+                timing.mul_cycles(n, C, arch))
+        code.xfer(i, True, dst, b.p0 * C, n * C, b_out)
+
+
+def _copies(arch, code, group: list) -> None:
+    """The copies into one tensor (a concatenation's parts, or one copy): per band of its
+    pixels, each part's source rows loaded and copied in, then the band stored."""
+    parts = [p[0] for p in group]
+    x0, dst = parts[0], group[0][3]
+    for x in parts:
+        x.check(arch)
+        if x.pixels != x0.pixels or x.dst_stride != x0.dst_stride:
+            raise ProgramError(f"{x.name}: copies into '{dst}' disagree on pixels / pixel "
+                               "stride")
+    T, ds = x0.pixels, x0.dst_stride  # noqa: N806
+    win = RowWindow(T, T, max(x.src_stride for x in parts), ds,
+                    extra_fixed=max([x.channels for x in parts if x.src_stride == 0] or [0]))
+    for b in _bands(win, arch, x0.name):
+        sc = _Scratch(code.apw, arch.act_words, x0.name)
+        n = b.p1 - b.p0
+        b_out = sc.place(b.p0 * ds, n * ds)
+        mark = sc.at
+        for (x, i, srcs, _, _) in group:
+            sc.at = mark
+            if x.src_stride == 0:
+                e_src, n_src = x.src_offset, x.channels
+            else:
+                e_src, n_src = x.src_offset + b.p0 * x.src_stride, (n - 1) * x.src_stride + x.channels
+            b_src = sc.place(e_src, n_src)
+            code.xfer(i, False, srcs[0], e_src, n_src, b_src)
+            xb = dataclasses.replace(x, pixels=n, src_offset=0, src_elements=n_src,
+                                     dst_elements=n * ds)
+            code.op(i, [copy_instruction(arch, xb, i, b_src, b_out)],
+                    timing.copy_cycles(n, x.channels, arch))
+        code.xfer(group[-1][1], True, dst, b.p0 * ds, n * ds, b_out)
+
+
+__all__ = ["compile_spilled"]

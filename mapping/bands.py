@@ -1,0 +1,127 @@
+"""Row bands: how a layer whose tensors do not fit the activation scratchpad runs in pieces.
+
+A *spilled* program keeps its tensors in external memory (docs/timing.md, "Activations in
+external memory"). Each layer then runs band by band: a band is a range of output rows
+``[p0, p1)``; its input rows ``[lo, hi)`` (the rows the band's windows touch, the halo of
+a kernel taller than its stride included, clipped to the tensor: padding rows are never
+loaded) are loaded into the scratchpad, the layer runs on them, and the band's output rows
+are stored back. Rows of an NHWC tensor are contiguous, so every load and store is one
+burst.
+
+:class:`RowWindow` describes how a layer's output rows read its main input's rows;
+:func:`plan_bands` cuts the output into the fewest equal bands whose buffers fit the
+scratchpad (``capacity``), or raises :class:`BandError` naming the layer and the smallest
+scratchpad that would hold one row. The compiler (``hwgen.compiler.spill``) and the cost
+model use this one plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mapping.loopnest import LoopNest
+from mapping.schedule import LayerMapping
+
+
+class BandError(ValueError):
+    """Even one output row of a layer does not fit the activation scratchpad."""
+
+
+@dataclass(frozen=True)
+class RowWindow:
+    """Rows of a layer's main input read by its output rows (a convolution or pooling
+    window along H; a pointwise layer has ``taps = stride = 1``, ``pad = 0``).
+
+    ``extra_row``: elements of other operands per output row (a residual add's second
+    operand); ``extra_fixed``: elements loaded once per band whatever its size (a
+    squeeze-excitation gate); ``buffers``: scratchpad buffers of a band (each may waste up
+    to ``act_per_word - 1`` elements to keep its external words aligned).
+    """
+
+    rows_in: int
+    rows_out: int
+    in_row: int
+    out_row: int
+    taps: int = 1
+    stride: int = 1
+    dilation: int = 1
+    pad: int = 0
+    extra_row: int = 0
+    extra_fixed: int = 0
+    buffers: int = 2
+
+    def input_rows(self, p0: int, p1: int) -> tuple[int, int]:
+        """Input rows ``[lo, hi)`` from the first to the last row that output rows
+        ``[p0, p1)`` read (padding rows are not read; ``lo == hi`` if only padding)."""
+        read = [h for p in range(p0, p1) for t in range(self.taps)
+                if 0 <= (h := p * self.stride - self.pad + t * self.dilation) < self.rows_in]
+        return (min(read), max(read) + 1) if read else (0, 0)
+
+    def need(self, rows: int, slack: int) -> int:
+        """Scratchpad elements of a band of ``rows`` output rows (its tallest input band)."""
+        span = min(self.rows_in, (rows - 1) * self.stride + (self.taps - 1) * self.dilation + 1)
+        return (span * self.in_row + rows * (self.out_row + self.extra_row) + self.extra_fixed
+                + self.buffers * slack)
+
+
+@dataclass(frozen=True)
+class Band:
+    """Output rows ``[p0, p1)`` and the input rows ``[lo, hi)`` they read."""
+
+    p0: int
+    p1: int
+    lo: int
+    hi: int
+
+
+def plan_bands(win: RowWindow, capacity: int, apw: int, name: str,
+               align: int = 1) -> list[Band]:
+    """The fewest equal bands (the last may be shorter) of ``win``'s output rows whose
+    buffers fit ``capacity`` elements; ``apw`` activations per external word (the
+    alignment slack of each buffer); band heights a multiple of ``align`` when that fits
+    (``align`` = ``apw`` for one-element rows keeps every band on a word boundary)."""
+    slack = 2 * (apw - 1)  # a buffer starts at its first element's lane, ends on a word
+    if win.need(1, slack) > capacity:
+        rows = min(win.rows_in, win.taps)
+        raise BandError(
+            f"layer {name}: the activation scratchpad (act_words={capacity}) cannot hold one "
+            f"output row of it ({win.need(1, slack)} elements: {win.in_row} per input row x "
+            f"{rows} row{'s' if rows != 1 else ''}, {win.out_row + win.extra_row} per output "
+            f"row{f', {win.extra_fixed} fixed' if win.extra_fixed else ''}); raise act_words "
+            f"to at least {win.need(1, slack)}")
+    lo, hi = 1, win.rows_out
+    while lo < hi:  # the tallest band that fits (need grows with rows)
+        mid = (lo + hi + 1) // 2
+        if win.need(mid, slack) <= capacity:
+            lo = mid
+        else:
+            hi = mid - 1
+    rows = lo
+    if align > 1 and rows > align:
+        rows -= rows % align
+    bands = []
+    for p0 in range(0, win.rows_out, rows):
+        p1 = min(win.rows_out, p0 + rows)
+        bands.append(Band(p0, p1, *win.input_rows(p0, p1)))
+    return bands
+
+
+def band_mapping(lm: LayerMapping, pixels: int) -> LayerMapping:
+    """The mapping of a band of ``pixels`` of ``lm``'s output pixels (its GEMM M): the same
+    weight tiles, loop order and dataflow, ``tile_m`` at most the band (the GEMM view is
+    all ``mapping.timing`` reads)."""
+    n = lm.nest
+    if pixels == n.gemm_m:
+        return lm
+    nest = LoopNest.gemm(pixels, n.gemm_n, n.gemm_k, in_bits=n.in_bits, w_bits=n.w_bits,
+                         out_bits=n.out_bits)
+    return LayerMapping(lm.layer, nest, lm.dataflow, min(lm.tile_m, pixels), lm.tile_n,
+                        lm.tile_k, tuple(lm.order))
+
+
+def nest_window(nest: LoopNest) -> RowWindow:
+    """The row window of a compute layer (a GEMM: ``M`` rows of ``K`` in, ``N`` out)."""
+    if nest.kind == "gemm":
+        return RowWindow(nest.gemm_m, nest.gemm_m, nest.gemm_k, nest.gemm_n)
+    return RowWindow(nest.H, nest.P, nest.W * nest.C, nest.Q * nest.gemm_n, nest.R,
+                     nest.stride_h, nest.dil_h, nest.pad_h)
