@@ -276,7 +276,7 @@ def mul_cycles(pixels: int, channels: int, arch: ArchSpec) -> int:
 
 
 # ---- activation transfers (spilled programs: activations in external memory) ----------
-XFER_SETUP = 3  # fetch (1) + decode, the DMA takes the transfer (1) + request (1)
+XFER_REQUEST = 1  # the activation DMA presents a burst's request (each run of an XFER)
 
 
 def act_per_word(arch: ArchSpec) -> int:
@@ -292,10 +292,11 @@ def xfer_words(first: int, count: int, arch: ArchSpec) -> int:
     return math.ceil((first % apw + count) / apw)
 
 
-def xfer_cycles(words: int, store: bool, arch: ArchSpec) -> int:
-    """One ``XFER`` instruction: fetch + decode + request, then ``words`` words at the
-    memory's bandwidth; a load also waits the memory's latency (word ``i`` arrives
-    ``ext_latency + ceil((i+1)/b)`` after the request), a store's words are posted (taken
-    at ``ceil((i+1)/b)``, no acknowledgement)."""
+def xfer_cycles(words: int, store: bool, arch: ArchSpec, runs: int = 1) -> int:
+    """One ``XFER`` instruction of ``runs`` bursts of ``words`` words: fetch + decode, then
+    per burst its request and its words at the memory's bandwidth; a load also waits the
+    memory's latency (word ``i`` arrives ``ext_latency + ceil((i+1)/b)`` after the request),
+    a store's words are posted (taken at ``ceil((i+1)/b)``, no acknowledgement). The next
+    burst's request is the cycle after the last word."""
     lat = 0 if store else arch.ext_latency
-    return XFER_SETUP + lat + math.ceil(words / arch.ext_bandwidth)
+    return LAYER_SETUP + runs * (XFER_REQUEST + lat + math.ceil(words / arch.ext_bandwidth))

@@ -240,8 +240,10 @@ def pool_instruction(arch: ArchSpec, x: PoolLayer, layer_id: int, src: int, dst:
     return encode(elt_layout(arch), pool_fields(arch, x, layer_id, src, dst), f"{x.name} ELT")
 
 
-def pool_fields(arch: ArchSpec, x: PoolLayer, layer_id: int, src: int, dst: int) -> dict:
-    """The ELT fields of a pooling layer reading ``src``, writing ``dst``."""
+def pool_fields(arch: ArchSpec, x: PoolLayer, layer_id: int, src: int, dst: int,
+                channels: int | None = None) -> dict:
+    """The ELT fields of a pooling layer reading ``src``, writing ``dst`` (``channels``: a
+    slice of that many channels stored densely, default all)."""
     g = x.geometry()
     _check_out(x.name, x.out_bits, x.relu, arch)
     window = g["kh"] * g["kw"]
@@ -251,7 +253,8 @@ def pool_fields(arch: ArchSpec, x: PoolLayer, layer_id: int, src: int, dst: int)
         if window > max_avg_window(arch):
             raise ProgramError(f"{x.name}: average window of {window} elements exceeds "
                                f"{max_avg_window(arch)} (2**(acc_bits - in_bits), exact sums)")
-    H, W, C, P, Q = x.H, x.W, x.C, g["P"], g["Q"]  # noqa: N806
+    H, W, P, Q = x.H, x.W, g["P"], g["Q"]  # noqa: N806
+    C = x.C if channels is None else channels  # noqa: N806
     sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
     f = dict(op=Op.ELT, layer_id=layer_id, kind=EltKind.AVG if x.kind == "avg" else EltKind.MAX,
              relu=int(x.relu), out_bits=x.out_bits,
@@ -379,11 +382,13 @@ def dw_tables(arch: ArchSpec, x: DwLayer, dw_weights: list[int],
 
 
 def dw_fields(arch: ArchSpec, x: DwLayer, layer_id: int, src: int, dst: int, tab: int,
-              par: int) -> dict:
+              par: int, channels: int | None = None) -> dict:
     """The ELT fields of a depthwise convolution reading ``src``, writing ``dst``, its
-    weights and parameters at rows ``tab`` / ``par``."""
+    weights and parameters at rows ``tab`` / ``par`` (``channels``: a slice of that many
+    channels stored densely, its rows from ``tab`` / ``par``; default all)."""
     g = x.geometry()
-    C, H, W = x.C, x.H, x.W  # noqa: N806
+    H, W = x.H, x.W  # noqa: N806
+    C = x.C if channels is None else channels  # noqa: N806
     kh, kw, sh, sw, ph, pw, dh, dw = (g[k] for k in ("kh", "kw", "sh", "sw", "ph", "pw",
                                                       "dh", "dw"))
     P, Q = g["P"], g["Q"]  # noqa: N806

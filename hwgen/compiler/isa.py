@@ -201,16 +201,18 @@ def ext_request_layout(arch: ArchSpec) -> data.StructLayout:
 
 @functools.lru_cache(maxsize=256)
 def xfer_layout(arch: ArchSpec) -> data.StructLayout:
-    """The XFER instruction: ``words`` external words from word address ``ext`` to (``store``
-    = 0) or from (1) the scratchpad, word ``i``'s lane ``l`` at scratchpad address
-    ``sp + i*act_per_word + l``; only the ``count`` elements from lane ``off`` of word 0 on
-    are written (load: into the scratchpad; store: into the memory, by the write mask). Its
-    cycles count to hardware layer ``layer_id``."""
+    """The XFER instruction: ``runs`` bursts of ``words`` external words, run ``r`` from word
+    address ``ext + r*wstride``, to (``store`` = 0) or from (1) the scratchpad, word ``i``'s
+    lane ``l`` at scratchpad address ``sp + r*sp_stride + i*act_per_word + l``; only the
+    ``count`` elements from lane ``off`` of word 0 on are moved (load: written into the
+    scratchpad; store: into the memory, by the write mask). Its cycles count to hardware
+    layer ``layer_id``."""
     return data.StructLayout({
         "op": Op, "layer_id": unsigned(LAYER_ID_BITS), "store": unsigned(1),
         "ext": unsigned(EXT_ADDR_BITS), "words": unsigned(ext_len_bits(arch)),
         "sp": unsigned(bits_for(arch.act_words)), "off": unsigned(bits_for(act_per_word(arch))),
-        "count": unsigned(dims_bits(arch)),
+        "count": unsigned(dims_bits(arch)), "runs": unsigned(dims_bits(arch)),
+        "wstride": unsigned(EXT_ADDR_BITS), "sp_stride": unsigned(dims_bits(arch)),
     })
 
 

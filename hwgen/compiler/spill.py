@@ -21,6 +21,7 @@ A layer's cycles are the sum of its instructions' (the hardware counter adds the
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -83,16 +84,21 @@ class _Code:
         self.cycles[layer_id] = self.cycles.get(layer_id, 0) + cycles
 
     def xfer(self, layer_id: int, store: bool, tensor: str, first: int, count: int,
-             base: int) -> None:
-        """Move elements ``first .. first+count-1`` of ``tensor`` from (to) scratchpad ``base``."""
-        if count <= 0:
+             base: int, runs: int = 1, stride: int = 0, sp_stride: int = 0) -> None:
+        """Move elements ``first + r*stride .. + count-1`` of ``tensor`` from (to) scratchpad
+        ``base + r*sp_stride`` for each run ``r < runs`` (strides: multiples of a word)."""
+        if count <= 0 or runs <= 0:
             return
         off = first % self.apw
+        if runs > 1 and (stride % self.apw or sp_stride % self.apw):
+            raise ProgramError(f"layer {layer_id}: XFER strides {stride}, {sp_stride} must be "
+                               f"multiples of {self.apw} elements (internal)")
         words = xfer_words(first, count, self.arch)
         self.words.append(dict(op=Op.XFER, layer_id=layer_id, store=int(store),
                                ext=self.ext_of[tensor] + first // self.apw, words=words,
-                               sp=base - off, off=off, count=count))
-        self._add(layer_id, timing.xfer_cycles(words, store, self.arch))
+                               sp=base - off, off=off, count=count, runs=runs,
+                               wstride=stride // self.apw, sp_stride=sp_stride))
+        self._add(layer_id, timing.xfer_cycles(words, store, self.arch, runs))
 
     def op(self, layer_id: int, words: list[int], cycles: int) -> None:
         self.words.extend(words)
@@ -190,7 +196,8 @@ def _compute(arch, code, x: ComputeLayer, i, src, dst, ts, image, params) -> Non
 
 
 def _window(arch, code, x, i, src, dst, dww, dwp) -> None:
-    """Pooling and depthwise convolution: the engine's window walk from output row ``p0``."""
+    """Pooling and depthwise convolution: the engine's window walk from output row ``p0``,
+    in channel slices when one row of all channels does not fit (mapping.bands)."""
     g = x.geometry()
     if x.N != 1:
         raise ProgramError(f"{x.name}: a batch of {x.N} images cannot run in bands "
@@ -201,22 +208,54 @@ def _window(arch, code, x, i, src, dst, dww, dwp) -> None:
     dh = g["dh"] if dw else 1
     if dw:
         tab, par = dw_tables(arch, x, dww, dwp)
-    win = RowWindow(H, P, W * C, Q * C, kh, sh, dh, ph)
-    for b in _bands(win, arch, x.name):
-        sc = _Scratch(code.apw, arch.act_words, x.name)
-        e_in, n_in = b.lo * W * C, (b.hi - b.lo) * W * C
-        e_out, n_out = b.p0 * Q * C, (b.p1 - b.p0) * Q * C
-        b_in, b_out = sc.place(e_in, n_in), sc.place(e_out, n_out)
-        f = (dw_fields(arch, x, i, b_in, b_out, tab, par) if dw
-             else pool_fields(arch, x, i, b_in, b_out))
-        f.update(P=b.p1 - b.p0, hp0=b.p0 * sh - ph,
-                 pix0=(b_in - e_in) + (b.p0 * sh - ph) * W * C - pw * C)
-        rows = b.p1 - b.p0
-        cyc = (timing.dw_cycles(rows * Q, C, kh * kw, arch) if dw
-               else timing.pool_cycles(rows * Q, C, kh * kw, arch))
-        code.xfer(i, False, src, e_in, n_in, b_in)
-        code.op(i, [encode(elt_layout(arch), f, f"{x.name} ELT")], cyc)
-        code.xfer(i, True, dst, e_out, n_out, b_out)
+    cb = channel_slice(RowWindow(H, P, W * C, Q * C, kh, sh, dh, ph), C, arch, code.apw)
+    for c0 in range(0, C, cb):
+        n_c = min(cb, C - c0)
+        win = RowWindow(H, P, W * n_c, Q * n_c, kh, sh, dh, ph)
+        for b in _bands(win, arch, x.name):
+            sc = _Scratch(code.apw, arch.act_words, x.name)
+            rows = b.p1 - b.p0
+            pix_in, pix_out = (b.hi - b.lo) * W, rows * Q
+            if n_c == C:  # whole rows: one contiguous run each way
+                b_in = sc.place(b.lo * W * C, pix_in * C)
+                b_out = sc.place(b.p0 * Q * C, pix_out * C)
+                code.xfer(i, False, src, b.lo * W * C, pix_in * C, b_in)
+            else:  # a channel slice: one run per pixel
+                b_in, b_out = sc.place(0, pix_in * n_c), sc.place(0, pix_out * n_c)
+                code.xfer(i, False, src, b.lo * W * C + c0, n_c, b_in, runs=pix_in, stride=C,
+                          sp_stride=n_c)
+            if dw:
+                f = dw_fields(arch, x, i, b_in, b_out, tab + c0 // arch.rows * kh * kw,
+                              par + c0 // arch.rows, channels=n_c)
+            else:
+                f = pool_fields(arch, x, i, b_in, b_out, channels=n_c)
+            f.update(P=rows, hp0=b.p0 * sh - ph,
+                     pix0=b_in + (b.p0 * sh - ph - b.lo) * W * n_c - pw * n_c)
+            cyc = (timing.dw_cycles(pix_out, n_c, kh * kw, arch) if dw
+                   else timing.pool_cycles(pix_out, n_c, kh * kw, arch))
+            code.op(i, [encode(elt_layout(arch), f, f"{x.name} ELT")], cyc)
+            if n_c == C:
+                code.xfer(i, True, dst, b.p0 * Q * C, pix_out * C, b_out)
+            else:
+                code.xfer(i, True, dst, b.p0 * Q * C + c0, n_c, b_out, runs=pix_out, stride=C,
+                          sp_stride=n_c)
+
+
+def channel_slice(win: RowWindow, channels: int, arch: ArchSpec, apw: int) -> int:
+    """Channels per slice of a per-channel window layer: all of them if one output row
+    fits, else the most (a multiple of ``rows`` and ``apw``) whose row does; ProgramError
+    naming the layer's minimum when not even that fits."""
+    slack = 2 * (apw - 1)
+    if win.need(1, slack) <= arch.act_words:
+        return channels
+    unit = math.lcm(arch.rows, apw)
+    per_channel = RowWindow(win.rows_in, win.rows_out, win.in_row // channels,
+                            win.out_row // channels, win.taps, win.stride, win.dilation,
+                            win.pad, buffers=0).need(1, 0)
+    cb = (arch.act_words - win.buffers * slack) // per_channel // unit * unit
+    if channels % apw or cb < unit:
+        return channels  # plan_bands names the layer and the minimum act_words
+    return min(cb, channels)
 
 
 def _pointwise(arch, code, x, i, srcs, dst, luts) -> None:

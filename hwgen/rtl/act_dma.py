@@ -1,10 +1,12 @@
 """Activation DMA: moves activations between the scratchpad and external memory (XFER).
 
-One XFER (``hwgen.compiler.isa.xfer_layout``) is one burst of ``words`` external words
-from word address ``ext``; word ``i`` holds the scratchpad elements ``sp + i*apw + l``
-(``apw`` = ``mapping.timing.act_per_word``, lane ``l`` in bits ``[l*in_bits, ...)``) of
-which only the ``count`` elements from lane ``off`` of word 0 on are moved (the rest of
-the first and last word belong to other rows or tensors: masked).
+One XFER (``hwgen.compiler.isa.xfer_layout``) is ``runs`` bursts of ``words`` external
+words, run ``r`` from word address ``ext + r*wstride``; its word ``i`` holds the scratchpad
+elements ``sp + r*sp_stride + i*apw + l`` (``apw`` = ``mapping.timing.act_per_word``, lane
+``l`` in bits ``[l*in_bits, ...)``) of which only the ``count`` elements from lane ``off``
+of word 0 on are moved (the rest of the first and last word belong to other rows or
+tensors: masked). A run's request is presented the cycle after the previous run's last
+word.
 
 - Load: the request the cycle after ``go``; each arriving word is written to the
   scratchpad in its arrival cycle (word ``i`` at ``t + ext_latency + ceil((i+1)/b)``).
@@ -54,6 +56,7 @@ class ActivationDMA(wiring.Component):
         pos = Signal(pos_bits)  # element index (from word 0's lane 0) of this word's lane 0
         end = Signal(pos_bits)  # off + count
         words = Signal.like(ins.words)
+        runs = Signal.like(ins.runs)
         m.d.comb += [ext.req.payload.addr.eq(ins.ext), ext.req.payload.len.eq(ins.words),
                      ext.req.payload.write.eq(ins.store)]
 
@@ -76,10 +79,19 @@ class ActivationDMA(wiring.Component):
         for lane in range(apw):
             m.d.comb += self.act_rd.addr[lane].eq(ins.sp + rd_pos + lane)
 
+        def next_run():  # after a run's last word: the next run, or done
+            with m.If(runs == 1):
+                m.next = "IDLE"
+            with m.Else():
+                m.d.sync += [runs.eq(runs - 1), pos.eq(0), words.eq(ins.words),
+                             ins.ext.eq(ins.ext + ins.wstride), ins.sp.eq(ins.sp + ins.sp_stride)]
+                m.next = "REQUEST"
+
         with m.FSM(name="act_dma"):
             with m.State("IDLE"):
                 with m.If(cmd.go):
                     m.d.sync += [ins.eq(cmd.instr), pos.eq(0), words.eq(cmd.instr.words),
+                                 runs.eq(cmd.instr.runs),
                                  end.eq(cmd.instr.off + cmd.instr.count)]
                     m.next = "REQUEST"
             with m.State("REQUEST"):  # present the request (a store reads word 0 meanwhile)
@@ -96,11 +108,11 @@ class ActivationDMA(wiring.Component):
                     with m.If(ext.wdata.ready):
                         m.d.sync += [pos.eq(pos + apw), words.eq(words - 1)]
                         with m.If(words == 1):
-                            m.next = "IDLE"
+                            next_run()
                 with m.Else():  # one word per valid response, written as it arrives
                     m.d.comb += [ext.resp.ready.eq(1), arrived.eq(ext.resp.valid)]
                     with m.If(ext.resp.valid):
                         m.d.sync += [pos.eq(pos + apw), words.eq(words - 1)]
                         with m.If(words == 1):
-                            m.next = "IDLE"
+                            next_run()
         return m
