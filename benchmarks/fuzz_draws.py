@@ -19,6 +19,11 @@ per-channel requantisation), a max pool with ceil_mode that changes the output s
 tensor multiply ("+ mul gate PxC": the input, as P pixels of C channels, times the layer's
 C outputs as a per-channel gate when C divides the input, or the other way round; else
 "+ mul square": the layer's output times itself). The inputs are one random sample and one of all extreme values.
+A third stream makes ~30 % of the cases *spilled* (``hwgen.compiler.spill``): the scratchpad
+is shrunk to a random fraction of what the layers need, so the tensors live in external
+memory and every layer runs in row bands (and channel slices); the other cases keep
+their scratchpad and a draw that would spill is drawn again (so the seeds drawn before
+spilling existed keep their cases).
 
 A draw the compiler rightly refuses (a mapping whose tiles exceed a buffer, activations
 beyond the scratchpad: a ``ProgramError``/``MappingError``) is drawn again from the same
@@ -57,6 +62,7 @@ DIMS = (1, 2, 3, 4, 5, 6, 8, 12, 16)
 DIM_WEIGHTS = np.array([1 / d for d in DIMS]) / sum(1 / d for d in DIMS)
 BANDWIDTHS = (1.0, 0.5, 1 / 3, 0.25)
 MAX_DRAWS = 50
+SPILL_P = 0.3
 
 
 @dataclass
@@ -334,11 +340,35 @@ def _tail(x) -> str:
     return " + add"
 
 
-def _arch_str(arch: ArchSpec) -> str:
+def _arch_str(arch: ArchSpec, spilled: bool = False) -> str:
+    ext = arch.weight_store == "external" or spilled
     return (f"{arch.rows}x{arch.cols} {arch.dataflow} i{arch.in_bits}w{arch.w_bits}"
             f"a{arch.acc_bits} {'db' if arch.double_buffer else 'sb'} {arch.weight_store}"
-            + (f"(lat {arch.ext_latency}, bw {arch.ext_bandwidth:.2f})"
-               if arch.weight_store == "external" else ""))
+            + (f"(lat {arch.ext_latency}, bw {arch.ext_bandwidth:.2f})" if ext else "")
+            + (f" spilled act_words={arch.act_words}" if spilled else ""))
+
+
+def _fits(arch: ArchSpec, layers: list, want_spill: bool) -> None:
+    """Compile; ProgramError if the program would spill in a case that does not want it (as
+    the compiler refused it before spilling existed: the seed's later draws stay the same)."""
+    if compile_program(arch, layers).spilled and not want_spill:
+        raise ProgramError("spills")
+
+
+def _spilled_arch(spill: np.random.Generator, arch: ArchSpec, layers: list) -> ArchSpec | None:
+    """``arch`` with a scratchpad too small for ``layers`` together (they spill), or None."""
+    prog = compile_program(arch, layers)
+    if prog.spilled:
+        return arch
+    need = sum(n for _, n in prog.tensors.values())
+    for _ in range(8):
+        small = arch.replace(act_words=max(4, int(need * spill.uniform(0.1, 0.95))))
+        try:
+            if compile_program(small, layers).spilled:
+                return small
+        except (ProgramError, MappingError):
+            continue
+    return None
 
 
 def draw(seed: int) -> Case:
@@ -346,6 +376,8 @@ def draw(seed: int) -> Case:
     rng = np.random.default_rng([seed, 20261207])
     geo = np.random.default_rng([seed, 20261207, 1])  # per-axis conv geometry (own stream)
     new = np.random.default_rng([seed, 20261207, 2])  # the new kinds (own stream)
+    spill = np.random.default_rng([seed, 20261207, 3])  # spilled programs (own stream)
+    want_spill = bool(spill.random() < SPILL_P)
     u = float(new.random())
     new_kind = NEW_KINDS[int(u / NEW_P)] if u < NEW_P * len(NEW_KINDS) else None
     refused = 0
@@ -362,7 +394,7 @@ def draw(seed: int) -> Case:
             first = _compute_layer(rng, arch, lm)
             second = _second_layer(rng, arch, first)
             layers = [first] + ([second] if second is not None else [])
-            compile_program(arch, layers)
+            _fits(arch, layers, want_spill)
         except (ProgramError, MappingError, ArchSpecError, ValueError):
             refused += 1
             continue
@@ -370,11 +402,15 @@ def draw(seed: int) -> Case:
             try:
                 alt = _new_layers(new, new_kind, arch, first)
                 if alt is not None:
-                    compile_program(arch, alt)
+                    _fits(arch, alt, want_spill)
                     layers, first = alt, alt[0]
                     second = alt[1] if len(alt) > 1 else None
             except (ProgramError, ValueError):
                 refused += 1
+        arch = _spilled_arch(spill, arch, layers) if want_spill else arch
+        if arch is None or compile_program(arch, layers).spilled != want_spill:
+            refused += 1  # spills (or cannot) against this seed's draw: draw again
+            continue
         n_in = first.in_elements if isinstance(first, DwLayer) else \
             nest.gemm_m * nest.gemm_k if nest.kind == "gemm" else nest.H * nest.W * nest.C
         lo, hi = -(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1
@@ -389,5 +425,5 @@ def draw(seed: int) -> Case:
                                 (nest.pad_h, nest.pad_w), (nest.dil_h, nest.dil_w)))
             body = (f"{shape}{tail}; {how} tiles {lm.tile_m}/{lm.tile_n}/{lm.tile_k} "
                     f"{''.join(lm.order)}")
-        return Case(seed, arch, layers, x, f"{_arch_str(arch)}; {body}", refused)
+        return Case(seed, arch, layers, x, f"{_arch_str(arch, want_spill)}; {body}", refused)
     raise RuntimeError(f"seed {seed}: no valid case in {MAX_DRAWS} draws")

@@ -49,6 +49,7 @@ from hwgen.compiler.program import (  # noqa: E402
     compile_program,
 )
 from mapping import quant, timing  # noqa: E402
+from mapping.bands import band_mapping, compute_bands, spilled_cost  # noqa: E402
 
 __all__ = ["Case", "Outcome", "draw", "main", "predicted", "reference", "run_case"]
 
@@ -165,13 +166,53 @@ def predicted(case: Case) -> list[int]:
     return out
 
 
+def spilled_predicted(case: Case, prog) -> list[int]:
+    """Per-layer cycles of a spilled case: a compute layer's from ``mapping.bands``'s cost of
+    its bands (independent of the compiler's code), the others' from the compiler's
+    ``mapping.timing`` sums; the last layer also loads the output back (docs/timing.md)."""
+    out = []
+    for layer, li in zip(case.layers, prog.layers, strict=True):
+        if isinstance(layer, ComputeLayer):
+            out.append(spilled_cost(layer.mapping, case.arch).cycles)
+        else:
+            out.append(li.predicted_cycles)
+    out[-1] += _output_load(case, prog)[1] if isinstance(case.layers[-1], ComputeLayer) else 0
+    return out
+
+
+def _output_load(case: Case, prog) -> tuple[int, int]:
+    """(words, cycles) of the XFER that loads the output back for streaming."""
+    words = timing.xfer_words(0, prog.output_count, case.arch)
+    return words, timing.xfer_cycles(words, False, case.arch)
+
+
+def spilled_traffic(case: Case, prog) -> tuple[int, int]:
+    """External words read and written per inference by a spilled case: its compute layers'
+    from ``mapping.bands.spilled_cost``, the others' from the compiler, the output load,
+    and the weight bursts when the weights are external (``mapping.cost``)."""
+    rd = wr = 0
+    for layer, li in zip(case.layers, prog.layers, strict=True):
+        if isinstance(layer, ComputeLayer):
+            c = spilled_cost(layer.mapping, case.arch)
+            rd, wr = rd + c.act_read_words, wr + c.act_write_words
+            if case.arch.weight_store == "external":  # each band reloads its weight tiles
+                for b in compute_bands(layer.mapping, case.arch):
+                    bm = band_mapping(layer.mapping, b.pixels)
+                    rd += sum(timing.weight_words(t, case.arch) for t in timing.iter_tiles(bm)
+                              if t.load_weights)
+        else:
+            rd, wr = rd + li.ext_read_words, wr + li.ext_write_words
+    if isinstance(case.layers[-1], ComputeLayer):
+        rd += _output_load(case, prog)[0]
+    return rd, wr
+
+
 def run_case(seed: int, cache_dir: str | None = None, opt: str = "-O0") -> Outcome:
     """Draw, compile, emit, simulate (fast engine) and check one case.
 
     ``opt``: the C++ optimisation of the harness build (``-O0``: a case's run is short, its
     build is most of its time; the Verilog semantics do not depend on it)."""
     from hwgen.build.emit import TOP_MODULE, emit
-    from hwgen.compiler.isa import EXT_ADDR_BITS, burst_len_bits
     from hwgen.rtl.accelerator import Accelerator
     from sim import fast
 
@@ -189,12 +230,9 @@ def run_case(seed: int, cache_dir: str | None = None, opt: str = "-O0") -> Outco
             harness = fast.build_harness(out / f"{TOP_MODULE}.v",
                                          cache_dir=cache_dir or Path(tmp) / "sim", jobs=1,
                                          opt=tuple(opt.split()))
-            ext = None
-            if arch.weight_store == "external":
-                ext = fast.ExtMemory(list(prog.weight_image) or [0], arch.ext_latency,
-                                     arch.ext_bandwidth, (0, EXT_ADDR_BITS),
-                                     (EXT_ADDR_BITS, burst_len_bits(arch)))
-            want_cycles = predicted(case)
+            ext = fast.ext_memory(arch, prog.weight_image, prog.ext_words,
+                                  prog.ext_tensors["input"][0] if prog.spilled else None)
+            want_cycles = spilled_predicted(case, prog) if prog.spilled else predicted(case)
             res = fast.run_harness(
                 harness, case.inputs, output_count=prog.output_count, layers=len(prog.layers),
                 out_bits=arch.in_bits, ext=ext, run_dir=Path(tmp) / "run",
@@ -207,6 +245,12 @@ def run_case(seed: int, cache_dir: str | None = None, opt: str = "-O0") -> Outco
             sum(r != run_want for r in res["run_cycles"])
         details = [f"sample {i}: got {res['outputs'][i][:8].tolist()} want "
                    f"{want[i][:8].tolist()}" for i in bad[:2]]
+        if prog.spilled:  # the words the memory served and took, against the cost model
+            traffic = spilled_traffic(case, prog)
+            got = tuple(w // len(case.inputs) for w in res["ext_words"])
+            if got != traffic:
+                cyc += 1
+                details.append(f"external words read/written {got} vs cost model {traffic}")
         if cyc:
             details.append(f"cycles measured {res['layer_cycles'][0].tolist()} run "
                            f"{res['run_cycles']} vs timing {want_cycles} run {run_want}")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mapping import timing
+from mapping.arch import ArchSpec
 from mapping.loopnest import LoopNest
 from mapping.schedule import LayerMapping
 
@@ -125,3 +127,60 @@ def nest_window(nest: LoopNest) -> RowWindow:
         return RowWindow(nest.gemm_m, nest.gemm_m, nest.gemm_k, nest.gemm_n)
     return RowWindow(nest.H, nest.P, nest.W * nest.C, nest.Q * nest.gemm_n, nest.R,
                      nest.stride_h, nest.dil_h, nest.pad_h)
+
+
+@dataclass(frozen=True)
+class ComputeBand:
+    """One band of a compute layer: its input elements ``[in_first, in_first + in_count)``
+    and output elements ``[out_first, ...)`` (NHWC, whole rows), its ``pixels`` (GEMM M)
+    from pixel ``m_off``."""
+
+    in_first: int
+    in_count: int
+    out_first: int
+    out_count: int
+    m_off: int
+    pixels: int
+
+
+def compute_bands(lm: LayerMapping, arch: ArchSpec) -> list[ComputeBand]:
+    """The bands of a compute layer of a spilled program (``hwgen.compiler.spill`` emits
+    one input load, the band's tile loop and one output store per band)."""
+    n = lm.nest
+    w = nest_window(n)
+    q = 1 if n.kind == "gemm" else n.Q
+    return [ComputeBand(b.lo * w.in_row, (b.hi - b.lo) * w.in_row, b.p0 * w.out_row,
+                        (b.p1 - b.p0) * w.out_row, b.p0 * q, (b.p1 - b.p0) * q)
+            for b in plan_bands(w, arch.act_words, timing.act_per_word(arch), lm.layer)]
+
+
+@dataclass(frozen=True)
+class SpilledCost:
+    """A compute layer run in bands: its cycles (loads + tile loops + stores), the
+    activation words it reads and writes in external memory and the cycles of those
+    transfers (estimated: ``mapping.timing``)."""
+
+    cycles: int
+    act_read_words: int
+    act_write_words: int
+    xfer_cycles: int
+    bands: int
+
+
+def spilled_cost(lm: LayerMapping, arch: ArchSpec) -> SpilledCost:
+    """:class:`SpilledCost` of ``lm`` in a spilled program (docs/timing.md)."""
+    cycles = rd = wr = xc = 0
+    bands = compute_bands(lm, arch)
+    for b in bands:
+        for first, count, store in ((b.in_first, b.in_count, False),
+                                    (b.out_first, b.out_count, True)):
+            if count:
+                words = timing.xfer_words(first, count, arch)
+                c = timing.xfer_cycles(words, store, arch)
+                xc += c
+                if store:
+                    wr += words
+                else:
+                    rd += words
+        cycles += timing.layer_cycles(band_mapping(lm, b.pixels), arch).cycles
+    return SpilledCost(cycles + xc, rd, wr, xc, len(bands))

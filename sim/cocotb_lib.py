@@ -10,7 +10,9 @@
   ``__payload`` ports. A transfer happens at the rising edge where valid and
   ready are both high; it is recorded with that edge's cycle number.
 - :class:`ExternalMemoryModel`: serves an external-memory request/response
-  port with the latency and bandwidth of ``docs/timing.md`` (schedule below).
+  (and write data) port with the latency and bandwidth of ``docs/timing.md``
+  (schedule below); :meth:`ExternalMemoryModel.write_elements` is the host writing a
+  tensor (a spilled program's input) into it.
 
 Drivers write signals just after a rising edge and sample in the ``ReadOnly``
 phase of the same cycle, so what they see is what the next edge will latch.
@@ -280,43 +282,91 @@ def burst_word_cycle(t: int, i: int, latency: int, bandwidth: float) -> int:
 
 @dataclass
 class Burst:
-    """One served burst: request edge, address, length and the edge of each word."""
+    """One served burst: request edge, address, length, direction and the edge of each word
+    (read: delivered; write: taken)."""
 
     request_cycle: int
     addr: int
     words: int
     word_cycles: list[int] = field(default_factory=list)
+    write: bool = False
+
+
+def masked_write(old: int, data: int, mask: int) -> int:
+    """A memory word after a masked write: the bits set in ``mask`` from ``data``, the rest
+    from ``old`` (``old & ~mask | data & mask``; all non-negative)."""
+    return (old & ~mask) | (data & mask)
+
+
+def element_writes(addr: int, apw: int, bits: int,
+                   values: Iterable[int]) -> list[tuple[int, int, int]]:
+    """The masked word writes ``(address, data, mask)`` that store ``values`` from word
+    ``addr``, ``apw`` elements per word: element ``e`` (``bits``-bit two's complement) in
+    bits ``[(e % apw)*bits, ...)`` of word ``addr + e // apw`` (docs/timing.md, spilled
+    programs); one write per element, the other bits of its word untouched."""
+    if apw <= 0 or bits <= 0:
+        raise ValueError(f"apw and bits must be positive, got apw={apw}, bits={bits}")
+    lane = (1 << bits) - 1
+    return [(addr + e // apw, (int(v) & lane) << (e % apw) * bits, lane << (e % apw) * bits)
+            for e, v in enumerate(values)]
+
+
+def _bits_and_unknown(handle) -> tuple[int, int]:
+    """A signal's value with X/Z bits read as 0, and the mask of its X/Z bits."""
+    text = str(handle.value)  # most significant bit first
+    value = unknown = 0
+    for char in text:
+        value, unknown = value << 1, unknown << 1
+        if char == "1":
+            value |= 1
+        elif char != "0":
+            unknown |= 1
+    return value, unknown
 
 
 class ExternalMemoryModel:
-    """External memory behind a request stream and a response stream.
+    """External memory behind a request stream, a response stream and (optionally) a write
+    data stream.
 
     The request payload carries ``addr`` and ``words`` (bit fields given as
-    ``(offset, width)``, e.g. from :func:`struct_fields`); the response
-    payload carries one memory word (``memory[addr + i]``).
+    ``(offset, width)``, e.g. from :func:`struct_fields`) and, when ``write_bit >= 0``, a
+    write flag at that bit; the response payload carries one memory word
+    (``memory[addr + i]``); the write data payload (``wdata``) carries a word's data in bits
+    ``[0, word_bits)`` and its bit mask in ``[word_bits, 2*word_bits)``.
 
-    **Schedule.** A burst whose request transfers at edge ``t`` delivers word
+    **Schedule.** A read burst whose request transfers at edge ``t`` delivers word
     ``i`` (0-based) at edge ``t + latency + ceil((i + 1) / bandwidth)``
     (:func:`burst_word_cycle`), so its last word lands at ``t + latency +
     ceil(words / bandwidth)``, the DMA row of docs/timing.md minus the DMA's
     own set-up. ``bandwidth`` is in words per cycle, ``0 < bandwidth <= 1``
     (0.5: a word every 2 cycles). A word is never earlier than the edge after
     the previous one; if the design holds response ready low, words wait (and
-    later ones are no earlier than one edge after each other). Request ready
-    is high while no burst is in flight: the earliest next request is the
-    edge after a burst's last word.
+    later ones are no earlier than one edge after each other). A write burst takes word
+    ``i`` (``wdata`` ready high, while the design holds valid high) at edge
+    ``t + ceil((i + 1) / bandwidth)`` or later (no latency: writes are posted, nothing is
+    acknowledged) and writes the bits set in its mask (:func:`masked_write`). Request ready
+    is high while no burst is in flight: the earliest next request is the edge after a
+    burst's last word (read or write). Same schedule as ``sim/fast_harness.cpp``.
+
+    ``memory`` is changed in place by writes (and by :meth:`write_elements`).
     """
 
     def __init__(self, clock: SimClock, req: StreamPort, rsp: StreamPort,
                  memory: Sequence[int] | Mapping[int, int], *, latency: int, bandwidth: float,
-                 addr_field: tuple[int, int], words_field: tuple[int, int]):
+                 addr_field: tuple[int, int], words_field: tuple[int, int],
+                 wdata: StreamPort | None = None, write_bit: int = -1, word_bits: int = 0):
         if not isinstance(latency, int) or latency < 0:
             raise ValueError(f"latency must be a non-negative integer of cycles, got {latency!r}")
         if not 0 < bandwidth <= 1:
             raise ValueError(f"bandwidth must be in (0, 1] words per cycle, got {bandwidth!r}")
+        if write_bit >= 0 and word_bits <= 0:
+            raise ValueError(f"a write flag (write_bit={write_bit}) needs word_bits > 0, "
+                             f"got {word_bits}")
         self.clock, self.req, self.rsp, self.memory = clock, req, rsp, memory
+        self.wdata = wdata
         self.latency, self.bandwidth = latency, bandwidth
         self.addr_field, self.words_field = addr_field, words_field
+        self.write_bit, self.word_bits = write_bit, word_bits
         self.bursts: list[Burst] = []
 
     def start(self) -> ExternalMemoryModel:
@@ -330,40 +380,92 @@ class ExternalMemoryModel:
             raise ValueError(f"burst reads address {addr}, outside the external memory "
                              f"({len(self.memory)} words)") from None
 
+    def write_word(self, addr: int, data: int, mask: int) -> None:
+        """Commit one written word: the bits of ``data`` set in ``mask`` (:func:`masked_write`)."""
+        if isinstance(self.memory, Mapping):
+            old = int(self.memory.get(addr, 0))
+        elif 0 <= addr < len(self.memory):
+            old = int(self.memory[addr])
+        else:
+            raise ValueError(f"burst writes address {addr}, outside the external memory "
+                             f"({len(self.memory)} words)")
+        self.memory[addr] = masked_write(old, data, mask)
+
+    def write_elements(self, addr: int, apw: int, bits: int, values: Iterable[int]) -> None:
+        """Host write of a tensor (a spilled program's input) from word ``addr``
+        (:func:`element_writes`) into this memory (``apw * bits`` must fit ``word_bits`` when
+        that is known)."""
+        if self.word_bits and apw * bits > self.word_bits:
+            raise ValueError(f"{apw} elements of {bits} bits do not fit a "
+                             f"{self.word_bits}-bit word")
+        for e, (a, data, mask) in enumerate(element_writes(addr, apw, bits, values)):
+            if not isinstance(self.memory, Mapping) and not 0 <= a < len(self.memory):
+                raise ValueError(f"element {e} goes to address {a}, outside the external "
+                                 f"memory ({len(self.memory)} words)")
+            self.write_word(a, data, mask)
+
+    def _take_word(self) -> tuple[int, int]:
+        """The offered ``wdata`` word: (data, mask); X/Z only allowed in unmasked data bits."""
+        bits = self.word_bits
+        payload, unknown = _bits_and_unknown(self.wdata.payload)
+        full = (1 << bits) - 1
+        data, mask = payload & full, (payload >> bits) & full
+        if (unknown >> bits) & full or unknown & mask:
+            raise ValueError(f"write data at cycle {self.clock.cycle() + 1} holds X/Z bits in "
+                             f"its mask or in masked data ({self.wdata.payload.value})")
+        return data, mask
+
     async def _run(self) -> None:
-        req, rsp, clock = self.req, self.rsp, self.clock
+        req, rsp, wdata, clock = self.req, self.rsp, self.wdata, self.clock
+        wready = wdata.ready if wdata is not None else None
+        if wready is not None:
+            wready.value = 0
         burst: Burst | None = None
         while True:
             if req.ready is not None:
                 req.ready.value = int(burst is None)
             index = len(burst.word_cycles) if burst else 0
-            present = burst is not None and clock.cycle() + 1 >= burst_word_cycle(
-                burst.request_cycle, index, self.latency, self.bandwidth)
-            rsp.valid.value = int(present)
-            if present:
+            due = 0 if burst is None else burst_word_cycle(
+                burst.request_cycle, index, 0 if burst.write else self.latency, self.bandwidth)
+            present = burst is not None and clock.cycle() + 1 >= due
+            reading = present and not burst.write
+            taking = present and burst.write
+            rsp.valid.value = int(reading)
+            if reading:
                 write_int(rsp.payload, self._word(burst.addr + index))
+            if wready is not None:
+                wready.value = int(taking)
             await ReadOnly()
             request = None
             if burst is None and read_int(req.valid) == 1:
                 payload = read_int(req.payload)
-                request = (_field(payload, self.addr_field), _field(payload, self.words_field))
-            delivered = present and (rsp.ready is None or read_int(rsp.ready) == 1)
+                write = self.write_bit >= 0 and bool((payload >> self.write_bit) & 1)
+                request = (_field(payload, self.addr_field), _field(payload, self.words_field),
+                           write)
+            delivered = reading and (rsp.ready is None or read_int(rsp.ready) == 1)
+            written = None
+            if taking and read_int(wdata.valid) == 1:
+                written = self._take_word()
             if burst is None and request is None:
                 await RisingEdge(req.valid)  # idle until a request: no per-cycle work
                 continue
             if burst is not None and not present:  # skip to the cycle before the next word
-                due = burst_word_cycle(burst.request_cycle, index, self.latency, self.bandwidth)
                 await ClockCycles(clock.clk, max(1, due - 1 - clock.cycle()))
                 continue
             await RisingEdge(clock.clk)
             now = clock.cycle()
-            if delivered:
+            if written is not None:
+                self.write_word(burst.addr + index, *written)
+            if delivered or written is not None:
                 burst.word_cycles.append(now)
                 if len(burst.word_cycles) == burst.words:
                     burst = None
             if request is not None:
-                addr, words = request
+                addr, words, write = request
                 if words == 0:
                     raise ValueError(f"burst request at cycle {now} asks for 0 words")
-                burst = Burst(now, addr, words)
+                if write and (wdata is None or wready is None):
+                    raise ValueError(f"write burst request at cycle {now}, but the memory "
+                                     "model has no write data stream (wdata with ready)")
+                burst = Burst(now, addr, words, write=write)
                 self.bursts.append(burst)

@@ -147,6 +147,27 @@ class ExtMemory:
     input_ext: tuple[int, int, int] | None = None
 
 
+def ext_memory(arch, weights: list[int], ext_words: int = 0,
+               input_at: int | None = None) -> ExtMemory | None:
+    """The external memory of a design (docs/timing.md: one address space): the weight
+    image when the weights are external, then a spilled program's activation regions up to
+    ``ext_words`` (zeros), the input written from word ``input_at`` before each run; None
+    when the design has no external port."""
+    from hwgen.compiler.isa import ext_request_layout
+    from mapping.timing import act_per_word
+
+    if arch.weight_store != "external" and input_at is None:
+        return None
+    words = list(weights) if arch.weight_store == "external" else []
+    words += [0] * (ext_words - len(words))
+    req = ext_request_layout(arch)
+    return ExtMemory(words or [0], arch.ext_latency, arch.ext_bandwidth,
+                     (req["addr"].offset, req["addr"].shape.width),
+                     (req["len"].offset, req["len"].shape.width), req["write"].offset,
+                     arch.ext_word_bits,
+                     None if input_at is None else (input_at, act_per_word(arch), arch.in_bits))
+
+
 def run_harness(harness: Harness, inputs: np.ndarray, *, output_count: int, layers: int,
                 out_bits: int, max_cycles: int, ext: ExtMemory | None = None,
                 in_bits: int | None = None,
@@ -157,7 +178,8 @@ def run_harness(harness: Harness, inputs: np.ndarray, *, output_count: int, laye
     """Run every sample of ``inputs`` (samples x stream elements, integers) through the
     harness (``in_bits``-bit inputs, default ``out_bits``). Returns ``outputs`` (samples x
     ``output_count``), ``output_edges``, ``run_cycles``,
-    ``layer_cycles`` (samples x ``layers``), ``total_cycles``, ``loop_seconds`` and
+    ``layer_cycles`` (samples x ``layers``), ``total_cycles``, ``loop_seconds``,
+    ``ext_words`` (words the external memory served and took, all samples) and
     ``run_seconds`` (the whole process)."""
     if harness.ext != (ext is not None):
         raise ValueError("the design has an external-memory port: pass ext" if harness.ext
@@ -222,7 +244,8 @@ def parse_results(text: str, samples: int, layers: int, outputs: int) -> dict:
                       for val in values], dtype=np.int64).reshape(samples, outputs)
     return {"outputs": outs, "output_edges": edges, "run_cycles": counters[:, 0].tolist(),
             "layer_cycles": counters[:, 1:], "total_cycles": int(tail["total_cycles"]),
-            "loop_seconds": float(tail["loop_seconds"])}
+            "loop_seconds": float(tail["loop_seconds"]),
+            "ext_words": tuple(int(v) for v in tail.get("ext_words", "0 0").split())}
 
 
 def run_x_checked(harness: Harness, inputs: np.ndarray, *, run_dir: str | os.PathLike,

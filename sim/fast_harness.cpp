@@ -28,7 +28,8 @@
 // RESULTS: text, one line per sample: "run_cycles layer_0 .. layer_{L-1} : out_0 .. out_{N-1}
 //          @ edge_0 .. edge_{N-1}" (the rising edge, counted from the first, each output
 //          transferred at),
-//          then "total_cycles T" and "loop_seconds S".
+//          then "total_cycles T", "loop_seconds S" and "ext_words READ WRITTEN" (words the
+//          external memory served and took over all samples; 0 0 without one).
 // Errors (exit 3) are one line on stderr naming the sample and the cycle.
 
 #include <chrono>
@@ -241,6 +242,7 @@ int main(int argc, char** argv) {
     std::vector<int64_t> outputs, out_edges;  // output values and the edge each transferred at
     bool burst_active = false;
     Burst burst{};
+    uint64_t words_read = 0, words_written = 0;
     const uint64_t out_mask = (opt.out_bits >= 64) ? ~uint64_t{0} : ((uint64_t{1} << opt.out_bits) - 1);
 
     // one clock cycle: drive the agents, clock low and settle (one eval: the falling edge and
@@ -303,6 +305,7 @@ int main(int argc, char** argv) {
             w.resize(d.size(), 0u);
             for (size_t j = 0; j < d.size(); ++j) w[j] = (w[j] & ~k[j]) | (d[j] & k[j]);
             delivered = true;
+            ++words_written;
         }
 #endif
         sim_time += 5;
@@ -316,6 +319,7 @@ int main(int argc, char** argv) {
             out_edges.push_back(edges);
         }
 #ifdef HWGEN_EXT
+        if (delivered && !burst.write) ++words_read;
         if (delivered && ++burst.delivered == burst.words) burst_active = false;
         if (request) {
             if (req_words == 0) {
@@ -425,6 +429,7 @@ int main(int argc, char** argv) {
     top->eval();
     res << "total_cycles " << read_port(top->cycle_count) << '\n';
     res << "loop_seconds " << loop_seconds << '\n';
+    res << "ext_words " << words_read << ' ' << words_written << '\n';
     res.close();
 #ifdef HWGEN_WAVES
     if (trace) trace->close();

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from hwgen.build.manifest import MANIFEST_FILE, REPORT_FILE
 from hwgen.compiler.program import OP_ELT, EltKind, decode, elt_fields, param_bits, word_bits
+from mapping import timing
 
 
 def _table(head: tuple[str, ...], rows: list[tuple], right: set[int] | None = None) -> str:
@@ -79,6 +80,14 @@ def bound(cost) -> str:
     return f"weight transfers: array waits {stall:,} cycles ({stall / cost.cycles:.0%})"
 
 
+def transfer_bound(li) -> str:
+    """What limits a layer of a spilled program: its activation transfers when they take
+    at least half its cycles, else its engine."""
+    if not li.predicted_cycles or 2 * li.xfer_cycles < li.predicted_cycles:
+        return "compute"
+    return f"activation transfers ({li.xfer_cycles / li.predicted_cycles:.0%})"
+
+
 def _mapping_rows(cm) -> list[tuple]:
     arch = cm.arch
     rows = []
@@ -125,11 +134,20 @@ def render(cm, files: list[str] | None = None) -> str:
     out.append(_table(("layer", "kind", "GEMM MxNxK", "tile m x n x k", "order", "MACs",
                        "cycles", "PE util", words, "bound by"), _mapping_rows(cm),
                       right={5, 6, 7, 8}))
-    out += ["", "Activations stay on chip (written back: 0 external words per layer); "
-            "weights are read in DMA bursts"
-            + (f" from external memory ({arch.ext_bandwidth:g} words/cycle after "
-               f"{arch.ext_latency} cycles)." if arch.weight_store == "external"
-               else " from the on-chip weight ROM.")]
+    spilled = cm.program is not None and cm.program.spilled
+    if spilled:
+        out += ["", "The tensors do not fit the activation scratchpad together "
+                f"(act_words = {arch.act_words:,}), so they live in external memory and every "
+                "layer runs in row bands (docs/timing.md, \"Activations in external memory\"): "
+                "the cycles here are the mapper's for the layer on chip; the program's cycles "
+                "below add each band's loads and stores (and its weights reloaded per band). "
+                "Weights are read in DMA bursts"]
+    else:
+        out += ["", "Activations stay on chip (written back: 0 external words per layer); "
+                "weights are read in DMA bursts"]
+    out[-1] += (f" from external memory ({arch.ext_bandwidth:g} words/cycle after "
+                f"{arch.ext_latency} cycles)." if arch.weight_store == "external"
+                else " from the on-chip weight ROM.")
     if cm.kernels:
         out += ["", "## Kernels", ""]
         out.append("This graph is not a single chain of accelerator layers, so each array op "
@@ -151,10 +169,22 @@ def render(cm, files: list[str] | None = None) -> str:
     else:
         prog = cm.program
         out += ["", "## Program layers (estimated)", ""]
-        prow = [(i, li.name, li.kind, f"{li.predicted_cycles:,}", li.in_base, li.out_base,
-                 f"{li.out_elements:,}") for i, li in enumerate(prog.layers)]
-        out.append(_table(("#", "layer", "kind", "cycles", "in base", "out base", "outputs"),
-                          prow, right={0, 3, 4, 5, 6}))
+        if spilled:
+            prow = [(i, li.name, li.kind, f"{li.predicted_cycles:,}", f"{li.ext_read_words:,}",
+                     f"{li.ext_write_words:,}", f"{li.xfer_cycles:,}", transfer_bound(li),
+                     f"{li.out_elements:,}") for i, li in enumerate(prog.layers)]
+            out.append(_table(("#", "layer", "kind", "cycles", "act words read",
+                               "act words written", "transfer cycles", "bound by", "outputs"),
+                              prow, right={0, 3, 4, 5, 6, 8}))
+            out += ["", "Activation words are external-memory words of "
+                    f"{timing.act_per_word(arch)} activations; transfers do not overlap the "
+                    "engines, so a layer whose transfers take most of its cycles is bound by "
+                    "the memory."]
+        else:
+            prow = [(i, li.name, li.kind, f"{li.predicted_cycles:,}", li.in_base, li.out_base,
+                     f"{li.out_elements:,}") for i, li in enumerate(prog.layers)]
+            out.append(_table(("#", "layer", "kind", "cycles", "in base", "out base",
+                               "outputs"), prow, right={0, 3, 4, 5, 6}))
         layers = sum(li.predicted_cycles for li in prog.layers)
         total = layers + prog.input_count + prog.output_count
         macs = sum(lm.nest.macs for lm in cm.schedule.layers)
@@ -173,7 +203,6 @@ def render(cm, files: list[str] | None = None) -> str:
                 f"cycles** (estimated) = {total / arch.clock_mhz:,.2f} us at "
                 f"{arch.clock_mhz:g} MHz, {arch.clock_mhz * 1e6 / total:,.0f} inferences/s; "
                 f"{macs:,} MACs on the array, PE utilisation {util:.1%}.{dw_text}"]
-        used = max(max(li.in_base, li.out_base) + li.out_elements for li in prog.layers)
         luts = [p for p in cm.placements if p.op == "act" and p.where == "accelerator"]
         if luts:
             out += ["", f"**Activations as lookup tables ({len(luts)}):** "
@@ -181,8 +210,18 @@ def render(cm, files: list[str] | None = None) -> str:
                     + ". Each runs on the element-wise engine: every element indexes a table "
                     "generated from the float function at compile time "
                     "(`mapping.quant.act_table`), exact by construction."]
-        out += ["", f"Activation scratchpad in use: up to element {used:,} of "
-                f"{arch.act_words:,}; {prog.summary()['instructions']:,} instructions."]
+        if spilled:
+            ext_act = prog.ext_words - (len(prog.weight_image)
+                                        if arch.weight_store == "external" else 0)
+            out += ["", f"Activations in external memory: {ext_act:,} words (the input at word "
+                    f"{prog.ext_tensors['input'][0]:,}, written by the host before start); "
+                    f"{sum(li.ext_read_words for li in prog.layers):,} words read and "
+                    f"{sum(li.ext_write_words for li in prog.layers):,} written per inference; "
+                    f"{prog.summary()['instructions']:,} instructions."]
+        else:
+            used = max(max(li.in_base, li.out_base) + li.out_elements for li in prog.layers)
+            out += ["", f"Activation scratchpad in use: up to element {used:,} of "
+                    f"{arch.act_words:,}; {prog.summary()['instructions']:,} instructions."]
     out += ["", "## On-chip memory", ""]
     wwords = (man.program or {}).get("weight_words") if not cm.kernels else \
         max((k.weight_words for k in cm.kernels), default=0)

@@ -137,11 +137,16 @@ def summary(cm, seconds: float) -> str:
     arch = cm.arch
     lines = [f"{cm.manifest.model} on {arch.name} ({arch.rows}x{arch.cols} {arch.dataflow}, "
              f"weights in {arch.weight_store}): compiled in {seconds:.1f} s -> {cm.out_dir}"]
+    spilled = cm.program is not None and cm.program.spilled
+    banded = {li.name: li for li in cm.program.layers} if spilled else {}
     for lm, c in zip(cm.schedule.layers, cm.schedule.costs, strict=True):
         n = lm.nest
+        li = banded.get(lm.layer)
+        cyc = f"{c.cycles:>9,}" if li is None else f"{li.predicted_cycles:>9,}"
         lines.append(f"  {lm.layer:<12} {n.kind:<5} {n.gemm_m}x{n.gemm_n}x{n.gemm_k:<6} "
                      f"tiles {lm.tile_m}x{lm.tile_n}x{lm.tile_k} {''.join(lm.order)}  "
-                     f"{c.cycles:>9,} cycles (estimated)")
+                     f"{cyc} cycles (estimated"
+                     + (f", {li.xfer_cycles:,} moving activations)" if li else ")"))
     if cm.program is not None:
         prog = cm.program
         layer_sum = sum(li.predicted_cycles for li in prog.layers)
@@ -149,6 +154,10 @@ def summary(cm, seconds: float) -> str:
         lines.append(f"  {len(prog.layers)} program layers, {layer_sum:,} layer cycles, "
                      f"{total:,} cycles start..done per inference incl. input/output streams "
                      "(estimated)")
+        if spilled:
+            lines.append(f"  activations in external memory (they do not fit act_words="
+                         f"{arch.act_words:,}): every layer runs in row bands; the host writes "
+                         f"the input at word {prog.ext_tensors['input'][0]:,}")
     else:
         lines.append(f"  {len(cm.kernels)} kernels (one program per array op) in "
                      f"{cm.out_dir / 'kernels'}")

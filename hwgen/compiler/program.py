@@ -116,6 +116,11 @@ class LayerInfo:
     dst: str = ""
     src2: str | None = None
     in2_base: int | None = None
+    # spilled programs: activation words read from / written to external memory by the
+    # layer's XFERs, and their cycles (estimated, part of ``predicted_cycles``)
+    ext_read_words: int = 0
+    ext_write_words: int = 0
+    xfer_cycles: int = 0
 
 
 @dataclass
@@ -397,11 +402,14 @@ def _spilled_program(arch: ArchSpec, plan: list, tensors: _Tensors, out_name: st
     dwp: list[int] = []
     r = compile_spilled(arch, plan, tensors, out_name, n_hw, image, params, luts, dww, dwp)
     instrs = r["instructions"] + [encode(layer_layout(arch), dict(op=Op.END), "END")]
-    infos = [LayerInfo(name=x.name, kind=_kind(x), predicted_cycles=r["cycles"][i],
-                       in_base=-1, out_base=-1,
-                       out_elements=tensors.bufs[tensors.t[dst].buf].size, src=srcs[0],
-                       dst=dst, src2=srcs[1] if len(srcs) > 1 else None)
-             for x, i, srcs, dst, _ in plan]
+    infos = []
+    for x, i, srcs, dst, _ in plan:
+        rd, wr, xc = r["traffic"].get(i, (0, 0, 0))
+        infos.append(LayerInfo(name=x.name, kind=_kind(x), predicted_cycles=r["cycles"][i],
+                               in_base=-1, out_base=-1,
+                               out_elements=tensors.bufs[tensors.t[dst].buf].size,
+                               src=srcs[0], dst=dst, src2=srcs[1] if len(srcs) > 1 else None,
+                               ext_read_words=rd, ext_write_words=wr, xfer_cycles=xc))
     return Program(arch=arch, instructions=instrs, weight_image=image, params=params,
                    layers=infos, input_base=0, input_count=0, output_base=0,
                    output_count=r["output_count"], output_name=out_name, luts=luts,

@@ -52,7 +52,7 @@ from hwgen.compiler.layers import (
 from hwgen.compiler.mul_layer import MulLayer, mul_instruction
 from mapping import timing
 from mapping.arch import ArchSpec
-from mapping.bands import BandError, RowWindow, band_mapping, nest_window, plan_bands
+from mapping.bands import BandError, RowWindow, band_mapping, compute_bands, plan_bands
 from mapping.timing import act_per_word, xfer_words
 
 
@@ -79,6 +79,8 @@ class _Code:
         self.arch, self.apw, self.ext_of = arch, act_per_word(arch), ext_of
         self.words: list[int | dict] = []
         self.cycles: dict[int, int] = {}
+        # per layer: activation words read / written in external memory, XFER cycles
+        self.traffic: dict[int, list[int]] = {}
 
     def _add(self, layer_id: int, cycles: int) -> None:
         self.cycles[layer_id] = self.cycles.get(layer_id, 0) + cycles
@@ -98,7 +100,11 @@ class _Code:
                                ext=self.ext_of[tensor] + first // self.apw, words=words,
                                sp=base - off, off=off, count=count, runs=runs,
                                wstride=stride // self.apw, sp_stride=sp_stride))
-        self._add(layer_id, timing.xfer_cycles(words, store, self.arch, runs))
+        cyc = timing.xfer_cycles(words, store, self.arch, runs)
+        self._add(layer_id, cyc)
+        t = self.traffic.setdefault(layer_id, [0, 0, 0])
+        t[int(store)] += runs * words
+        t[2] += cyc
 
     def op(self, layer_id: int, words: list[int], cycles: int) -> None:
         self.words.extend(words)
@@ -164,7 +170,7 @@ def compile_spilled(arch: ArchSpec, plan: list, tensors, out_name: str, n_hw: in
     code.xfer(plan[-1][1], False, out_name, 0, out_size, 0)  # streamed out from 0
     act_base = len(image) if arch.weight_store == "external" else 0
     ext_words = act_base + max((b.base + b.size for b in wbufs), default=0)
-    return dict(instructions=code.encoded(act_base), cycles=code.cycles,
+    return dict(instructions=code.encoded(act_base), cycles=code.cycles, traffic=code.traffic,
                 ext_tensors={name: (act_base + ext_of[name], bufs[t.buf].size)
                              for name, t in tensors.t.items()},
                 ext_words=ext_words, output_count=out_size)
@@ -181,18 +187,18 @@ def _compute(arch, code, x: ComputeLayer, i, src, dst, ts, image, params) -> Non
         wmat = wmat[flatten_permutation(ts.hwc)]
     par_base = compute_params(arch, x, params)
     wloc = weight_tiles(arch, lm, wmat, image)
-    W, C, Q, K = g["W"], g["C"], g["Q"], nest.gemm_n  # noqa: N806
-    for b in _bands(nest_window(nest), arch, x.name):
+    try:
+        bands = compute_bands(lm, arch)
+    except BandError as exc:
+        raise ProgramError(str(exc)) from None
+    for b in bands:
         sc = _Scratch(code.apw, arch.act_words, x.name)
-        e_in, n_in = b.lo * W * C, (b.hi - b.lo) * W * C
-        e_out, n_out = b.p0 * Q * K, (b.p1 - b.p0) * Q * K
-        b_in, b_out = sc.place(e_in, n_in), sc.place(e_out, n_out)
-        pixels = (b.p1 - b.p0) * Q
-        code.xfer(i, False, src, e_in, n_in, b_in)
-        code.op(i, compute_words(arch, x, i, b_in - e_in, b_out, par_base, wloc,
-                                 band=(b.p0 * Q, pixels)),
-                timing.layer_cycles(band_mapping(lm, pixels), arch).cycles)
-        code.xfer(i, True, dst, e_out, n_out, b_out)
+        b_in, b_out = sc.place(b.in_first, b.in_count), sc.place(b.out_first, b.out_count)
+        code.xfer(i, False, src, b.in_first, b.in_count, b_in)
+        code.op(i, compute_words(arch, x, i, b_in - b.in_first, b_out, par_base, wloc,
+                                 band=(b.m_off, b.pixels)),
+                timing.layer_cycles(band_mapping(lm, b.pixels), arch).cycles)
+        code.xfer(i, True, dst, b.out_first, b.out_count, b_out)
 
 
 def _window(arch, code, x, i, src, dst, dww, dwp) -> None:

@@ -14,7 +14,13 @@ import pytest
 from mapping.arch import ArchSpec
 from mapping.timing import DMA_SETUP, dma_cycles
 from sim import cocotb_lib
-from sim.cocotb_lib import ExternalMemoryModel, burst_word_cycle, struct_fields
+from sim.cocotb_lib import (
+    ExternalMemoryModel,
+    burst_word_cycle,
+    element_writes,
+    masked_write,
+    struct_fields,
+)
 from sim.runner import run_cocotb
 from sim.tools import SimulatorNotFoundError, find_simulator
 
@@ -130,6 +136,106 @@ def test_struct_fields_of_request_layout():
 def test_memory_model_rejects_bad_timing(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ExternalMemoryModel(None, None, None, [], addr_field=(0, 8), words_field=(8, 8), **kwargs)
+
+
+def test_memory_model_write_flag_needs_word_bits():
+    with pytest.raises(ValueError, match="word_bits"):
+        ExternalMemoryModel(None, None, None, [], latency=0, bandwidth=1.0, addr_field=(0, 8),
+                            words_field=(8, 8), write_bit=16)
+
+
+# ---- writes and the host's input write (pure Python parts) ----------------------------------------
+def bitwise_merge(old: int, data: int, mask: int, width: int) -> int:
+    """Closed form of a masked write, bit by bit: bit j from data where mask bit j is set."""
+    return sum(((data if (mask >> j) & 1 else old) >> j & 1) << j for j in range(width))
+
+
+def test_masked_write_equals_bitwise_merge():
+    rng = np.random.default_rng(5)
+    for width in (1, 8, 32, 64, 100):
+        for _ in range(20):
+            old, data, mask = (int.from_bytes(rng.bytes(13), "little") % (1 << width)
+                               for _ in range(3))
+            assert masked_write(old, data, mask) == bitwise_merge(old, data, mask, width)
+    assert masked_write(0xFFFF, 0x0000, 0x0F0F) == 0xF0F0
+    assert masked_write(0x1234, 0xABCD, 0) == 0x1234
+    assert masked_write(0x1234, 0xABCD, 0xFFFF) == 0xABCD
+
+
+def packed_reference(memory: list[int], addr: int, apw: int, bits: int, values, word_bits: int):
+    """Independent closed form of the host input write (docs/timing.md): words as bit lists,
+    element e's two's-complement bits (LSB first) at bit (e % apw)*bits of word addr + e//apw."""
+    words = [[(w >> j) & 1 for j in range(word_bits)] for w in memory]
+    for e, v in enumerate(values):
+        twos = format(v % (1 << bits), f"0{bits}b")[::-1]  # LSB first
+        for j, bit in enumerate(twos):
+            words[addr + e // apw][(e % apw) * bits + j] = int(bit)
+    return [sum(b << j for j, b in enumerate(w)) for w in words]
+
+
+@pytest.mark.parametrize("word_bits, apw, bits, addr, count", [
+    (32, 4, 8, 3, 10),     # tiny-4x4-like: 4 lanes of 8 bits, last word partly filled
+    (64, 8, 8, 0, 16),     # full words
+    (32, 3, 10, 5, 7),     # lanes not filling the word (2 spare bits stay untouched)
+    (128, 16, 8, 1, 33),   # wider than a machine word
+    (16, 1, 4, 2, 5),      # one element per word
+])
+def test_write_elements_equals_closed_form(word_bits, apw, bits, addr, count):
+    rng = np.random.default_rng(word_bits + count)
+    words = addr + -(-count // apw) + 2
+    old = [int.from_bytes(rng.bytes(16), "little") % (1 << word_bits) for _ in range(words)]
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    values = [lo, hi, -1, 0] + rng.integers(lo, hi + 1, count - 4).tolist()
+    model = ExternalMemoryModel(None, None, None, list(old), latency=0, bandwidth=1.0,
+                                addr_field=(0, 8), words_field=(8, 8), write_bit=16,
+                                word_bits=word_bits)
+    model.write_elements(addr, apw, bits, values)
+    assert model.memory == packed_reference(old, addr, apw, bits, values, word_bits)
+    # one masked write per element, each touching only its own lane
+    writes = element_writes(addr, apw, bits, values)
+    assert [a for a, _, _ in writes] == [addr + e // apw for e in range(count)]
+    assert all(d & ~m == 0 and m == ((1 << bits) - 1) << (e % apw) * bits
+               for e, (_, d, m) in enumerate(writes))
+
+
+def test_write_elements_and_words_errors():
+    model = ExternalMemoryModel(None, None, None, [0] * 4, latency=0, bandwidth=1.0,
+                                addr_field=(0, 8), words_field=(8, 8), write_bit=16,
+                                word_bits=32)
+    with pytest.raises(ValueError, match="do not fit a 32-bit word"):
+        model.write_elements(0, 5, 8, [1])
+    with pytest.raises(ValueError, match="element 8 goes to address 4, outside"):
+        model.write_elements(2, 4, 8, range(9))
+    with pytest.raises(ValueError, match="burst writes address 7, outside"):
+        model.write_word(7, 1, 1)
+    with pytest.raises(ValueError, match="positive"):
+        element_writes(0, 0, 8, [1])
+    sparse = ExternalMemoryModel(None, None, None, {}, latency=0, bandwidth=1.0,
+                                 addr_field=(0, 8), words_field=(8, 8))
+    sparse.write_word(1000, 0xAB, 0xF0)  # a mapping memory: unwritten words read as 0
+    assert sparse.memory == {1000: 0xA0}
+
+
+def test_offered_write_word_splits_data_and_mask():
+    """wdata payload: data in bits [0, W), mask in [W, 2W); X/Z allowed only where unmasked."""
+    from types import SimpleNamespace
+
+    from cocotb.types import LogicArray
+
+    def offered(text: str):
+        model = ExternalMemoryModel(SimpleNamespace(cycle=lambda: 41), None, None, [0],
+                                    latency=0, bandwidth=1.0, addr_field=(0, 8),
+                                    words_field=(8, 8), write_bit=16, word_bits=8,
+                                    wdata=SimpleNamespace(payload=SimpleNamespace(
+                                        value=LogicArray(text))))
+        return model._take_word()
+
+    assert offered("00001111" "10100101") == (0b10100101, 0b00001111)
+    assert offered("00001111" "XXXZ0101") == (0b0101, 0b00001111)  # X only in unmasked bits
+    with pytest.raises(ValueError, match="cycle 42 holds X/Z"):
+        offered("00011111" "XXXZ0101")
+    with pytest.raises(ValueError, match="X/Z"):
+        offered("0000111X" "00000101")
 
 
 def test_stream_helpers_reject_bad_probabilities():
