@@ -187,11 +187,13 @@ def compute_params(arch: ArchSpec, x: ComputeLayer, params: list[int]) -> int:
 
 
 def compute_words(arch: ArchSpec, x: ComputeLayer, layer_id: int, in_base: int, out_base: int,
-                  par_base: int, wloc: dict, band: tuple[int, int] | None = None) -> list[int]:
+                  par_base: int, wloc: dict, band: tuple[int, int] | None = None,
+                  as_fields: bool = False) -> list:
     """LAYER + STEP words of a compute layer whose parameters are at ``par_base`` and weight
     tiles at ``wloc`` (:func:`weight_tiles`). ``band = (m_off, pixels)``: only the layer's
     pixels ``m_off .. m_off + pixels - 1`` (``mapping.bands.band_mapping``), written from
-    ``out_base``; ``in_base`` is where the input's element 0 would be."""
+    ``out_base``; ``in_base`` is where the input's element 0 would be. ``as_fields``: the
+    words as ``("layer" | "step", field values)`` pairs, not yet encoded."""
     lm, nest, g = x.mapping, x.mapping.nest, geometry(x.mapping)
     m_off = 0
     if band is not None:
@@ -206,12 +208,13 @@ def compute_words(arch: ArchSpec, x: ComputeLayer, layer_id: int, in_base: int, 
                dp_q=sw * Cc, dp_p=sh * Ww * Cc - (Qq - 1) * sw * Cc,
                dp_n=Hh * Ww * Cc - (Pp - 1) * sh * Ww * Cc - (Qq - 1) * sw * Cc,
                out_bits=x.out_bits, relu=int(x.relu))
-    words = [encode(layer_layout(arch), hdr, f"{x.name} LAYER")]
     steps = _layer_steps(arch, lm, g, wloc, in_base, out_base, par_base, m_off)
     for j, s in enumerate(steps):
         s.update(op=Op.STEP, last=int(j == len(steps) - 1))
-        words.append(encode(step_layout(arch), s, f"{x.name} STEP {j}"))
-    return words
+    if as_fields:
+        return [("layer", hdr)] + [("step", s) for s in steps]
+    return [encode(layer_layout(arch), hdr, f"{x.name} LAYER")] + [
+        encode(step_layout(arch), s, f"{x.name} STEP {j}") for j, s in enumerate(steps)]
 
 
 def compute_instructions(arch: ArchSpec, x: ComputeLayer, wmat: np.ndarray, layer_id: int,

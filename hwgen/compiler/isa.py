@@ -25,6 +25,10 @@ word back by the layout's offsets. Fields are packed LSB first; ``op`` (an
 - ``XFER``  (``Op.XFER``): one activation transfer between the scratchpad and external
   memory (:func:`xfer_layout`), run by ``hwgen.rtl.act_dma``: only in spilled programs
   (``hwgen.compiler.spill``).
+- ``LOOP``  (``Op.LOOP``): run the next ``body`` words ``count`` times (:func:`loop_layout`);
+  in iteration ``k`` each XFER's ``ext`` is advanced by ``k * d_a`` or ``k * d_b`` (its
+  ``dsel``), each STEP's ``p0`` by ``k * d_row`` and each STEP's and ELT's ``hp0`` by
+  ``k * d_hp``: the row bands of a spilled layer, one copy in the ROM. Not nested.
 
 Also here, because the compiler and the RTL both need them (the compiler
 imports nothing of ``hwgen.rtl``): the parameter-table word (:func:`param_layout`),
@@ -61,6 +65,7 @@ class Op(enum.Enum, shape=OP_BITS):
     STEP = 2
     ELT = 3
     XFER = 4
+    LOOP = 5
 
 
 class EltKind(enum.Enum, shape=KIND_BITS):
@@ -77,7 +82,7 @@ class EltKind(enum.Enum, shape=KIND_BITS):
 
 
 # the integer values, for code that reads raw words (dse.resources, tests)
-OP_END, OP_LAYER, OP_STEP, OP_ELT, OP_XFER = (op.value for op in Op)
+OP_END, OP_LAYER, OP_STEP, OP_ELT, OP_XFER, OP_LOOP = (op.value for op in Op)
 ELT_MAX, ELT_AVG, ELT_ADD, ELT_LUT = (EltKind[k].value for k in ("MAX", "AVG", "ADD", "LUT"))
 ELT_DW = EltKind.DW.value
 ELT_COPY = EltKind.COPY.value
@@ -213,10 +218,26 @@ def xfer_layout(arch: ArchSpec) -> data.StructLayout:
         "sp": unsigned(bits_for(arch.act_words)), "off": unsigned(bits_for(act_per_word(arch))),
         "count": unsigned(dims_bits(arch)), "runs": unsigned(dims_bits(arch)),
         "wstride": unsigned(EXT_ADDR_BITS), "sp_stride": unsigned(dims_bits(arch)),
+        "dsel": unsigned(2),  # in a LOOP body: 0 the same every iteration, 1 + d_a, 2 + d_b
     })
 
 
-INSTRUCTION_LAYOUTS = (layer_layout, step_layout, elt_layout, xfer_layout)
+LOOP_BODY_BITS = 16  # words of a LOOP body
+
+
+@functools.lru_cache(maxsize=256)
+def loop_layout(arch: ArchSpec) -> data.StructLayout:
+    """The LOOP instruction (see the module docstring); its own two cycles (fetch, decode)
+    count to hardware layer ``layer_id``."""
+    d = unsigned(dims_bits(arch))
+    return data.StructLayout({
+        "op": Op, "layer_id": unsigned(LAYER_ID_BITS), "count": d,
+        "body": unsigned(LOOP_BODY_BITS), "d_a": unsigned(EXT_ADDR_BITS),
+        "d_b": unsigned(EXT_ADDR_BITS), "d_row": d, "d_hp": d,
+    })
+
+
+INSTRUCTION_LAYOUTS = (layer_layout, step_layout, elt_layout, xfer_layout, loop_layout)
 
 
 @functools.lru_cache(maxsize=256)
@@ -316,6 +337,11 @@ def elt_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
 def xfer_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
     """``(name, width, signed)`` of :func:`xfer_layout`, LSB first."""
     return _flat(xfer_layout(arch))
+
+
+def loop_fields(arch: ArchSpec) -> list[tuple[str, int, bool]]:
+    """``(name, width, signed)`` of :func:`loop_layout`, LSB first."""
+    return _flat(loop_layout(arch))
 
 
 # ---------------------------------------------------------------- weight words

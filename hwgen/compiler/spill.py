@@ -40,7 +40,18 @@ from hwgen.compiler.codegen import (
     weight_tiles,
 )
 from hwgen.compiler.copy_layer import CopyLayer, copy_instruction
-from hwgen.compiler.isa import EXT_ADDR_BITS, Op, elt_layout, encode, xfer_layout
+from hwgen.compiler.isa import (
+    EXT_ADDR_BITS,
+    LOOP_BODY_BITS,
+    OP_BITS,
+    Op,
+    elt_layout,
+    encode,
+    layer_layout,
+    loop_layout,
+    step_layout,
+    xfer_layout,
+)
 from hwgen.compiler.layers import (
     AddLayer,
     ComputeLayer,
@@ -72,18 +83,63 @@ class _Scratch:
 
 
 class _Code:
-    """The instruction stream of a spilled program (XFERs kept as fields until the external
-    base of the activations is known) and the predicted cycles of each layer."""
+    """The instruction stream of a spilled program and the predicted cycles of each layer.
+
+    Words are kept as ``(kind, field values)`` (or encoded ints) until the external base of
+    the activations is known; the bands of a layer (:meth:`band`) are compared when the
+    layer ends (:meth:`end_layer`) and a run of bands that differ only by constant steps
+    of their rows (XFER ``ext``, STEP ``p0``/``hp0``, ELT ``hp0``) becomes one LOOP."""
 
     def __init__(self, arch: ArchSpec, ext_of: dict[str, int]):
         self.arch, self.apw, self.ext_of = arch, act_per_word(arch), ext_of
-        self.words: list[int | dict] = []
+        self.words: list = []
+        self.bands: list[list] | None = None  # the current layer's bands
+        self.layer_id = -1
         self.cycles: dict[int, int] = {}
         # per layer: activation words read / written in external memory, XFER cycles
         self.traffic: dict[int, list[int]] = {}
 
     def _add(self, layer_id: int, cycles: int) -> None:
         self.cycles[layer_id] = self.cycles.get(layer_id, 0) + cycles
+
+    def _emit(self, items: list) -> None:
+        (self.bands[-1] if self.bands is not None else self.words).extend(items)
+
+    def band(self, layer_id: int) -> None:
+        """The following words are one band of layer ``layer_id``."""
+        if self.bands is None:
+            self.bands, self.layer_id = [], layer_id
+        self.bands.append([])
+
+    def end_layer(self) -> None:
+        """The layer's bands, a run of alike bands as one LOOP."""
+        bands, self.bands = self.bands or [], None
+        i = 0
+        while i < len(bands):
+            j, deltas = i + 1, None
+            if i + 1 < len(bands):
+                deltas = _deltas(bands[i], bands[i + 1])
+            if deltas is not None:
+                while j + 1 <= len(bands) and j < len(bands) \
+                        and _shifted(bands[i], deltas, j - i) == bands[j]:
+                    j += 1
+            if j - i >= 2:
+                d_a, d_b, d_row, d_hp, dsel = deltas
+                if len(bands[i]) >= 1 << LOOP_BODY_BITS:
+                    raise ProgramError(f"layer {self.layer_id}: a band of {len(bands[i])} "
+                                       "words is too long for a LOOP body")
+                self.words.append(("loop", dict(op=Op.LOOP, layer_id=self.layer_id,
+                                                count=j - i, body=len(bands[i]), d_a=d_a,
+                                                d_b=d_b, d_row=d_row, d_hp=d_hp)))
+                self._add(self.layer_id, timing.LAYER_SETUP)
+                for k, item in enumerate(bands[i]):
+                    if isinstance(item, tuple) and item[0] == "xfer":
+                        item = ("xfer", {**item[1], "dsel": dsel.get(k, 0)})
+                    self.words.append(item)
+            else:
+                j = i + 1
+                self.words.extend(bands[i])
+            i = j
 
     def xfer(self, layer_id: int, store: bool, tensor: str, first: int, count: int,
              base: int, runs: int = 1, stride: int = 0, sp_stride: int = 0) -> None:
@@ -96,28 +152,101 @@ class _Code:
             raise ProgramError(f"layer {layer_id}: XFER strides {stride}, {sp_stride} must be "
                                f"multiples of {self.apw} elements (internal)")
         words = xfer_words(first, count, self.arch)
-        self.words.append(dict(op=Op.XFER, layer_id=layer_id, store=int(store),
-                               ext=self.ext_of[tensor] + first // self.apw, words=words,
-                               sp=base - off, off=off, count=count, runs=runs,
-                               wstride=stride // self.apw, sp_stride=sp_stride))
+        self._emit([("xfer", dict(op=Op.XFER, layer_id=layer_id, store=int(store),
+                                  ext=self.ext_of[tensor] + first // self.apw, words=words,
+                                  sp=base - off, off=off, count=count, runs=runs,
+                                  wstride=stride // self.apw, sp_stride=sp_stride))])
         cyc = timing.xfer_cycles(words, store, self.arch, runs)
         self._add(layer_id, cyc)
         t = self.traffic.setdefault(layer_id, [0, 0, 0])
         t[int(store)] += runs * words
         t[2] += cyc
 
-    def op(self, layer_id: int, words: list[int], cycles: int) -> None:
-        self.words.extend(words)
+    def op(self, layer_id: int, items: list, cycles: int) -> None:
+        """Words of a layer's engine (encoded ints or ``(kind, fields)``) and their cycles."""
+        self._emit(items)
         self._add(layer_id, cycles)
 
     def encoded(self, act_base: int) -> list[int]:
-        lay = xfer_layout(self.arch)
+        a = self.arch
+        lays = {"xfer": xfer_layout(a), "loop": loop_layout(a), "step": step_layout(a),
+                "layer": layer_layout(a), "elt": elt_layout(a)}
         out = []
         for w in self.words:
-            if isinstance(w, dict):
-                w = encode(lay, {**w, "ext": w["ext"] + act_base}, f"layer {w['layer_id']} XFER")
+            if isinstance(w, tuple):
+                kind, f = w
+                if kind == "xfer":
+                    f = {**f, "ext": f["ext"] + act_base}
+                w = encode(lays[kind], f, f"layer {f.get('layer_id', '')} {kind.upper()}")
             out.append(w)
         return out
+
+
+# the fields a LOOP advances each iteration: (kind, field) -> which delta
+_LOOPED = {("xfer", "ext"): "ext", ("step", "p0"): "row", ("step", "hp0"): "hp",
+           ("elt", "hp0"): "hp"}
+
+
+def _deltas(a: list, b: list):
+    """``(d_a, d_b, d_row, d_hp, dsel)`` if band ``b`` is band ``a`` with only the LOOP's
+    fields advanced by constant non-negative steps (at most two distinct XFER steps), else
+    None."""
+    if len(a) != len(b):
+        return None
+    ext: dict[int, int] = {}
+    row, hp = set(), set()
+    for k, (x, y) in enumerate(zip(a, b, strict=True)):
+        if isinstance(x, int) or isinstance(y, int):
+            if x != y:
+                return None
+            continue
+        if x[0] != y[0] or x[1].keys() != y[1].keys():
+            return None
+        for name, v in x[1].items():
+            what = _LOOPED.get((x[0], name))
+            if not isinstance(v, int) or what is None:
+                if y[1][name] != v:
+                    return None
+                continue
+            d = y[1][name] - v
+            if d < 0:
+                return None
+            elif what == "ext":
+                ext[k] = d
+            elif what == "row":
+                row.add(d)
+            else:
+                hp.add(d)
+    steps = sorted({d for d in ext.values() if d})
+    if len(steps) > 2 or len(row) > 1 or len(hp) > 1:
+        return None
+    if any(hp) and any(isinstance(x, int) and x & ((1 << OP_BITS) - 1) == Op.ELT.value
+                       for x in a):
+        return None  # the LOOP would advance the hp0 of an encoded ELT word too
+    steps += [0] * (2 - len(steps))
+    dsel = {k: (steps.index(d) + 1 if d else 0) for k, d in ext.items()}
+    return steps[0], steps[1], next(iter(row), 0), next(iter(hp), 0), dsel
+
+
+def _shifted(band: list, deltas, k: int) -> list:
+    """``band`` as iteration ``k`` of a LOOP with ``deltas`` runs it."""
+    d_a, d_b, d_row, d_hp, dsel = deltas
+    out = []
+    for n, item in enumerate(band):
+        if isinstance(item, int):
+            out.append(item)
+            continue
+        kind, f = item
+        f = dict(f)
+        if kind == "xfer":
+            f["ext"] += k * (0, d_a, d_b)[dsel.get(n, 0)]
+        elif kind in ("step", "elt"):  # (a burst-only STEP has no tile fields: unused)
+            if "hp0" in f:
+                f["hp0"] += k * d_hp
+            if kind == "step" and "p0" in f:
+                f["p0"] += k * d_row
+        out.append((kind, f))
+    return out
 
 
 def _bands(win: RowWindow, arch: ArchSpec, name: str, align: int = 1):
@@ -192,13 +321,15 @@ def _compute(arch, code, x: ComputeLayer, i, src, dst, ts, image, params) -> Non
     except BandError as exc:
         raise ProgramError(str(exc)) from None
     for b in bands:
+        code.band(i)
         sc = _Scratch(code.apw, arch.act_words, x.name)
         b_in, b_out = sc.place(b.in_first, b.in_count), sc.place(b.out_first, b.out_count)
         code.xfer(i, False, src, b.in_first, b.in_count, b_in)
         code.op(i, compute_words(arch, x, i, b_in - b.in_first, b_out, par_base, wloc,
-                                 band=(b.m_off, b.pixels)),
+                                 band=(b.m_off, b.pixels), as_fields=True),
                 timing.layer_cycles(band_mapping(lm, b.pixels), arch).cycles)
         code.xfer(i, True, dst, b.out_first, b.out_count, b_out)
+    code.end_layer()
 
 
 def _window(arch, code, x, i, src, dst, dww, dwp) -> None:
@@ -219,6 +350,7 @@ def _window(arch, code, x, i, src, dst, dww, dwp) -> None:
         n_c = min(cb, C - c0)
         win = RowWindow(H, P, W * n_c, Q * n_c, kh, sh, dh, ph)
         for b in _bands(win, arch, x.name):
+            code.band(i)
             sc = _Scratch(code.apw, arch.act_words, x.name)
             rows = b.p1 - b.p0
             pix_in, pix_out = (b.hi - b.lo) * W, rows * Q
@@ -239,12 +371,13 @@ def _window(arch, code, x, i, src, dst, dww, dwp) -> None:
                      pix0=b_in + (b.p0 * sh - ph - b.lo) * W * n_c - pw * n_c)
             cyc = (timing.dw_cycles(pix_out, n_c, kh * kw, arch) if dw
                    else timing.pool_cycles(pix_out, n_c, kh * kw, arch))
-            code.op(i, [encode(elt_layout(arch), f, f"{x.name} ELT")], cyc)
+            code.op(i, [("elt", f)], cyc)
             if n_c == C:
                 code.xfer(i, True, dst, b.p0 * Q * C, pix_out * C, b_out)
             else:
                 code.xfer(i, True, dst, b.p0 * Q * C + c0, n_c, b_out, runs=pix_out, stride=C,
                           sp_stride=n_c)
+        code.end_layer()
 
 
 def channel_slice(win: RowWindow, channels: int, arch: ArchSpec, apw: int) -> int:
@@ -271,6 +404,7 @@ def _pointwise(arch, code, x, i, srcs, dst, luts) -> None:
     tab = lut_table(arch, x, luts) if isinstance(x, LutLayer) else None
     win = RowWindow(n_all, n_all, 1, 1, extra_row=int(two), buffers=2 + int(two))
     for b in _bands(win, arch, x.name, align=code.apw):
+        code.band(i)
         sc = _Scratch(code.apw, arch.act_words, x.name)
         e0, n = b.p0, b.p1 - b.p0
         bases = [sc.place(e0, n) for _ in srcs]
@@ -289,6 +423,7 @@ def _pointwise(arch, code, x, i, srcs, dst, luts) -> None:
             cyc = timing.lut_cycles(n, arch)
         code.op(i, words, cyc)
         code.xfer(i, True, dst, e0, n, b_out)
+    code.end_layer()
 
 
 def _gate(arch, code, x: MulLayer, i, srcs, dst) -> None:
@@ -296,6 +431,7 @@ def _gate(arch, code, x: MulLayer, i, srcs, dst) -> None:
     C = x.channels  # noqa: N806
     win = RowWindow(x.pixels, x.pixels, C, C, extra_fixed=C, buffers=3)
     for b in _bands(win, arch, x.name):
+        code.band(i)
         sc = _Scratch(code.apw, arch.act_words, x.name)
         n = b.p1 - b.p0
         b_x, b_s = sc.place(b.p0 * C, n * C), sc.place(0, C)
@@ -305,6 +441,7 @@ def _gate(arch, code, x: MulLayer, i, srcs, dst) -> None:
         code.op(i, [mul_instruction(arch, dataclasses.replace(x, pixels=n), i, b_x, b_s, b_out)],
                 timing.mul_cycles(n, C, arch))
         code.xfer(i, True, dst, b.p0 * C, n * C, b_out)
+    code.end_layer()
 
 
 def _copies(arch, code, group: list) -> None:
@@ -321,6 +458,7 @@ def _copies(arch, code, group: list) -> None:
     win = RowWindow(T, T, max(x.src_stride for x in parts), ds,
                     extra_fixed=max([x.channels for x in parts if x.src_stride == 0] or [0]))
     for b in _bands(win, arch, x0.name):
+        code.band(group[-1][1])
         sc = _Scratch(code.apw, arch.act_words, x0.name)
         n = b.p1 - b.p0
         b_out = sc.place(b.p0 * ds, n * ds)
@@ -338,6 +476,7 @@ def _copies(arch, code, group: list) -> None:
             code.op(i, [copy_instruction(arch, xb, i, b_src, b_out)],
                     timing.copy_cycles(n, x.channels, arch))
         code.xfer(group[-1][1], True, dst, b.p0 * ds, n * ds, b_out)
+    code.end_layer()
 
 
 __all__ = ["compile_spilled"]

@@ -6,11 +6,22 @@ and the cycle counters. Compute layers (LAYER + STEPs) run on the DMA and the
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Signal, unsigned
+from amaranth.hdl import Array, C, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.compiler.isa import Op, elt_layout, layer_layout, step_layout, word_bits, xfer_layout
+from hwgen.compiler.isa import (
+    EXT_ADDR_BITS,
+    OP_BITS,
+    Op,
+    dims_bits,
+    elt_layout,
+    layer_layout,
+    loop_layout,
+    step_layout,
+    word_bits,
+    xfer_layout,
+)
 from hwgen.rtl.interfaces import (
     counter_signature,
     dma_command_signature,
@@ -45,6 +56,7 @@ class Sequencer(wiring.Component):
     def __init__(self, arch: ArchSpec, instructions: list[int], n_layers: int):
         self.arch = arch
         self.instructions = list(instructions)
+        self.loops = any(w & ((1 << OP_BITS) - 1) == Op.LOOP.value for w in self.instructions)
         self.n_layers = max(1, n_layers)
         super().__init__({
             "run": In(run_signature()),
@@ -63,12 +75,42 @@ class Sequencer(wiring.Component):
                             init=self.instructions)
         m.submodules.program = rom
         rd = rom.read_port()
-        pc = Signal(range(len(self.instructions) + 2))
-        m.d.comb += [rd.addr.eq(pc), rd.en.eq(1)]
-        # the ROM word read as each instruction (every layout starts with ``op``)
-        word_step, word_layer, word_elt, word_xfer = (
+        pc = Signal(range(len(self.instructions) + 2))  # the word read now (then the next)
+        # LOOP: the body [loop_start, loop_end) runs again while iterations are left; the
+        # read address wraps from loop_end to loop_start, each iteration's field offsets
+        # (off_*) grow by the deltas and travel with the word read (dat_*: the ROM's latency)
+        # (built only for a program with LOOP words)
+        loop_on = Signal()
+        loop_start, loop_end = Signal.like(pc), Signal.like(pc)
+        left = Signal(dims_bits(a))
+        deltas = [Signal(EXT_ADDR_BITS, name=f"d_{n}") for n in ("a", "b")] + \
+            [Signal(dims_bits(a), name=f"d_{n}") for n in ("row", "hp")]
+        offs = [Signal.like(d, name=f"off{d.name[1:]}") for d in deltas]
+        dats = [Signal.like(d, name=f"dat{d.name[1:]}") for d in deltas]
+        if self.loops:
+            wrap = loop_on & (pc == loop_end) & (left != 0)
+            eff_pc = Mux(wrap, loop_start, pc)
+            in_body = loop_on & (eff_pc >= loop_start) & (eff_pc < loop_end)
+            m.d.sync += [dat.eq(Mux(in_body, off + Mux(wrap, d, 0), 0))
+                         for dat, off, d in zip(dats, offs, deltas, strict=True)]
+        else:
+            wrap, eff_pc = C(0, 1), pc
+        m.d.comb += [rd.addr.eq(eff_pc), rd.en.eq(1)]
+        dat_a, dat_b, dat_row, dat_hp = dats
+        # the ROM word read as each instruction (every layout starts with ``op``), with the
+        # loop's offsets applied
+        word_step, word_layer, word_elt, word_xfer, word_loop = (
             lay(rd.data[:lay.size])
-            for lay in (step_layout(a), layer_layout(a), elt_layout(a), xfer_layout(a)))
+            for lay in (step_layout(a), layer_layout(a), elt_layout(a), xfer_layout(a),
+                        loop_layout(a)))
+        step_mod, elt_mod, xfer_mod = (Signal(lay(a)) for lay in (step_layout, elt_layout,
+                                                                   xfer_layout))
+        m.d.comb += [step_mod.eq(word_step), step_mod.p0.eq(word_step.p0 + dat_row),
+                     step_mod.hp0.eq(word_step.hp0 + dat_hp),
+                     elt_mod.eq(word_elt), elt_mod.hp0.eq(word_elt.hp0 + dat_hp),
+                     xfer_mod.eq(word_xfer),
+                     xfer_mod.ext.eq(word_xfer.ext + Mux(word_xfer.dsel == 1, dat_a,
+                                                         Mux(word_xfer.dsel == 2, dat_b, 0)))]
 
         tile, cnt = self.tile, self.counters
         elt_id = Signal(LAYER_ID_BITS)
@@ -88,13 +130,22 @@ class Sequencer(wiring.Component):
             m.d.sync += cnt.run_cycles.eq(cnt.run_cycles + 1)
         m.d.sync += lcount.eq(lcount + 1)
 
+        def advance():  # the word at eff_pc is taken: read the next (a loop wraps)
+            m.d.sync += pc.eq(eff_pc + 1)
+            if self.loops:
+                with m.If(wrap):
+                    m.d.sync += [left.eq(left - 1),
+                                 *(o.eq(o + d) for o, d in zip(offs, deltas, strict=True))]
+
         def fetch():  # fetch the next instruction; its decode is the next cycle
-            m.d.sync += [pc.eq(pc + 1), lcount.eq(1)]
+            advance()
+            m.d.sync += lcount.eq(1)
             m.next = "DECODE"
 
         def begin():  # a run starts: the input phase, the layer counters from 0
             with m.If(self.run.start):
-                m.d.sync += [cnt.run_cycles.eq(0), pc.eq(0), *(c.eq(0) for c in counters)]
+                m.d.sync += [cnt.run_cycles.eq(0), pc.eq(0), loop_on.eq(0),
+                             *(c.eq(0) for c in counters)]
                 m.next = "INPUT"
 
         def count(layer_id):  # an instruction of layer ``layer_id`` ends: add its cycles
@@ -116,30 +167,39 @@ class Sequencer(wiring.Component):
                     m.d.sync += [layer.eq(word_layer), first_step.eq(1)]
                     m.next = "STEPS"
                 with m.Elif(word_layer.op == Op.ELT):  # the engine starts in the decode cycle
-                    m.d.comb += [self.elt.go.eq(1), self.elt.instr.eq(word_elt)]
+                    m.d.comb += [self.elt.go.eq(1), self.elt.instr.eq(elt_mod)]
                     m.d.sync += elt_id.eq(word_elt.layer_id)
                     m.next = "ELT"
                 with m.Elif(word_layer.op == Op.XFER):  # the DMA starts in the decode cycle
-                    m.d.comb += [self.xfer.go.eq(1), self.xfer.instr.eq(word_xfer)]
+                    m.d.comb += [self.xfer.go.eq(1), self.xfer.instr.eq(xfer_mod)]
                     m.d.sync += elt_id.eq(word_xfer.layer_id)
                     m.next = "XFER"
+                with m.Elif((word_layer.op == Op.LOOP) & self.loops):  # body follows
+                    m.d.sync += [loop_on.eq(1), loop_start.eq(pc), loop_end.eq(pc + word_loop.body),
+                                 left.eq(word_loop.count - 1),
+                                 deltas[0].eq(word_loop.d_a), deltas[1].eq(word_loop.d_b),
+                                 deltas[2].eq(word_loop.d_row), deltas[3].eq(word_loop.d_hp),
+                                 *(o.eq(0) for o in offs),
+                                 counters[word_loop.layer_id].eq(
+                                     counters[word_loop.layer_id] + lcount + 1)]
+                    m.next = "FETCH"
             with m.State("STEPS"):  # each STEP (burst and / or tile) once the previous ended
                 dma = self.dma
                 step_end = in_step & ~dma.busy & ~tile.busy & ~pending
                 with m.If(first_step | (step_end & ~cur.last)):
-                    m.d.sync += [cur.eq(word_step), pc.eq(pc + 1), in_step.eq(1),
-                                 first_step.eq(0)]
+                    advance()
+                    m.d.sync += [cur.eq(step_mod), in_step.eq(1), first_step.eq(0)]
                     m.d.comb += [dma.start.eq(word_step.dma_en), dma.src.eq(word_step.dma_src),
                                  dma.words.eq(word_step.dma_words),
                                  dma.count.eq(word_step.dma_count), dma.dst.eq(word_step.dma_dst)]
                     if a.double_buffer:  # the burst is the next tile's: both start now
-                        m.d.comb += [tile.go.eq(word_step.tile_en), tile.step.eq(word_step)]
+                        m.d.comb += [tile.go.eq(word_step.tile_en), tile.step.eq(step_mod)]
                     else:  # the tile waits for its own burst
                         with m.If(word_step.dma_en):
                             m.d.sync += pending.eq(word_step.tile_en)
                         with m.Else():
                             m.d.comb += [tile.go.eq(word_step.tile_en),
-                                         tile.step.eq(word_step)]
+                                         tile.step.eq(step_mod)]
                 with m.Elif(step_end):
                     m.d.sync += in_step.eq(0)
                 if not a.double_buffer:

@@ -4,7 +4,7 @@ equal ``sim.golden`` and every layer's cycles (loads + bands + stores, added up 
 counter) equal the compiler's prediction from ``mapping.timing``, for each engine kind
 (convs, depthwise, pools, lookup tables, gate and same-shape multiplies, adds, channel
 selects and a concatenation), both dataflows, baked and external weights (one port for both
-DMAs) and a memory with latency and half bandwidth."""
+DMAs), a memory with latency and half bandwidth, and LOOPs over alike bands."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hwgen import api
-from hwgen.compiler.isa import OP_XFER, decode, xfer_layout
+from hwgen.compiler.isa import OP_LOOP, OP_XFER, decode, xfer_layout
 from mapping import timing
 from mapping.arch import preset
 from mapping.source import import_file
@@ -52,8 +52,9 @@ def test_spilled_model_runs_bit_exact_and_cycle_exact(example, cls, shape, arch,
     assert cm.manifest.kind == "chain" and prog.spilled and prog.input_count == 0
     xf = _xfers(prog)
     assert xf and {f["store"] for f in xf} == {0, 1}
-    if example == "se_block":  # the depthwise and pooling layers run in channel slices
-        assert any(f["runs"] > 1 for f in xf)
+    if example == "se_block":  # channel slices (depthwise, pooling) and LOOPs of bands
+        assert any(f["runs"] > 1 for f in xf) and any(f["dsel"] for f in xf)
+        assert sum(1 for w in prog.instructions if w & 7 == OP_LOOP) >= 4
     apw = timing.act_per_word(arch)
     for f in xf:  # every transfer inside the scratchpad, whole words
         last = f["sp"] + (f["runs"] - 1) * f["sp_stride"]
@@ -85,3 +86,82 @@ def test_a_layer_of_which_one_row_does_not_fit_is_named(tmp_path):
                                         r"least 148"):
         api.compile(m, torch.zeros(1, 3, 8, 8), arch=preset("tiny-4x4").replace(act_words=120),
                     calib=x, out_dir=tmp_path / "b")
+
+
+def _expand(prog) -> list[int]:
+    """The program with every LOOP written out, as the sequencer runs it (docs/timing.md,
+    "Loops"): iteration k adds k * d_a / d_b to an XFER's ext (by its dsel), k * d_row to a
+    STEP's p0 and k * d_hp to a STEP's or ELT's hp0; dsel is cleared."""
+    from hwgen.compiler import isa
+
+    a, w = prog.arch, prog.instructions
+    lay = {isa.OP_LOOP: isa.loop_layout(a), isa.OP_XFER: isa.xfer_layout(a),
+           isa.OP_STEP: isa.step_layout(a), isa.OP_ELT: isa.elt_layout(a)}
+    mask = (1 << isa.OP_BITS) - 1
+
+    def one(x: int, k: int, f: dict) -> int:
+        op = x & mask
+        if op not in (isa.OP_XFER, isa.OP_STEP, isa.OP_ELT):
+            return x
+        g = decode(lay[op], x)
+        if op == isa.OP_XFER:
+            g["ext"] += k * (0, f["d_a"], f["d_b"])[g["dsel"]]
+            g["dsel"] = 0
+        elif op == isa.OP_STEP and g["tile_en"]:
+            g["p0"] += k * f["d_row"]
+            g["hp0"] += k * f["d_hp"]
+        elif op == isa.OP_ELT:
+            g["hp0"] += k * f["d_hp"]
+        return isa.encode(lay[op], g, "expanded")
+
+    out, i = [], 0
+    while i < len(w):
+        if w[i] & mask == isa.OP_LOOP:
+            f = decode(lay[isa.OP_LOOP], w[i])
+            body = w[i + 1:i + 1 + f["body"]]
+            out += [one(x, k, f) for k in range(f["count"]) for x in body]
+            i += 1 + f["body"]
+        else:
+            out.append(one(w[i], 0, {"d_a": 0, "d_b": 0, "d_row": 0, "d_hp": 0}))
+            i += 1
+    return out
+
+
+def test_loops_write_out_to_the_unrolled_bands(tmp_path, monkeypatch):
+    """The LOOPs of a spilled program, written out by the rule of docs/timing.md, are the
+    program compiled without them (word for word; a burst-only STEP's unused tile fields
+    aside), and they make it shorter."""
+    from hwgen.compiler import isa, spill
+
+    m = _model("se_block", "SEBlock")
+    x = np.random.default_rng(3).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    arch = preset("tiny-4x4").replace(act_words=300)
+    looped = api.compile(m, torch.zeros(1, 3, 8, 8), arch=arch, calib=x,
+                         out_dir=tmp_path / "a").program
+
+    def unrolled(self):
+        bands, self.bands = self.bands or [], None
+        for b in bands:
+            self.words.extend(b)
+
+    monkeypatch.setattr(spill._Code, "end_layer", unrolled)
+    flat = api.compile(m, torch.zeros(1, 3, 8, 8), arch=arch, calib=x,
+                       out_dir=tmp_path / "b").program
+    loops = sum(1 for w in looped.instructions if w & 7 == isa.OP_LOOP)
+    assert loops >= 4 and len(looped.instructions) < len(flat.instructions) - 100
+
+    def tidy(words):  # a burst-only STEP's tile fields are not used
+        lay = isa.step_layout(arch)
+        out = []
+        for w in words:
+            if w & 7 == isa.OP_STEP and not decode(lay, w)["tile_en"]:
+                g = decode(lay, w)
+                g.update(p0=0, hp0=0)
+                w = isa.encode(lay, g, "tidy")
+            out.append(w)
+        return out
+
+    assert tidy(_expand(looped)) == tidy(flat.instructions)
+    # each LOOP's own fetch and decode are in its layer's prediction
+    assert sum(li.predicted_cycles for li in looped.layers) == \
+        sum(li.predicted_cycles for li in flat.layers) + loops * timing.LAYER_SETUP

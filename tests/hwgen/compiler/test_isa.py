@@ -64,7 +64,7 @@ def test_every_instruction_starts_with_its_opcode():
         assert isa.word_bits(arch) == max(lay(arch).size for lay in isa.INSTRUCTION_LAYOUTS)
         assert isa.layer_layout(arch)["layer_id"].shape.width == LAYER_ID_BITS
         assert isa.elt_layout(arch)["kind"].shape is isa.EltKind
-    assert (isa.OP_END, isa.OP_LAYER, isa.OP_STEP, isa.OP_ELT, isa.OP_XFER) == tuple(
+    assert (isa.OP_END, isa.OP_LAYER, isa.OP_STEP, isa.OP_ELT, isa.OP_XFER, isa.OP_LOOP) == tuple(
         op.value for op in isa.Op)
     assert (isa.ELT_MAX, isa.ELT_AVG, isa.ELT_ADD, isa.ELT_LUT) == tuple(
         k.value for k in isa.EltKind)[:4]
