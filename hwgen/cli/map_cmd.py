@@ -48,11 +48,17 @@ def format_table(schedule, arch) -> str:
     """Per-layer table and totals of a Schedule (estimated figures)."""
     head = ("layer", "GEMM MxNxK", "tile m x n x k", "order", "cycles", "util", "DMA words",
             "energy nJ")
+    from mapping.bands import spilled_cost
+    from mapping.cost import act_requirement
+
     rows = [head]
+    spilled = {}  # layers whose input + output do not fit act_words: priced in row bands
     for lm, c in zip(schedule.layers, schedule.costs, strict=True):
         n = lm.nest
+        if sum(act_requirement(n)) > arch.act_words:
+            spilled[lm.layer] = spilled_cost(lm, arch)
         rows.append((
-            lm.layer, f"{n.gemm_m}x{n.gemm_n}x{n.gemm_k}",
+            lm.layer + ("*" if lm.layer in spilled else ""), f"{n.gemm_m}x{n.gemm_n}x{n.gemm_k}",
             f"{lm.tile_m}x{lm.tile_n}x{lm.tile_k}", "".join(lm.order), f"{c.cycles:,}",
             f"{c.utilization:.1%}", f"{c.accesses['store.w.read']:,}", f"{c.energy_pj / 1e3:.1f}",
         ))
@@ -80,6 +86,16 @@ def format_table(schedule, arch) -> str:
         f"{cycles:,} cycles = {cycles / arch.clock_mhz:,.1f} us at {arch.clock_mhz:g} MHz "
         "(estimated: analytic model; accelerator compute layers only)"
     )
+    if spilled:
+        extra = sum(s.cycles for s in spilled.values()) - sum(
+            c.cycles for lm, c in zip(schedule.layers, costs, strict=True) if lm.layer in spilled)
+        lines.append(
+            f"* {len(spilled)} layers do not fit the activation scratchpad (act_words = "
+            f"{arch.act_words:,}): compiled, the program keeps its tensors in external memory "
+            f"and runs every layer in row bands; these layers then take "
+            f"{sum(s.cycles for s in spilled.values()):,} cycles with their band loads and "
+            f"stores (+{extra:,}; estimated, mapping.bands; `hwgen compile` prints every "
+            "layer's)")
     return "\n".join(lines)
 
 
