@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--section", default="fuzz_rtl", help="results/SECTION.md to write "
                     "(default fuzz_rtl)")
     ap.add_argument("--no-write", action="store_true", help="do not write results/SECTION.md")
+    ap.add_argument("--title", default="RTL fuzz campaign: random layers x architectures, "
+                    "Verilog (fast engine) vs integer reference and timing contract",
+                    help="title of the results section")
     args = ap.parse_args(argv)
     seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.seed,
                                                                   args.seed + args.cases))
@@ -350,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     kinds = {k: sum(k in o.description for o in outcomes) for k in
              ("gemm", "conv", "; dw", "+ pool max", "+ pool max ceil", "+ pool avg", "+ add",
-              "+ dw", "+ lut", " ws ", " os ", "external", "mapper", "random")}
+              "+ dw", "+ lut", "+ mul", " ws ", " os ", "external", "spilled", "mapper",
+              "random")}
     print(f"{n} cases in {wall:.0f} s ({summary['cases/hour']:.0f} cases/hour, {args.jobs} "
           f"jobs): {len(failed)} failing, {summary['output mismatches']} output mismatches, "
           f"{summary['cycle differences']} cycle differences, {summary['errors']} errors")
@@ -363,14 +367,14 @@ def main(argv: list[str] | None = None) -> int:
                 "| what | value |", "|---|---:|",
                 *[f"| {k} | {v:,.0f} |" for k, v in summary.items()], "",
                 "Cases by kind: " + ", ".join(f"{k.strip()} {v}" for k, v in kinds.items()) + ".",
-                ""]
+                "A spilled case (tensors in external memory, row bands) also checks the words "
+                "the memory served and took against the cost model (a difference counts as a "
+                "cycle difference).", ""]
         body += [f"- FAIL seed {o.seed}: {o.description}: {o.error or '; '.join(o.details)}"
                  for o in failed] or ["No failing case."]
         cmd = "python benchmarks/fuzz_rtl.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:])
-        print(write_section(args.section, "RTL fuzz campaign: random layers x architectures, "
-                            "Verilog (fast engine) vs integer reference and timing contract",
-                            cmd.strip(), "\n".join(body)).read_text())
+        print(write_section(args.section, args.title, cmd.strip(), "\n".join(body)).read_text())
     return 1 if failed else 0
 
 

@@ -141,6 +141,22 @@ class ComputeBand:
     out_count: int
     m_off: int
     pixels: int
+    key: tuple = ()  # bands with one key in a row have the same code but for row offsets
+
+
+def loop_runs(keys: list) -> list[tuple[int, int]]:
+    """The runs ``[i, j)`` of two or more consecutive equal ``keys``: the bands a spilled
+    program runs as one LOOP (``hwgen.compiler.spill``; each LOOP word costs
+    ``LAYER_SETUP``)."""
+    runs, i = [], 0
+    while i < len(keys):
+        j = i + 1
+        while j < len(keys) and keys[j] == keys[i]:
+            j += 1
+        if j - i >= 2:
+            runs.append((i, j))
+        i = j
+    return runs
 
 
 def compute_bands(lm: LayerMapping, arch: ArchSpec) -> list[ComputeBand]:
@@ -149,14 +165,25 @@ def compute_bands(lm: LayerMapping, arch: ArchSpec) -> list[ComputeBand]:
     n = lm.nest
     w = nest_window(n)
     q = 1 if n.kind == "gemm" else n.Q
-    return [ComputeBand(b.lo * w.in_row, (b.hi - b.lo) * w.in_row, b.p0 * w.out_row,
-                        (b.p1 - b.p0) * w.out_row, b.p0 * q, (b.p1 - b.p0) * q)
-            for b in plan_bands(w, arch.act_words, timing.act_per_word(arch), lm.layer)]
+    apw = timing.act_per_word(arch)
+    out = []
+    for b in plan_bands(w, arch.act_words, apw, lm.layer):
+        cb = ComputeBand(b.lo * w.in_row, (b.hi - b.lo) * w.in_row, b.p0 * w.out_row,
+                         (b.p1 - b.p0) * w.out_row, b.p0 * q, (b.p1 - b.p0) * q)
+        # what the band's code depends on besides its row offset: its sizes, the lanes its
+        # transfers start at, and how many of its top rows are padding (clipped)
+        clip = b.lo - (b.p0 * w.stride - w.pad)
+        out.append(ComputeBand(*(getattr(cb, f) for f in ("in_first", "in_count",
+                                                            "out_first", "out_count", "m_off",
+                                                            "pixels")),
+                               key=(cb.pixels, cb.in_count, cb.out_count, cb.in_first % apw,
+                                    cb.out_first % apw, clip)))
+    return out
 
 
 @dataclass(frozen=True)
 class SpilledCost:
-    """A compute layer run in bands: its cycles (loads + tile loops + stores), the
+    """A compute layer run in bands: its cycles (loads + tile loops + stores + LOOP words), the
     activation words it reads and writes in external memory and the cycles of those
     transfers (estimated: ``mapping.timing``)."""
 
@@ -171,6 +198,7 @@ def spilled_cost(lm: LayerMapping, arch: ArchSpec) -> SpilledCost:
     """:class:`SpilledCost` of ``lm`` in a spilled program (docs/timing.md)."""
     cycles = rd = wr = xc = 0
     bands = compute_bands(lm, arch)
+    cycles += timing.LAYER_SETUP * len(loop_runs([b.key for b in bands]))  # LOOP words
     for b in bands:
         for first, count, store in ((b.in_first, b.in_count, False),
                                     (b.out_first, b.out_count, True)):

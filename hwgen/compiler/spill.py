@@ -63,7 +63,14 @@ from hwgen.compiler.layers import (
 from hwgen.compiler.mul_layer import MulLayer, mul_instruction
 from mapping import timing
 from mapping.arch import ArchSpec
-from mapping.bands import BandError, RowWindow, band_mapping, compute_bands, plan_bands
+from mapping.bands import (
+    BandError,
+    RowWindow,
+    band_mapping,
+    compute_bands,
+    loop_runs,
+    plan_bands,
+)
 from mapping.timing import act_per_word, xfer_words
 
 
@@ -111,18 +118,29 @@ class _Code:
             self.bands, self.layer_id = [], layer_id
         self.bands.append([])
 
-    def end_layer(self) -> None:
-        """The layer's bands, a run of alike bands as one LOOP."""
+    def end_layer(self, keys: list | None = None) -> None:
+        """The layer's bands, a run of alike bands as one LOOP. ``keys`` (a compute layer's:
+        ``mapping.bands.ComputeBand.key``) fix the runs, as the cost model counts them:
+        every run of equal keys is one LOOP (an internal error if its code is not alike)."""
         bands, self.bands = self.bands or [], None
+        runs = dict(loop_runs(keys)) if keys is not None else None
         i = 0
         while i < len(bands):
             j, deltas = i + 1, None
-            if i + 1 < len(bands):
-                deltas = _deltas(bands[i], bands[i + 1])
-            if deltas is not None:
-                while j + 1 <= len(bands) and j < len(bands) \
-                        and _shifted(bands[i], deltas, j - i) == bands[j]:
-                    j += 1
+            if runs is not None:
+                if i in runs:
+                    j = runs[i]
+                    deltas = _deltas(bands[i], bands[i + 1])
+                    if deltas is None or any(_shifted(bands[i], deltas, k - i) != bands[k]
+                                             for k in range(i + 1, j)):
+                        raise ProgramError(f"layer {self.layer_id}: bands {i}..{j - 1} have "
+                                           "one key but not one LOOP body (internal)")
+            else:
+                if i + 1 < len(bands):
+                    deltas = _deltas(bands[i], bands[i + 1])
+                if deltas is not None:
+                    while j < len(bands) and _shifted(bands[i], deltas, j - i) == bands[j]:
+                        j += 1
             if j - i >= 2:
                 d_a, d_b, d_row, d_hp, dsel = deltas
                 if len(bands[i]) >= 1 << LOOP_BODY_BITS:
@@ -329,7 +347,7 @@ def _compute(arch, code, x: ComputeLayer, i, src, dst, ts, image, params) -> Non
                                  band=(b.m_off, b.pixels), as_fields=True),
                 timing.layer_cycles(band_mapping(lm, b.pixels), arch).cycles)
         code.xfer(i, True, dst, b.out_first, b.out_count, b_out)
-    code.end_layer()
+    code.end_layer([b.key for b in bands])
 
 
 def _window(arch, code, x, i, src, dst, dww, dwp) -> None:
