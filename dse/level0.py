@@ -206,7 +206,9 @@ class Level0Evaluator:
             inp, outp = act_requirement(nest)
             if inp + outp > arch.act_words:
                 out["reason"] = (f"{c.name}: activation scratchpad too small: needs "
-                                 f"{inp + outp} elements, act_words = {arch.act_words}")
+                                 f"{inp + outp} elements, act_words = {arch.act_words} (the "
+                                 "program would keep its tensors in external memory; level 0 "
+                                 "does not price such programs yet)")
                 return out
             r = self.layer(i, c.name, nest, arch, objective)
             if r.error:

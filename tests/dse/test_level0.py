@@ -25,6 +25,12 @@ def graph():
 
 
 def reference(graph, arch, objective):
+    from mapping.cost import act_requirement
+
+    # level 0 prices programs whose layers fit act_words; one that would spill (its tensors
+    # in external memory, docs/timing.md) is not priced there yet: infeasible
+    if any(sum(act_requirement(n.nest)) > arch.act_words for n in graph.compute_nodes()):
+        return None
     try:
         s = map_graph(graph, arch, objective)
     except MappingError:

@@ -139,7 +139,7 @@ def test_loops_write_out_to_the_unrolled_bands(tmp_path, monkeypatch):
     looped = api.compile(m, torch.zeros(1, 3, 8, 8), arch=arch, calib=x,
                          out_dir=tmp_path / "a").program
 
-    def unrolled(self):
+    def unrolled(self, keys=None):
         bands, self.bands = self.bands or [], None
         for b in bands:
             self.words.extend(b)
