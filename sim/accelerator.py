@@ -131,6 +131,9 @@ class SimResult:
     waves: str | None = None
     engine: str = "cocotb"
     extra: dict[str, Any] = field(default_factory=dict)
+    # words the external memory served and took over all samples (measured; None without
+    # an external memory): weight bursts and, in a spilled program, activation transfers
+    ext_words: tuple[int, int] | None = None
 
     @property
     def samples(self) -> int:
@@ -301,4 +304,6 @@ def simulate(build: Build, x_int: np.ndarray, *, simulator: str = "verilator",
         predicted_run=build.predicted_run, total_cycles=int(res["total_cycles"]),
         loop_seconds=float(res["loop_seconds"]), run_seconds=float(meta["run_seconds"]),
         build_seconds=float(meta["build_seconds"]), build_cached=bool(meta["cached"]),
-        simulator=simulator, waves=meta.get("waves"), engine=engine)
+        simulator=simulator, waves=meta.get("waves"), engine=engine,
+        ext_words=(tuple(int(v) for v in res["ext_words"])
+                   if params["ext"] is not None and res.get("ext_words") is not None else None))

@@ -231,6 +231,11 @@ def format_result(s: dict[str, Any]) -> str:
     lines.append(f"    {'start..done':<12} {run_meas:>10,} vs {res.predicted_run:>10,}  "
                  f"{(run_meas - res.predicted_run) / res.predicted_run:+.2%}  "
                  "(mapping.timing.run_cycles: streams + layers + sequencer)")
+    if res.ext_words is not None:
+        rd, wr = (w // n for w in res.ext_words)
+        lines.append(f"  external memory: {rd:,} words read, {wr:,} written per inference "
+                     f"({arch.ext_word_bits}-bit words; weight bursts and activation transfers; "
+                     "measured)")
     lines.append(f"  simulation: {res.total_cycles:,} cycles in {res.loop_seconds:.1f} s = "
                  f"{res.cycles_per_second:,.0f} cycles/s (measured, sample loop); "
                  f"{s['wall']:.1f} s wall incl. build/start-up")

@@ -65,6 +65,12 @@ def test_spilled_model_runs_bit_exact_and_cycle_exact(example, cls, shape, arch,
     assert regions[0][0] >= base and prog.ext_words >= max(a + -(-n // apw) for a, n in regions)
     sim = api.simulate(cm, x)
     assert sim.bit_exact and sim.cycles_as_predicted
+    # the words the memory served and took (measured) = the program's transfers (+ the
+    # weight bursts when the weights are external)
+    rd, wr = (w // len(x) for w in sim.result.ext_words)
+    assert wr == sum(li.ext_write_words for li in prog.layers)
+    act_rd = sum(li.ext_read_words for li in prog.layers)
+    assert rd == act_rd if arch.weight_store == "rom" else rd > act_rd
     q = lower(quantize(fuse_activations(fold_batchnorm(trace(m, torch.zeros(1, *shape)))), x))
     matches_golden_and_torch(m, q, x, cm, sim)
 
