@@ -32,7 +32,7 @@ def _run(arch: ArchSpec, store: bool, ext: int, sp: int, off: int, count: int, r
          wstride: int, sp_stride: int, scratch: dict, memory: list[int]) -> int:
     """One XFER against the models (changed in place); returns the cycles it was busy."""
     dma = ActivationDMA(arch)
-    apw, bits, lat, bw = dma.apw, arch.in_bits, arch.ext_latency, arch.ext_bandwidth
+    apw, lat, bw = dma.apw, arch.ext_latency, arch.ext_bandwidth
     words = math.ceil((off + count) / apw)
     busy = {"n": 0}
 
