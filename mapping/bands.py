@@ -198,8 +198,12 @@ def spilled_cost(lm: LayerMapping, arch: ArchSpec) -> SpilledCost:
     """:class:`SpilledCost` of ``lm`` in a spilled program (docs/timing.md)."""
     cycles = rd = wr = xc = 0
     bands = compute_bands(lm, arch)
-    cycles += timing.LAYER_SETUP * len(loop_runs([b.key for b in bands]))  # LOOP words
-    for b in bands:
+    runs = loop_runs([b.key for b in bands])
+    cycles += timing.LAYER_SETUP * len(runs)  # LOOP words over alike bands
+    looped = {k for i, j in runs for k in range(i, j)}
+    for k, b in enumerate(bands):  # a band outside those may loop over its n tiles
+        if k not in looped:
+            cycles += tile_loop_cycles(band_mapping(lm, b.pixels), arch)
         for first, count, store in ((b.in_first, b.in_count, False),
                                     (b.out_first, b.out_count, True)):
             if count:
@@ -212,3 +216,48 @@ def spilled_cost(lm: LayerMapping, arch: ArchSpec) -> SpilledCost:
                     rd += words
         cycles += timing.layer_cycles(band_mapping(lm, b.pixels), arch).cycles
     return SpilledCost(cycles + xc, rd, wr, xc, len(bands))
+
+
+def tile_loop(lm: LayerMapping, arch: ArchSpec) -> tuple[int, int] | None:
+    """``(tiles per block, blocks)`` when the tile loop of ``lm`` (a band of a spilled
+    program that is not itself in a LOOP) runs as one LOOP over its n tiles: the tiles of
+    each n block are consecutive (n the outermost loop of more than one tile) and two or more
+    blocks from the first on are alike (the same tile sizes, k positions and weight loads;
+    an even number of loads per block when double-buffered, whose halves alternate; and,
+    double-buffered, the next block alike too: a block's last STEP fetches its weights).
+    Their STEPs then differ only by the block's weight address, output column and parameter
+    row: ``hwgen.compiler.spill`` emits each block as its own LAYER group, the alike ones as
+    one LOOP (:func:`tile_loop_cycles`). Else None."""
+    t = lm.tiles
+    dims = [d for d in lm.order if t[d] > 1]
+    if t["n"] < 2 or dims[0] != "n":
+        return None
+    tiles = list(timing.iter_tiles(lm))
+    size = len(tiles) // t["n"]
+
+    def sig(j):
+        blk = tiles[j * size:(j + 1) * size]
+        return tuple((x.mi, x.ki, x.m, x.n, x.k, x.first_k, x.last_k, x.load_weights)
+                     for x in blk)
+
+    first = sig(0)
+    if arch.double_buffer and sum(x[-1] for x in first) % 2:
+        return None
+    alike = [sig(j) == first for j in range(t["n"])]
+    count = 0
+    while count < t["n"] and alike[count] and (
+            not arch.double_buffer or (count + 1 < t["n"] and alike[count + 1])):
+        count += 1
+    return (size, count) if count >= 2 else None
+
+
+def tile_loop_cycles(lm: LayerMapping, arch: ArchSpec) -> int:
+    """Cycles a band's n-block LOOP (:func:`tile_loop`) adds to its tile loop: the LOOP word,
+    and a LAYER header (fetch, decode) for each block after the first, for the blocks after
+    the loop and, double-buffered, for the first weight burst on its own; 0 without one."""
+    tl = tile_loop(lm, arch)
+    if tl is None:
+        return 0
+    _, count = tl
+    tail = count < lm.tiles["n"]
+    return timing.LAYER_SETUP * (1 + count - 1 + int(tail) + int(arch.double_buffer))

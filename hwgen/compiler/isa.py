@@ -27,8 +27,10 @@ word back by the layout's offsets. Fields are packed LSB first; ``op`` (an
   (``hwgen.compiler.spill``).
 - ``LOOP``  (``Op.LOOP``): run the next ``body`` words ``count`` times (:func:`loop_layout`);
   in iteration ``k`` each XFER's ``ext`` is advanced by ``k * d_a`` or ``k * d_b`` (its
-  ``dsel``), each STEP's ``p0`` by ``k * d_row`` and each STEP's and ELT's ``hp0`` by
-  ``k * d_hp``: the row bands of a spilled layer, one copy in the ROM. Not nested.
+  ``dsel``), each STEP's ``p0`` by ``k * d_row``, ``dma_src`` by ``k * d_wsrc``,
+  ``out_base`` by ``k * d_out`` and ``par_base`` by ``k * d_par``, and each STEP's and ELT's
+  ``hp0`` by ``k * d_hp``: the row bands of a spilled layer (or the n blocks of one band's
+  tile loop), one copy in the ROM. Not nested.
 
 Also here, because the compiler and the RTL both need them (the compiler
 imports nothing of ``hwgen.rtl``): the parameter-table word (:func:`param_layout`),
@@ -234,6 +236,8 @@ def loop_layout(arch: ArchSpec) -> data.StructLayout:
         "op": Op, "layer_id": unsigned(LAYER_ID_BITS), "count": d,
         "body": unsigned(LOOP_BODY_BITS), "d_a": unsigned(EXT_ADDR_BITS),
         "d_b": unsigned(EXT_ADDR_BITS), "d_row": d, "d_hp": d,
+        "d_wsrc": unsigned(EXT_ADDR_BITS), "d_out": unsigned(bits_for(arch.act_words)),
+        "d_par": unsigned(PARAM_ADDR_BITS),
     })
 
 

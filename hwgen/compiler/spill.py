@@ -70,6 +70,8 @@ from mapping.bands import (
     compute_bands,
     loop_runs,
     plan_bands,
+    tile_loop,
+    tile_loop_cycles,
 )
 from mapping.timing import act_per_word, xfer_words
 
@@ -118,10 +120,12 @@ class _Code:
             self.bands, self.layer_id = [], layer_id
         self.bands.append([])
 
-    def end_layer(self, keys: list | None = None) -> None:
+    def end_layer(self, keys: list | None = None, tiles: list | None = None) -> None:
         """The layer's bands, a run of alike bands as one LOOP. ``keys`` (a compute layer's:
         ``mapping.bands.ComputeBand.key``) fix the runs, as the cost model counts them:
-        every run of equal keys is one LOOP (an internal error if its code is not alike)."""
+        every run of equal keys is one LOOP (an internal error if its code is not alike);
+        ``tiles`` (per band, ``mapping.bands.tile_loop`` or None): a band outside those runs
+        loops over its n blocks of tiles."""
         bands, self.bands = self.bands or [], None
         runs = dict(loop_runs(keys)) if keys is not None else None
         i = 0
@@ -142,22 +146,60 @@ class _Code:
                     while j < len(bands) and _shifted(bands[i], deltas, j - i) == bands[j]:
                         j += 1
             if j - i >= 2:
-                d_a, d_b, d_row, d_hp, dsel = deltas
-                if len(bands[i]) >= 1 << LOOP_BODY_BITS:
-                    raise ProgramError(f"layer {self.layer_id}: a band of {len(bands[i])} "
-                                       "words is too long for a LOOP body")
-                self.words.append(("loop", dict(op=Op.LOOP, layer_id=self.layer_id,
-                                                count=j - i, body=len(bands[i]), d_a=d_a,
-                                                d_b=d_b, d_row=d_row, d_hp=d_hp)))
-                self._add(self.layer_id, timing.LAYER_SETUP)
-                for k, item in enumerate(bands[i]):
-                    if isinstance(item, tuple) and item[0] == "xfer":
-                        item = ("xfer", {**item[1], "dsel": dsel.get(k, 0)})
-                    self.words.append(item)
+                self._loop(bands[i], j - i, deltas)
+            elif tiles is not None and tiles[i] is not None:
+                self._tile_loop(bands[i], *tiles[i])
+                j = i + 1
             else:
                 j = i + 1
                 self.words.extend(bands[i])
             i = j
+
+    def _loop(self, body: list, count: int, deltas: dict) -> None:
+        if len(body) >= 1 << LOOP_BODY_BITS:
+            raise ProgramError(f"layer {self.layer_id}: a LOOP body of {len(body)} words is "
+                               "too long")
+        self.words.append(("loop", dict(op=Op.LOOP, layer_id=self.layer_id, count=count,
+                                        body=len(body),
+                                        **{f"d_{k}": deltas[k] for k in _DELTAS})))
+        self._add(self.layer_id, timing.LAYER_SETUP)
+        for n, item in enumerate(body):
+            if isinstance(item, tuple) and item[0] == "xfer":
+                item = ("xfer", {**item[1], "dsel": deltas["dsel"].get(n, 0)})
+            self.words.append(item)
+
+    def _tile_loop(self, band: list, size: int, count: int) -> None:
+        """One band whose first ``count`` blocks of ``size`` tile STEPs are alike: a LAYER
+        group for the first burst (double-buffered), one LOOP over LAYER groups of one block
+        each, and a LAYER group of the blocks after it (mapping.bands.tile_loop_cycles)."""
+        k0 = next(k for k, it in enumerate(band) if isinstance(it, tuple) and it[0] == "layer")
+        hdr = band[k0]
+        s0 = next(k for k, it in enumerate(band)
+                  if isinstance(it, tuple) and it[0] == "step" and it[1].get("tile_en"))
+        steps_end = max(k for k, it in enumerate(band)
+                        if isinstance(it, tuple) and it[0] == "step") + 1
+
+        def group(steps):  # a LAYER group: the header, the steps, the last one marked
+            steps = [(kind, dict(f)) for kind, f in steps]
+            for _, f in steps:
+                f["last"] = 0
+            steps[-1][1]["last"] = 1
+            return [hdr, *steps]
+
+        blocks = [group(band[s0 + k * size:s0 + (k + 1) * size]) for k in range(count)]
+        deltas = _deltas(blocks[0], blocks[1])
+        if deltas is None or any(_shifted(blocks[0], deltas, k) != blocks[k]
+                                 for k in range(2, count)):
+            raise ProgramError(f"layer {self.layer_id}: the n blocks of a band are not one "
+                               "LOOP body (internal)")
+        self.words.extend(band[:k0])
+        if s0 > k0 + 1:  # the first weight burst (double-buffered) as its own group
+            self.words.extend(group(band[k0 + 1:s0]))
+        self._loop(blocks[0], count, deltas)
+        tail = band[s0 + count * size:steps_end]
+        if tail:
+            self.words.extend(group(tail))
+        self.words.extend(band[steps_end:])
 
     def xfer(self, layer_id: int, store: bool, tensor: str, first: int, count: int,
              base: int, runs: int = 1, stride: int = 0, sp_stride: int = 0) -> None:
@@ -202,17 +244,20 @@ class _Code:
 
 # the fields a LOOP advances each iteration: (kind, field) -> which delta
 _LOOPED = {("xfer", "ext"): "ext", ("step", "p0"): "row", ("step", "hp0"): "hp",
-           ("elt", "hp0"): "hp"}
+           ("elt", "hp0"): "hp", ("step", "dma_src"): "wsrc", ("step", "out_base"): "out",
+           ("step", "par_base"): "par"}
+_DELTAS = ("a", "b", "row", "hp", "wsrc", "out", "par")
 
 
-def _deltas(a: list, b: list):
-    """``(d_a, d_b, d_row, d_hp, dsel)`` if band ``b`` is band ``a`` with only the LOOP's
-    fields advanced by constant non-negative steps (at most two distinct XFER steps), else
-    None."""
+def _deltas(a: list, b: list) -> dict | None:
+    """The LOOP deltas (``d_a`` .. ``d_par`` by name, ``dsel`` per XFER position) if ``b`` is
+    ``a`` with only the LOOP's fields advanced by constant non-negative steps (at most two
+    distinct XFER steps), else None."""
     if len(a) != len(b):
         return None
     ext: dict[int, int] = {}
-    row, hp = set(), set()
+    seen: dict[str, set] = {"row": set(), "hp": set(), "wsrc": set(), "out": set(),
+                            "par": set()}
     for k, (x, y) in enumerate(zip(a, b, strict=True)):
         if isinstance(x, int) or isinstance(y, int):
             if x != y:
@@ -229,26 +274,24 @@ def _deltas(a: list, b: list):
             d = y[1][name] - v
             if d < 0:
                 return None
-            elif what == "ext":
+            if what == "ext":
                 ext[k] = d
-            elif what == "row":
-                row.add(d)
             else:
-                hp.add(d)
+                seen[what].add(d)
     steps = sorted({d for d in ext.values() if d})
-    if len(steps) > 2 or len(row) > 1 or len(hp) > 1:
+    if len(steps) > 2 or any(len(v) > 1 for v in seen.values()):
         return None
-    if any(hp) and any(isinstance(x, int) and x & ((1 << OP_BITS) - 1) == Op.ELT.value
-                       for x in a):
+    if any(seen["hp"] - {0}) and any(isinstance(x, int) and x & ((1 << OP_BITS) - 1)
+                                     == Op.ELT.value for x in a):
         return None  # the LOOP would advance the hp0 of an encoded ELT word too
     steps += [0] * (2 - len(steps))
-    dsel = {k: (steps.index(d) + 1 if d else 0) for k, d in ext.items()}
-    return steps[0], steps[1], next(iter(row), 0), next(iter(hp), 0), dsel
+    out = {"a": steps[0], "b": steps[1], **{k: next(iter(v), 0) for k, v in seen.items()}}
+    out["dsel"] = {k: (steps.index(d) + 1 if d else 0) for k, d in ext.items()}
+    return out
 
 
-def _shifted(band: list, deltas, k: int) -> list:
+def _shifted(band: list, deltas: dict, k: int) -> list:
     """``band`` as iteration ``k`` of a LOOP with ``deltas`` runs it."""
-    d_a, d_b, d_row, d_hp, dsel = deltas
     out = []
     for n, item in enumerate(band):
         if isinstance(item, int):
@@ -256,13 +299,13 @@ def _shifted(band: list, deltas, k: int) -> list:
             continue
         kind, f = item
         f = dict(f)
-        if kind == "xfer":
-            f["ext"] += k * (0, d_a, d_b)[dsel.get(n, 0)]
-        elif kind in ("step", "elt"):  # (a burst-only STEP has no tile fields: unused)
-            if "hp0" in f:
-                f["hp0"] += k * d_hp
-            if kind == "step" and "p0" in f:
-                f["p0"] += k * d_row
+        for (kd, name), what in _LOOPED.items():
+            if kd != kind or name not in f:  # (a burst-only STEP has no tile fields)
+                continue
+            if what == "ext":
+                f[name] += k * (0, deltas["a"], deltas["b"])[deltas["dsel"].get(n, 0)]
+            else:
+                f[name] += k * deltas[what]
         out.append((kind, f))
     return out
 
@@ -338,16 +381,23 @@ def _compute(arch, code, x: ComputeLayer, i, src, dst, ts, image, params) -> Non
         bands = compute_bands(lm, arch)
     except BandError as exc:
         raise ProgramError(str(exc)) from None
-    for b in bands:
+    in_runs = {k for a, z in loop_runs([b.key for b in bands]) for k in range(a, z)}
+    for k, b in enumerate(bands):
         code.band(i)
         sc = _Scratch(code.apw, arch.act_words, x.name)
         b_in, b_out = sc.place(b.in_first, b.in_count), sc.place(b.out_first, b.out_count)
         code.xfer(i, False, src, b.in_first, b.in_count, b_in)
+        bm = band_mapping(lm, b.pixels)
+        extra = 0  # an n-block LOOP of this band (its LOOP word is counted where emitted)
+        if k not in in_runs and tile_loop(bm, arch) is not None:
+            extra = tile_loop_cycles(bm, arch) - timing.LAYER_SETUP
         code.op(i, compute_words(arch, x, i, b_in - b.in_first, b_out, par_base, wloc,
                                  band=(b.m_off, b.pixels), as_fields=True),
-                timing.layer_cycles(band_mapping(lm, b.pixels), arch).cycles)
+                timing.layer_cycles(bm, arch).cycles + extra)
         code.xfer(i, True, dst, b.out_first, b.out_count, b_out)
-    code.end_layer([b.key for b in bands])
+    code.end_layer([b.key for b in bands],
+                   [None if k in in_runs else tile_loop(band_mapping(lm, b.pixels), arch)
+                    for k, b in enumerate(bands)])
 
 
 def _window(arch, code, x, i, src, dst, dww, dwp) -> None:

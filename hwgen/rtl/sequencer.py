@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.compiler.isa import (
     EXT_ADDR_BITS,
     OP_BITS,
+    PARAM_ADDR_BITS,
     Op,
     dims_bits,
     elt_layout,
@@ -32,7 +33,7 @@ from hwgen.rtl.interfaces import (
     xfer_command_signature,
 )
 from mapping.arch import ArchSpec
-from mapping.hwconst import LAYER_COUNTER_BITS, LAYER_ID_BITS
+from mapping.hwconst import LAYER_COUNTER_BITS, LAYER_ID_BITS, bits_for
 
 
 class Sequencer(wiring.Component):
@@ -84,7 +85,9 @@ class Sequencer(wiring.Component):
         loop_start, loop_end = Signal.like(pc), Signal.like(pc)
         left = Signal(dims_bits(a))
         deltas = [Signal(EXT_ADDR_BITS, name=f"d_{n}") for n in ("a", "b")] + \
-            [Signal(dims_bits(a), name=f"d_{n}") for n in ("row", "hp")]
+            [Signal(dims_bits(a), name=f"d_{n}") for n in ("row", "hp")] + \
+            [Signal(EXT_ADDR_BITS, name="d_wsrc"), Signal(bits_for(a.act_words), name="d_out"),
+             Signal(PARAM_ADDR_BITS, name="d_par")]
         offs = [Signal.like(d, name=f"off{d.name[1:]}") for d in deltas]
         dats = [Signal.like(d, name=f"dat{d.name[1:]}") for d in deltas]
         if self.loops:
@@ -96,7 +99,7 @@ class Sequencer(wiring.Component):
         else:
             wrap, eff_pc = C(0, 1), pc
         m.d.comb += [rd.addr.eq(eff_pc), rd.en.eq(1)]
-        dat_a, dat_b, dat_row, dat_hp = dats
+        dat_a, dat_b, dat_row, dat_hp, dat_wsrc, dat_out, dat_par = dats
         # the ROM word read as each instruction (every layout starts with ``op``), with the
         # loop's offsets applied
         word_step, word_layer, word_elt, word_xfer, word_loop = (
@@ -107,6 +110,9 @@ class Sequencer(wiring.Component):
                                                                    xfer_layout))
         m.d.comb += [step_mod.eq(word_step), step_mod.p0.eq(word_step.p0 + dat_row),
                      step_mod.hp0.eq(word_step.hp0 + dat_hp),
+                     step_mod.dma_src.eq(word_step.dma_src + dat_wsrc),
+                     step_mod.out_base.eq(word_step.out_base + dat_out),
+                     step_mod.par_base.eq(word_step.par_base + dat_par),
                      elt_mod.eq(word_elt), elt_mod.hp0.eq(word_elt.hp0 + dat_hp),
                      xfer_mod.eq(word_xfer),
                      xfer_mod.ext.eq(word_xfer.ext + Mux(word_xfer.dsel == 1, dat_a,
@@ -179,6 +185,8 @@ class Sequencer(wiring.Component):
                                  left.eq(word_loop.count - 1),
                                  deltas[0].eq(word_loop.d_a), deltas[1].eq(word_loop.d_b),
                                  deltas[2].eq(word_loop.d_row), deltas[3].eq(word_loop.d_hp),
+                                 deltas[4].eq(word_loop.d_wsrc), deltas[5].eq(word_loop.d_out),
+                                 deltas[6].eq(word_loop.d_par),
                                  *(o.eq(0) for o in offs),
                                  counters[word_loop.layer_id].eq(
                                      counters[word_loop.layer_id] + lcount + 1)]
@@ -189,7 +197,7 @@ class Sequencer(wiring.Component):
                 with m.If(first_step | (step_end & ~cur.last)):
                     advance()
                     m.d.sync += [cur.eq(step_mod), in_step.eq(1), first_step.eq(0)]
-                    m.d.comb += [dma.start.eq(word_step.dma_en), dma.src.eq(word_step.dma_src),
+                    m.d.comb += [dma.start.eq(word_step.dma_en), dma.src.eq(step_mod.dma_src),
                                  dma.words.eq(word_step.dma_words),
                                  dma.count.eq(word_step.dma_count), dma.dst.eq(word_step.dma_dst)]
                     if a.double_buffer:  # the burst is the next tile's: both start now

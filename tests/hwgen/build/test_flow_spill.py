@@ -96,8 +96,9 @@ def test_a_layer_of_which_one_row_does_not_fit_is_named(tmp_path):
 
 def _expand(prog) -> list[int]:
     """The program with every LOOP written out, as the sequencer runs it (docs/timing.md,
-    "Loops"): iteration k adds k * d_a / d_b to an XFER's ext (by its dsel), k * d_row to a
-    STEP's p0 and k * d_hp to a STEP's or ELT's hp0; dsel is cleared."""
+    "Loops"): iteration k adds k * d_a / d_b to an XFER's ext (by its dsel), k * d_row,
+    d_out, d_par to a STEP's p0, out_base, par_base, k * d_wsrc to its dma_src and k * d_hp
+    to a STEP's or ELT's hp0; dsel is cleared."""
     from hwgen.compiler import isa
 
     a, w = prog.arch, prog.instructions
@@ -113,9 +114,14 @@ def _expand(prog) -> list[int]:
         if op == isa.OP_XFER:
             g["ext"] += k * (0, f["d_a"], f["d_b"])[g["dsel"]]
             g["dsel"] = 0
-        elif op == isa.OP_STEP and g["tile_en"]:
-            g["p0"] += k * f["d_row"]
-            g["hp0"] += k * f["d_hp"]
+        elif op == isa.OP_STEP:
+            if g["tile_en"]:
+                g["p0"] += k * f["d_row"]
+                g["hp0"] += k * f["d_hp"]
+                g["out_base"] += k * f["d_out"]
+                g["par_base"] += k * f["d_par"]
+            if g["dma_en"]:
+                g["dma_src"] += k * f["d_wsrc"]
         elif op == isa.OP_ELT:
             g["hp0"] += k * f["d_hp"]
         return isa.encode(lay[op], g, "expanded")
@@ -128,7 +134,8 @@ def _expand(prog) -> list[int]:
             out += [one(x, k, f) for k in range(f["count"]) for x in body]
             i += 1 + f["body"]
         else:
-            out.append(one(w[i], 0, {"d_a": 0, "d_b": 0, "d_row": 0, "d_hp": 0}))
+            out.append(one(w[i], 0, dict.fromkeys(("d_a", "d_b", "d_row", "d_hp", "d_wsrc",
+                                                   "d_out", "d_par"), 0)))
             i += 1
     return out
 
@@ -145,7 +152,7 @@ def test_loops_write_out_to_the_unrolled_bands(tmp_path, monkeypatch):
     looped = api.compile(m, torch.zeros(1, 3, 8, 8), arch=arch, calib=x,
                          out_dir=tmp_path / "a").program
 
-    def unrolled(self, keys=None):
+    def unrolled(self, keys=None, tiles=None):
         bands, self.bands = self.bands or [], None
         for b in bands:
             self.words.extend(b)
