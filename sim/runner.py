@@ -158,10 +158,15 @@ def _build_args(simulator: str, build_args: Sequence[str], waves: str | None) ->
 
 def build_key(verilog: str, toplevel: str, info: SimulatorInfo, build_args: Sequence[str],
               timescale: tuple[str, str], waves: str | None) -> str:
-    """The cache key of one build: a hash over everything that changes the binary."""
+    """The cache key of one build: a hash over everything that changes the binary, and the
+    folder of the cocotb libraries it links to (another venv's build, whose folder was
+    deleted, failed to load ``libcocotbvpi_verilator.so``)."""
+    from cocotb_tools import config
+
     blob = json.dumps({"verilog": verilog, "toplevel": toplevel, "simulator": info.name,
                        "version": info.version, "build_args": list(build_args),
-                       "timescale": list(timescale), "waves": waves}, sort_keys=True)
+                       "timescale": list(timescale), "waves": waves,
+                       "cocotb_libs": str(config.libs_dir)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
