@@ -23,6 +23,7 @@ writes; it is read only through its contract, :class:`hwgen.build.manifest.Manif
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import threading
@@ -36,9 +37,8 @@ import numpy as np
 from hwgen.build.flow import to_stream
 from hwgen.build.graph_store import load_graph
 from hwgen.build.manifest import BuildError, Manifest
-from hwgen.compiler.isa import ext_request_layout
 from mapping.arch import ArchSpec
-from mapping.timing import act_per_word, run_cycles
+from mapping.timing import run_cycles
 from sim import fast, golden
 from sim.runner import run_cocotb
 
@@ -169,26 +169,21 @@ class SimResult:
 
 
 def _ext_params(build: Build) -> dict[str, Any] | None:
-    """The external memory of a build (docs/timing.md: one address space): the weight
-    image when the weights are external, then a spilled program's activation regions
-    (zeros; the input region is written before each run)."""
+    """The external memory of a build (:func:`sim.fast.ext_memory`: the weight image when the
+    weights are external, then a spilled program's activation regions) as the engines'
+    parameter dict (``memory`` is ``ExtMemory.words``), or None without one."""
     arch, prog = build.arch, build.manifest.program
     spilled = bool(prog.get("spilled"))
-    if arch.weight_store != "external" and not spilled:
-        return None
-    words = []
+    weights = []
     if arch.weight_store == "external":
-        words = [int(line, 16) for line in (build.path / "weights.hex").read_text().split()]
-    if spilled:
-        words += [0] * (int(prog["ext_words"]) - len(words))
-    req = ext_request_layout(arch)
-    return {"memory": words or [0], "latency": arch.ext_latency,
-            "bandwidth": arch.ext_bandwidth,
-            "addr_field": [req["addr"].offset, req["addr"].shape.width],
-            "words_field": [req["len"].offset, req["len"].shape.width],
-            "write_bit": req["write"].offset, "word_bits": arch.ext_word_bits,
-            "input_ext": ([int(prog["input_ext"][0]), act_per_word(arch), arch.in_bits]
-                          if spilled else None)}
+        weights = [int(line, 16) for line in (build.path / "weights.hex").read_text().split()]
+    mem = fast.ext_memory(arch, weights, int(prog.get("ext_words", 0)),
+                          int(prog["input_ext"][0]) if spilled else None)
+    if mem is None:
+        return None
+    d = dataclasses.asdict(mem)
+    d["memory"] = d.pop("words")
+    return d
 
 
 def _run_fast(build: Build, stream_in: np.ndarray, params: dict, *, waves: bool | str,

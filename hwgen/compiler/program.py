@@ -347,29 +347,27 @@ def compile_program(arch: ArchSpec, layers: list, output: str | None = None) -> 
                     raise ProgramError(f"{x.name}: K={nest.gemm_k} after flatten of {ts.hwc}")
                 wmat = wmat[flatten_permutation(ts.hwc)]
             instrs += compute_instructions(arch, x, wmat, i, bases[0], ob, params, image)
-            kind, cyc = nest.kind, timing.layer_cycles(x.mapping, arch).cycles
+            cyc = timing.layer_cycles(x.mapping, arch).cycles
         elif isinstance(x, PoolLayer):
             instrs.append(pool_instruction(arch, x, i, bases[0], ob))
-            kind, cyc = f"{x.kind}pool", pool_cycles(arch, x)
+            cyc = pool_cycles(arch, x)
         elif isinstance(x, CopyLayer):
             instrs.append(copy_instruction(arch, x, i, bases[0], ob))
-            kind, cyc = "copy", copy_cycles(arch, x)
+            cyc = copy_cycles(arch, x)
         elif isinstance(x, MulLayer):
             instrs.append(mul_instruction(arch, x, i, bases[0], bases[1], ob))
-            kind, cyc = "mul", mul_cycles(arch, x)
+            cyc = mul_cycles(arch, x)
         elif isinstance(x, LutLayer):
             instrs.append(lut_instruction(arch, x, i, bases[0], ob, luts))
-            kind, cyc = "lut", timing.lut_cycles(x.elements, arch)
+            cyc = timing.lut_cycles(x.elements, arch)
         elif isinstance(x, DwLayer):
             instrs.append(dw_instruction(arch, x, i, bases[0], ob, dww, dwp))
             g = x.geometry()
-            kind = "dwconv"
             cyc = timing.dw_cycles(x.N * g["P"] * g["Q"], x.C, g["kh"] * g["kw"], arch)
         else:
             instrs.append(add_instruction(arch, x, i, bases[0], bases[1], ob))
-            kind, cyc = "add", timing.add_cycles(x.elements, arch)
-        assert kind == _kind(x)
-        infos.append(LayerInfo(name=x.name, kind=kind, predicted_cycles=cyc, in_base=bases[0],
+            cyc = timing.add_cycles(x.elements, arch)
+        infos.append(LayerInfo(name=x.name, kind=_kind(x), predicted_cycles=cyc, in_base=bases[0],
                                out_base=ob, out_elements=out_elems, src=srcs[0], dst=dst,
                                src2=srcs[1] if len(srcs) > 1 else None,
                                in2_base=bases[1] if len(bases) > 1 else None))

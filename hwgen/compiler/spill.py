@@ -43,7 +43,6 @@ from hwgen.compiler.copy_layer import CopyLayer, copy_instruction
 from hwgen.compiler.isa import (
     EXT_ADDR_BITS,
     LOOP_BODY_BITS,
-    OP_BITS,
     Op,
     elt_layout,
     encode,
@@ -60,6 +59,7 @@ from hwgen.compiler.layers import (
     PoolLayer,
     ProgramError,
 )
+from hwgen.compiler.loops import LOOP_DELTAS, loop_deltas, shifted
 from hwgen.compiler.mul_layer import MulLayer, mul_instruction
 from mapping import timing
 from mapping.arch import ArchSpec
@@ -134,16 +134,16 @@ class _Code:
             if runs is not None:
                 if i in runs:
                     j = runs[i]
-                    deltas = _deltas(bands[i], bands[i + 1])
-                    if deltas is None or any(_shifted(bands[i], deltas, k - i) != bands[k]
+                    deltas = loop_deltas(bands[i], bands[i + 1])
+                    if deltas is None or any(shifted(bands[i], deltas, k - i) != bands[k]
                                              for k in range(i + 1, j)):
                         raise ProgramError(f"layer {self.layer_id}: bands {i}..{j - 1} have "
                                            "one key but not one LOOP body (internal)")
             else:
                 if i + 1 < len(bands):
-                    deltas = _deltas(bands[i], bands[i + 1])
+                    deltas = loop_deltas(bands[i], bands[i + 1])
                 if deltas is not None:
-                    while j < len(bands) and _shifted(bands[i], deltas, j - i) == bands[j]:
+                    while j < len(bands) and shifted(bands[i], deltas, j - i) == bands[j]:
                         j += 1
             if j - i >= 2:
                 self._loop(bands[i], j - i, deltas)
@@ -161,7 +161,7 @@ class _Code:
                                "too long")
         self.words.append(("loop", dict(op=Op.LOOP, layer_id=self.layer_id, count=count,
                                         body=len(body),
-                                        **{f"d_{k}": deltas[k] for k in _DELTAS})))
+                                        **{f"d_{k}": deltas[k] for k in LOOP_DELTAS})))
         self._add(self.layer_id, timing.LAYER_SETUP)
         for n, item in enumerate(body):
             if isinstance(item, tuple) and item[0] == "xfer":
@@ -187,8 +187,8 @@ class _Code:
             return [hdr, *steps]
 
         blocks = [group(band[s0 + k * size:s0 + (k + 1) * size]) for k in range(count)]
-        deltas = _deltas(blocks[0], blocks[1])
-        if deltas is None or any(_shifted(blocks[0], deltas, k) != blocks[k]
+        deltas = loop_deltas(blocks[0], blocks[1])
+        if deltas is None or any(shifted(blocks[0], deltas, k) != blocks[k]
                                  for k in range(2, count)):
             raise ProgramError(f"layer {self.layer_id}: the n blocks of a band are not one "
                                "LOOP body (internal)")
@@ -240,74 +240,6 @@ class _Code:
                 w = encode(lays[kind], f, f"layer {f.get('layer_id', '')} {kind.upper()}")
             out.append(w)
         return out
-
-
-# the fields a LOOP advances each iteration: (kind, field) -> which delta
-_LOOPED = {("xfer", "ext"): "ext", ("step", "p0"): "row", ("step", "hp0"): "hp",
-           ("elt", "hp0"): "hp", ("step", "dma_src"): "wsrc", ("step", "out_base"): "out",
-           ("step", "par_base"): "par"}
-_DELTAS = ("a", "b", "row", "hp", "wsrc", "out", "par")
-
-
-def _deltas(a: list, b: list) -> dict | None:
-    """The LOOP deltas (``d_a`` .. ``d_par`` by name, ``dsel`` per XFER position) if ``b`` is
-    ``a`` with only the LOOP's fields advanced by constant non-negative steps (at most two
-    distinct XFER steps), else None."""
-    if len(a) != len(b):
-        return None
-    ext: dict[int, int] = {}
-    seen: dict[str, set] = {"row": set(), "hp": set(), "wsrc": set(), "out": set(),
-                            "par": set()}
-    for k, (x, y) in enumerate(zip(a, b, strict=True)):
-        if isinstance(x, int) or isinstance(y, int):
-            if x != y:
-                return None
-            continue
-        if x[0] != y[0] or x[1].keys() != y[1].keys():
-            return None
-        for name, v in x[1].items():
-            what = _LOOPED.get((x[0], name))
-            if not isinstance(v, int) or what is None:
-                if y[1][name] != v:
-                    return None
-                continue
-            d = y[1][name] - v
-            if d < 0:
-                return None
-            if what == "ext":
-                ext[k] = d
-            else:
-                seen[what].add(d)
-    steps = sorted({d for d in ext.values() if d})
-    if len(steps) > 2 or any(len(v) > 1 for v in seen.values()):
-        return None
-    if any(seen["hp"] - {0}) and any(isinstance(x, int) and x & ((1 << OP_BITS) - 1)
-                                     == Op.ELT.value for x in a):
-        return None  # the LOOP would advance the hp0 of an encoded ELT word too
-    steps += [0] * (2 - len(steps))
-    out = {"a": steps[0], "b": steps[1], **{k: next(iter(v), 0) for k, v in seen.items()}}
-    out["dsel"] = {k: (steps.index(d) + 1 if d else 0) for k, d in ext.items()}
-    return out
-
-
-def _shifted(band: list, deltas: dict, k: int) -> list:
-    """``band`` as iteration ``k`` of a LOOP with ``deltas`` runs it."""
-    out = []
-    for n, item in enumerate(band):
-        if isinstance(item, int):
-            out.append(item)
-            continue
-        kind, f = item
-        f = dict(f)
-        for (kd, name), what in _LOOPED.items():
-            if kd != kind or name not in f:  # (a burst-only STEP has no tile fields)
-                continue
-            if what == "ext":
-                f[name] += k * (0, deltas["a"], deltas["b"])[deltas["dsel"].get(n, 0)]
-            else:
-                f[name] += k * deltas[what]
-        out.append((kind, f))
-    return out
 
 
 def _bands(win: RowWindow, arch: ArchSpec, name: str, align: int = 1):

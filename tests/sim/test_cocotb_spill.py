@@ -9,24 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from hwgen import api
 from mapping.arch import preset
 from mapping.source import import_file
-from sim.tools import SimulatorNotFoundError, find_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def verilator():
-    """Skips the test when Verilator is not installed."""
-    try:
-        find_simulator("verilator")
-    except SimulatorNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 def test_spilled_se_block_on_cocotb_bit_exact_and_cycle_exact(tmp_path, verilator):

@@ -32,17 +32,6 @@ def build_copy(mlp_build_dir, tmp_path):
 
 
 @pytest.fixture
-def verilator():
-    """Skips the test when Verilator (the fast engine) is not installed."""
-    from sim.tools import SimulatorNotFoundError, find_simulator
-
-    try:
-        find_simulator("verilator")
-    except SimulatorNotFoundError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture
 def matches_golden_and_torch():
     """``check(module, q, x, cm, sim)``: the RTL outputs ``sim`` of build ``cm`` equal
     ``sim.golden`` on the quantised graph ``q`` for the float batch ``x``, and, scaled back,
