@@ -63,6 +63,7 @@ DIM_WEIGHTS = np.array([1 / d for d in DIMS]) / sum(1 / d for d in DIMS)
 BANDWIDTHS = (1.0, 0.5, 1 / 3, 0.25)
 MAX_DRAWS = 50
 SPILL_P = 0.3
+RUNS_P = 0.4  # a ws case gathers activations by runs (act_gather, its own stream)
 
 
 @dataclass
@@ -345,6 +346,7 @@ def _arch_str(arch: ArchSpec, spilled: bool = False) -> str:
     return (f"{arch.rows}x{arch.cols} {arch.dataflow} i{arch.in_bits}w{arch.w_bits}"
             f"a{arch.acc_bits} {'db' if arch.double_buffer else 'sb'} {arch.weight_store}"
             + (f"(lat {arch.ext_latency}, bw {arch.ext_bandwidth:.2f})" if ext else "")
+            + (" runs" if arch.act_gather == "runs" else "")
             + (f" spilled act_words={arch.act_words}" if spilled else ""))
 
 
@@ -378,6 +380,8 @@ def draw(seed: int) -> Case:
     new = np.random.default_rng([seed, 20261207, 2])  # the new kinds (own stream)
     spill = np.random.default_rng([seed, 20261207, 3])  # spilled programs (own stream)
     want_spill = bool(spill.random() < SPILL_P)
+    gather = np.random.default_rng([seed, 20261207, 4])  # act_gather (own stream)
+    want_runs = bool(gather.random() < RUNS_P)
     u = float(new.random())
     new_kind = NEW_KINDS[int(u / NEW_P)] if u < NEW_P * len(NEW_KINDS) else None
     refused = 0
@@ -390,6 +394,8 @@ def draw(seed: int) -> Case:
             arch = arch.replace(acc_bits=max(arch.acc_bits, in_bits + w_bits),
                                 ext_word_bits=max(arch.ext_word_bits, 16 if max(in_bits, w_bits)
                                                   <= 16 else 32))
+            if want_runs and arch.dataflow == "ws":
+                arch = arch.replace(act_gather="runs")
             lm, how = _mapping(rng, nest, arch)
             first = _compute_layer(rng, arch, lm)
             second = _second_layer(rng, arch, first)

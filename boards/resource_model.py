@@ -84,7 +84,10 @@ class Features:
     only if some instruction word, read as an ELT word, has the ``kind`` bit of
     average pooling (bit 0) / residual add (bit 1) set — always with such
     layers, by accident of the encoding without them (see
-    ``benchmarks/calibration_designs.py: eltwise_liveness``).
+    ``benchmarks/calibration_designs.py: eltwise_liveness``). ``act_gather``: the
+    activation scratchpad is built once per read lane (``"lanes"``) or once (``"runs"``;
+    the calibration designs are all ``"lanes"``: its block RAM follows the mapping rule
+    exactly, its LUTs are the ``"lanes"`` fit).
     """
 
     family: str
@@ -109,6 +112,7 @@ class Features:
     param_words: int = 0
     pool_mult: bool = False
     add_mult: bool = False
+    act_gather: str = "lanes"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,7 +151,10 @@ def features_from_arch(arch: dict[str, Any], *, family: str = "ecp5", rom_words:
             raise ResourceModelError(f"{name} = {v!r} must be a non-negative integer")
     f = Features(family=family, **{k: arch[k] for k in ARCH_FIELDS}, rom_words=rom_words,
                  program_words=program_words, program_bits=program_bits, param_words=param_words,
-                 pool_mult=bool(pool_mult), add_mult=bool(add_mult))
+                 pool_mult=bool(pool_mult), add_mult=bool(add_mult),
+                 act_gather=arch.get("act_gather", "lanes"))
+    if f.act_gather not in ("lanes", "runs"):
+        raise ResourceModelError(f"act_gather = {f.act_gather!r} must be 'lanes' or 'runs'")
     for k in ("rows", "cols", "in_bits", "w_bits", "acc_bits", "act_words", "act_banks",
               "w_words", "w_banks", "acc_words", "acc_banks", "ext_word_bits"):
         v = getattr(f, k)
@@ -164,7 +171,8 @@ def memories(f: Features) -> list[Memory]:
     R, C = f.rows, f.cols
     out = []
     ba = bank_count(max(R, C), f.act_banks)
-    out.append(Memory("act", -(-f.act_words // ba), f.in_bits, R, False, ba))
+    copies = 1 if f.act_gather == "runs" else R  # one per read lane, or one read run
+    out.append(Memory("act", -(-f.act_words // ba), f.in_bits, copies, False, ba))
     wpw = f.ext_word_bits // f.w_bits
     bw = bank_count(C, wpw, f.w_banks)
     out.append(Memory("w", -(-f.w_words // bw), f.w_bits, 1, False, bw))

@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 DATAFLOWS = ("ws", "os")
+ACT_GATHERS = ("lanes", "runs")
 WEIGHT_STORES = ("rom", "external")
 
 MAX_ARRAY_DIM = 64
@@ -42,6 +43,11 @@ class ArchSpec:
     - ``w_words``: weight scratchpad capacity in elements (both halves together
       when ``double_buffer``); ``acc_words``: accumulator buffer entries.
     - ``*_banks``: banks of each scratchpad (parallel ports towards the array).
+    - ``act_gather``: how the array's ``rows`` activation lanes read the scratchpad.
+      ``"lanes"``: every lane any address (the scratchpad is built as ``rows`` copies:
+      ``rows x act_words`` elements of memory); ``"runs"`` (``ws`` only): one run of
+      consecutive addresses per cycle (one copy), so a block of reduction lanes that
+      crosses a kernel row streams once per row (docs/timing.md, "Gather by runs").
     - ``weight_store``: where weights live before the weight scratchpad:
       ``"rom"`` (baked into the bitstream) or ``"external"`` (the external port).
       Both are reached through the same DMA engine with the same timing.
@@ -59,6 +65,7 @@ class ArchSpec:
     acc_bits: int = 32
     act_words: int = 16384
     act_banks: int = 1
+    act_gather: str = "lanes"
     w_words: int = 8192
     w_banks: int = 1
     acc_words: int = 2048
@@ -86,6 +93,11 @@ class ArchSpec:
             need(isinstance(v, int) and not isinstance(v, bool), f, "must be an integer")
             need(1 <= v <= MAX_ARRAY_DIM, f, f"must be between 1 and {MAX_ARRAY_DIM}")
         need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}")
+        need(self.act_gather in ACT_GATHERS, "act_gather",
+             f"must be one of {', '.join(ACT_GATHERS)}")
+        need(self.act_gather == "lanes" or self.dataflow == "ws", "act_gather",
+             "'runs' needs dataflow 'ws' (an output-stationary pass reads rows pixels, "
+             "not consecutive addresses)")
         lo, hi = BITS_RANGE
         for f in ("in_bits", "w_bits"):
             v = getattr(self, f)

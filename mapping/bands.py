@@ -111,12 +111,13 @@ def plan_bands(win: RowWindow, capacity: int, apw: int, name: str,
 def band_mapping(lm: LayerMapping, pixels: int) -> LayerMapping:
     """The mapping of a band of ``pixels`` of ``lm``'s output pixels (its GEMM M): the same
     weight tiles, loop order and dataflow, ``tile_m`` at most the band (the GEMM view is
-    all ``mapping.timing`` reads)."""
+    all ``mapping.timing`` reads, with the kernel's ``C``, ``R``, ``S`` and ``dil_w`` kept:
+    ``gemm_k = C*R*S``, and ``mapping.timing.gather_run`` reads the others)."""
     n = lm.nest
     if pixels == n.gemm_m:
         return lm
-    nest = LoopNest.gemm(pixels, n.gemm_n, n.gemm_k, in_bits=n.in_bits, w_bits=n.w_bits,
-                         out_bits=n.out_bits)
+    nest = LoopNest(kind="gemm", N=pixels, K=n.gemm_n, C=n.C, R=n.R, S=n.S, dil_w=n.dil_w,
+                    in_bits=n.in_bits, w_bits=n.w_bits, out_bits=n.out_bits)
     return LayerMapping(lm.layer, nest, lm.dataflow, min(lm.tile_m, pixels), lm.tile_n,
                         lm.tile_k, tuple(lm.order))
 

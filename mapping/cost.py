@@ -131,6 +131,33 @@ def _mul(*xs):
     return out
 
 
+def _tap_counts(ks, run: int, rows: int):
+    """For k-tile sizes ``ks`` (array) starting on a run (``mapping.timing.block_taps``
+    from 0): ``({g: number of reduction blocks spanning g runs}, runs of the last block)``,
+    each an array shaped like ``ks``."""
+    ks = np.asarray(ks, np.int64)
+    uniq, inv = np.unique(ks, return_inverse=True)
+    seqs = [timing.block_taps(0, int(u), run, rows) for u in uniq]
+    gs = sorted({g for sq in seqs for g in sq})
+    counts = {g: np.array([sq.count(g) for sq in seqs], np.int64)[inv].reshape(ks.shape)
+              for g in gs}
+    last = np.array([sq[-1] for sq in seqs], np.int64)[inv].reshape(ks.shape)
+    return counts, last
+
+
+def runs_uniform(nest: LoopNest, arch: ArchSpec, tk):
+    """Where (array over k-tile sizes ``tk``) every k tile of a layer gathered by runs
+    (``mapping.timing.gather_run``) spans the runs a tile from a run boundary would:
+    one k tile, tiles of whole runs, or runs of whole ``rows`` blocks with tiles of whole
+    blocks. :class:`Grid` prices those exactly; the mapper searches only them."""
+    tk = np.asarray(tk, np.int64)
+    run = timing.gather_run(nest, arch)
+    if run is None:
+        return np.ones(tk.shape, bool)
+    R = arch.rows  # noqa: N806
+    return (tk >= nest.gemm_k) | (tk % run == 0) | ((run % R == 0) & (tk % R == 0))
+
+
 # ------------------------------------------------------------------ the grid
 class Grid:
     """Order-independent terms for arrays of tile sizes ``tm, tn, tk`` (one layer).
@@ -161,9 +188,19 @@ class Grid:
         blocks = {(lo, ln): ax[other]["blk"][lo] * n["blk"][ln] for lo in (0, 1) for ln in (0, 1)}
         self.dur = {}
         compute = post = 0
+        run = timing.gather_run(nest, arch) if ws else None
+        taps = ({lk_: _tap_counts(k["size"][lk_], run, rows) for lk_ in (0, 1)}
+                if run is not None and run % rows else None)
         for lm_, ln_, lk_ in itertools.product((0, 1), repeat=3):
             ll, lo = (lm_, lk_) if ws else (lk_, lm_)
-            comp = base[ll] + blocks[lo, ln_] * ax[lead]["mx"][ll]
+            if taps is None:
+                comp = base[ll] + blocks[lo, ln_] * ax[lead]["mx"][ll]
+            else:  # gather by runs: a block streams once per run it spans
+                counts, last = taps[lk_]
+                sm = m["size"][lm_]
+                comp = rows + depth + last * sm - np.maximum(last * sm, rows)
+                for g, cnt in counts.items():
+                    comp = comp + _mul(n["blk"][ln_], cnt, np.maximum(g * sm, rows))
             n_cls = _mul(m["cnt"][lm_], n["cnt"][ln_], k["cnt"][lk_])
             compute = compute + _mul(n_cls, comp)
             if lk_:
@@ -299,7 +336,10 @@ def evaluate(lm: LayerMapping, arch: ArchSpec) -> LayerCost:
     def one(x) -> int:
         return int(np.asarray(x).reshape(-1)[0])
 
-    cycles = one(r["cycles"])
+    cycles, compute, stall = one(r["cycles"]), one(r["compute"]), one(r["dma_stall"])
+    if not runs_uniform(lm.nest, arch, lm.tile_k):  # k tiles off the taps: the tile loop
+        lt = timing.layer_cycles(lm, arch)
+        cycles, compute, stall = lt.cycles, lt.compute, lt.dma_stall
     macs = lm.nest.macs
     energy = energy_table(lm.nest, arch).energy(accesses, macs)
     return LayerCost(
@@ -310,10 +350,10 @@ def evaluate(lm: LayerMapping, arch: ArchSpec) -> LayerCost:
         accesses=accesses,
         breakdown={
             "setup": timing.LAYER_SETUP,
-            "compute": one(r["compute"]),
+            "compute": compute,
             "postproc": one(r["postproc"]),
             "dma": one(r["dma"]),
-            "dma_stall": one(r["dma_stall"]),
+            "dma_stall": stall,
             "tiles": one(r["tiles"]),
             "dma_bursts": one(r["dma_bursts"]),
         },

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapping.arch import ArchSpec
-from mapping.cost import OBJECTIVES, Grid, check_layer, evaluate, objective_value
+from mapping.cost import OBJECTIVES, Grid, check_layer, evaluate, objective_value, runs_uniform
 from mapping.energy import energy_table
 from mapping.loopnest import LoopNest
 from mapping.schedule import ORDERS, LayerCost, LayerMapping, MappingError, Schedule
@@ -173,6 +173,7 @@ def candidate_grid(nest: LoopNest, arch: ArchSpec, layer: str = "layer",
     tm_c = candidate_sizes(nest.gemm_m, ad["m"], full_upto)
     tn_c = candidate_sizes(nest.gemm_n, ad["n"], full_upto)
     tk_c = candidate_sizes(nest.gemm_k, ad["k"], full_upto)
+    tk_c = tk_c[runs_uniform(nest, arch, tk_c)]  # gather by runs: k tiles on the taps
     halves = 2 if arch.double_buffer else 1
     # order-independent filter: the weight tile fits (both halves when double-buffered)
     i_n, ik = np.nonzero(tn_c[:, None] * tk_c[None, :] * halves <= arch.w_words)

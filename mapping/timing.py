@@ -63,6 +63,7 @@ class Tile:
     first_k: bool  # first k tile of its output tile: the accumulator is overwritten
     last_k: bool  # last k tile: the output tile is post-processed after it
     load_weights: bool  # its weight tile differs from the previous tile's: one DMA
+    k0: int = 0  # first reduction index of the tile (ki * tile_k)
 
 
 def iter_tiles(lm: LayerMapping) -> Iterator[Tile]:
@@ -81,7 +82,7 @@ def iter_tiles(lm: LayerMapping) -> Iterator[Tile]:
                     mi=idx["m"], ni=idx["n"], ki=idx["k"],
                     m=size["m"], n=size["n"], k=size["k"],
                     first_k=idx["k"] == 0, last_k=idx["k"] == counts["k"] - 1,
-                    load_weights=w_id != prev_w,
+                    load_weights=w_id != prev_w, k0=idx["k"] * tsz["k"],
                 )
                 prev_w = w_id
 
@@ -94,17 +95,52 @@ def passes(tile: Tile, dataflow: str, arch: ArchSpec) -> int:
     return math.ceil(tile.m / arch.rows) * math.ceil(tile.n / arch.cols)
 
 
-def compute_cycles(tile: Tile, dataflow: str, arch: ArchSpec) -> int:
+def gather_run(nest, arch: ArchSpec) -> int | None:
+    """With ``act_gather = "runs"``: the reduction indices of one *run*, consecutive
+    scratchpad addresses of one input pixel row: a kernel row of ``S`` taps of ``C``
+    channels (``S*C``; one tap, ``C``, when ``dil_w > 1`` spreads the taps), a GEMM's ``K``
+    (a ``LoopNest.gemm`` holds it in ``C``, with ``S = 1``); ``None`` with ``"lanes"``
+    (every lane reads any address)."""
+    if arch.act_gather != "runs":
+        return None
+    return nest.C * nest.S if nest.dil_w == 1 else nest.C
+
+
+def block_taps(k0: int, k: int, run: int, rows: int) -> list[int]:
+    """Runs (of ``run`` reduction indices, :func:`gather_run`) each ``rows``-lane reduction
+    block of a tile spans: block ``b`` holds indices ``k0 + b*rows`` up to
+    ``min(k0 + (b+1)*rows, k0 + k) - 1``."""
+    out = []
+    for lo in range(k0, k0 + k, rows):
+        hi = min(lo + rows, k0 + k) - 1
+        out.append(hi // run - lo // run + 1)
+    return out
+
+
+def ws_streams(tile: Tile, arch: ArchSpec, run: int | None = None) -> list[int]:
+    """Stream cycles of each WS pass of a tile, in issue order (n blocks outer, k blocks
+    inner): ``tile.m`` input vectors, once per run the block spans when the scratchpad
+    gathers by runs (``run``, :func:`gather_run`)."""
+    nnb = math.ceil(tile.n / arch.cols)
+    if run is None:
+        return [tile.m] * (math.ceil(tile.k / arch.rows) * nnb)
+    return [g * tile.m for g in block_taps(tile.k0, tile.k, run, arch.rows)] * nnb
+
+
+def compute_cycles(tile: Tile, dataflow: str, arch: ArchSpec, run: int | None = None) -> int:
     """Cycles to run all passes of a tile, including the final pipeline drain.
 
     WS: a pass preloads a rows x cols weight block (``rows`` cycles, overlapped
-    with the previous pass's stream) and streams ``tile.m`` input vectors.
+    with the previous pass's stream) and streams its input vectors (:func:`ws_streams`):
+    ``rows + sum(max(stream, rows) of every pass but the last) + last stream + depth``.
     OS: a pass streams ``tile.k`` operand pairs into a rows x cols block of
     output accumulators, whose results drain (``rows`` cycles) under the next pass.
     """
-    p = passes(tile, dataflow, arch)
     if dataflow == "ws":
-        return arch.rows + (p - 1) * max(tile.m, arch.rows) + tile.m + ws_pipeline_depth(arch)
+        s = ws_streams(tile, arch, run)
+        return (arch.rows + sum(max(x, arch.rows) for x in s[:-1]) + s[-1]
+                + ws_pipeline_depth(arch))
+    p = passes(tile, dataflow, arch)
     return (p - 1) * max(tile.k, arch.rows) + tile.k + os_pipeline_depth(arch)
 
 
@@ -190,8 +226,9 @@ def layer_cycles(lm: LayerMapping, arch: ArchSpec) -> LayerTiming:
     durs: list[int] = []
     dmas: list[int] = []
     comp_sum = post_sum = 0
+    run = gather_run(lm.nest, arch)
     for t in iter_tiles(lm):
-        c = compute_cycles(t, lm.dataflow, arch)
+        c = compute_cycles(t, lm.dataflow, arch, run)
         p = postproc_cycles(t, arch) if t.last_k else 0
         comp_sum += c
         post_sum += p

@@ -155,10 +155,16 @@ class _Banks:
 
 
 class ActivationScratchpad(wiring.Component):
-    """``act_words`` activations (signed ``in_bits``): ``rd``, ``rows`` random read
-    lanes (implicit im2col gathers, pooling windows, add operands), and ``wr``, one
+    """``act_words`` activations (signed ``in_bits``): ``rd``, ``rows`` read lanes
+    (implicit im2col gathers, pooling windows, add operands), and ``wr``, one
     ``max(rows, cols)``-wide consecutive write port (``cols``-wide output rows of
-    the post-processing, ``rows``-wide results of the element-wise engine)."""
+    the post-processing, ``rows``-wide results of the element-wise engine).
+
+    ``arch.act_gather``: ``"lanes"``, lane ``r`` reads ``rd.addr[r]`` (any address; every
+    bank is built once per lane); ``"runs"``, lane ``r`` reads ``rd.addr[0] + r`` (one
+    consecutive run, modulo ``2**addr_bits``: one copy of every bank, the other
+    ``rd.addr`` lanes are not read). Every reader but the WS tile engine reads runs in
+    both modes; the tile engine drives ``rd.addr[r] = rd.addr[0] + r`` in ``"runs"``."""
 
     def __init__(self, arch: ArchSpec):
         self.arch = arch
@@ -173,9 +179,15 @@ class ActivationScratchpad(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a = self.arch
-        banks = _Banks(m, "act", signed(a.in_bits), a.act_words, self.banks, copies=a.rows)
+        runs = a.act_gather == "runs"
+        banks = _Banks(m, "act", signed(a.in_bits), a.act_words, self.banks,
+                       copies=1 if runs else a.rows)
         banks.write_consecutive(m, self.wr.addr, self.wr.mask, self.wr.data, self.wr_lanes)
-        outs = banks.read_random(m, "act_rd", self.rd.addr, self.rd.en, a.rows)
+        if runs:
+            outs = banks.read_consecutive(m, "act_rd", self.rd.addr[0], self.rd.en, a.rows,
+                                          False)
+        else:
+            outs = banks.read_random(m, "act_rd", self.rd.addr, self.rd.en, a.rows)
         for r in range(a.rows):
             m.d.comb += self.rd.data[r].eq(outs[r])
         return m

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum
 
 from hwgen.compiler.isa import delta_bits, dims_bits
@@ -161,6 +161,15 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
     ``m`` input vectors of the current block (``rows`` reduction lanes each); the
     first slot only preloads, the last only streams. After the last slot the
     engine drains for ``drain_cycles``.
+
+    ``act_gather = "runs"``: the scratchpad reads one run of consecutive addresses per
+    cycle, so the block streams its ``m`` vectors once per run its lanes span (a kernel
+    row of ``S*C`` consecutive addresses, one tap of ``C`` when ``dw > 1``:
+    ``mapping.timing.gather_run``; a *segment*: the lanes from one run start to the
+    next, the others masked; the
+    first segment switches the array to the block's weights and overwrites or
+    accumulates as before, the others accumulate); the slot lasts
+    ``max(segments x m, rows)``.
     """
     R, C = arch.rows, arch.cols
     db, sb = dims_bits(arch), delta_bits(arch)
@@ -182,6 +191,7 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
     s_accum = Signal()
     mx = Signal(db + 1)
     m.d.comb += mx.eq(Mux(S.m > R, S.m, R))
+    runs = arch.act_gather == "runs"
 
     with m.If(cmd.go):
         st = cmd.step
@@ -194,7 +204,11 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
     t, nb, n_left = cur.t, cur.nb, cur.n_left
     slot_len = Mux(more & streaming, mx, Mux(more, R, S.m))
     preload = run & more & (t < R)
-    stream = run & streaming & (t < S.m)
+    if runs:
+        seg = _Segments(m, arch, db)
+        stream = run & streaming & ~seg.done
+    else:
+        stream = run & streaming & (t < S.m)
     # reduction-walk chain over the R lanes of the preload block (+1: next block start)
     chain = [kblk]
     for r in range(R):
@@ -203,16 +217,22 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
     m.d.comb += [
         w_rd.en.eq(preload), w_rd.addr.eq(wrow),
         iss.pl.eq(preload), iss.pl_rowok.eq(row < k_left), iss.cw.eq(minc(n_left, C)),
-        iss.valid.eq(stream), iss.first.eq(stream & (t == 0)),
+        iss.valid.eq(stream),
+        iss.first.eq(stream & ((seg.sp == 0) & seg.first if runs else t == 0)),
         iss.tag.row.eq(0), iss.tag.addr.eq(cur.s_acc), iss.tag.acc.eq(s_accum),
         iss.tag.cw.eq(s_cw), iss.tag.rv.eq(1),
         act_rd.en.eq(stream),
     ]
+    if runs:  # one run: lane r at the segment's address - j0 + r
+        koffs = Array(lane_koff)
+        run_base = Signal(signed(sb))
+        m.d.comb += run_base.eq(pcur["pix"] + koffs[seg.j0] - seg.j0)
     for r in range(R):
         m.d.comb += [
-            act_rd.addr[r].eq(pcur["pix"] + lane_koff[r]),
+            act_rd.addr[r].eq(run_base + r if runs else pcur["pix"] + lane_koff[r]),
             iss.lane_ok[r].eq(lane_kval[r] & in_window(pcur["hp"], lane_hoff[r], pcur["wq"],
-                                                       lane_woff[r], L)),
+                                                       lane_woff[r], L)
+                              & (seg.lanes[r] if runs else 1)),
         ]
     with m.If(preload):
         m.d.sync += wrow.eq(wrow - S.n)
@@ -220,34 +240,96 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
         nxt = pix_step(m, pcur, L, "pnext", sb, db)
         m.d.sync += [pcur[f].eq(nxt[f]) for f in P_F]
         m.d.sync += cur.s_acc.eq(cur.s_acc + s_cw)
-    with m.If(run):
-        m.d.sync += t.eq(t + 1)
-        with m.If(t == slot_len - 1):
-            m.d.sync += t.eq(0)
-            with m.If(~more):  # the final stream slot ended
-                m.d.sync += [cur.phase.eq(Phase.DRAIN), cur.cnt.eq(drain_cycles)]
-            # the preloaded block becomes the stream block
-            m.d.sync += [streaming.eq(more), s_cw.eq(minc(n_left, C)),
-                         s_accum.eq(~(S.first_k & (kb == 0))), cur.s_acc.eq(accn)]
-            m.d.sync += [pcur[f].eq(v) for f, v in pix_start(S).items()]
-            for r in range(R):
-                m.d.sync += [lane_koff[r].eq(chain[r]["koff"]),
-                             lane_hoff[r].eq(chain[r]["hoff"]),
-                             lane_woff[r].eq(chain[r]["woff"]),
-                             lane_kval[r].eq(r < k_left)]
-            # next preload block
-            with m.If(kb == S.nkb - 1):
-                with m.If(nb == S.nnb - 1):
-                    m.d.sync += more.eq(0)
-                m.d.sync += [kb.eq(0), nb.eq(nb + 1), k_left.eq(S.k), n_left.eq(n_left - C),
-                             wcol.eq(wcol + C), wblk.eq(wcol + C),
-                             wrow.eq(wcol + C + S.w_rlast), accn.eq(accn + S.acc_blk)]
-                m.d.sync += [kblk[f].eq(v) for f, v in k_start(S).items()]
-            with m.Else():
-                m.d.sync += [kb.eq(kb + 1), k_left.eq(k_left - R),
-                             wblk.eq(wblk + S.w_kstride),
-                             wrow.eq(wblk + S.w_kstride + S.w_rlast)]
-                m.d.sync += [kblk[f].eq(chain[R][f]) for f in K_F]
+        if runs:
+            with m.If(seg.sp == S.m - 1):  # the segment's last vector
+                with m.If(seg.has_next):  # the next segment streams the block again
+                    m.d.sync += [pcur[f].eq(v) for f, v in pix_start(S).items()]
+                    m.d.sync += [cur.s_acc.eq(seg.acc0), s_accum.eq(1)]
+    if runs:
+        seg.advance(m, stream, S.m)
+        slot_end = run & (~more | (t >= R - 1)) & (~streaming | seg.done | seg.finishing)
+        with m.If(run & (t < R)):
+            m.d.sync += t.eq(t + 1)
+    else:
+        slot_end = run & (t == slot_len - 1)
+        with m.If(run):
+            m.d.sync += t.eq(t + 1)
+    with m.If(slot_end):
+        m.d.sync += t.eq(0)
+        with m.If(~more):  # the final stream slot ended
+            m.d.sync += [cur.phase.eq(Phase.DRAIN), cur.cnt.eq(drain_cycles)]
+        # the preloaded block becomes the stream block
+        m.d.sync += [streaming.eq(more), s_cw.eq(minc(n_left, C)),
+                     s_accum.eq(~(S.first_k & (kb == 0))), cur.s_acc.eq(accn)]
+        m.d.sync += [pcur[f].eq(v) for f, v in pix_start(S).items()]
+        for r in range(R):
+            m.d.sync += [lane_koff[r].eq(chain[r]["koff"]),
+                         lane_hoff[r].eq(chain[r]["hoff"]),
+                         lane_woff[r].eq(chain[r]["woff"]),
+                         lane_kval[r].eq(r < k_left)]
+        if runs:  # a segment starts at every lane that starts a run (kernel row or tap)
+            seg.load(m, [(chain[r]["c"] == 0) & ((chain[r]["s"] == 0) | (L.dw != 1))
+                         & (r < k_left) for r in range(1, R)], accn)
+        # next preload block
+        with m.If(kb == S.nkb - 1):
+            with m.If(nb == S.nnb - 1):
+                m.d.sync += more.eq(0)
+            m.d.sync += [kb.eq(0), nb.eq(nb + 1), k_left.eq(S.k), n_left.eq(n_left - C),
+                         wcol.eq(wcol + C), wblk.eq(wcol + C),
+                         wrow.eq(wcol + C + S.w_rlast), accn.eq(accn + S.acc_blk)]
+            m.d.sync += [kblk[f].eq(v) for f, v in k_start(S).items()]
+        with m.Else():
+            m.d.sync += [kb.eq(kb + 1), k_left.eq(k_left - R),
+                         wblk.eq(wblk + S.w_kstride),
+                         wrow.eq(wblk + S.w_kstride + S.w_rlast)]
+            m.d.sync += [kblk[f].eq(chain[R][f]) for f in K_F]
+
+
+class _Segments:
+    """The segments of the WS stream block when the scratchpad gathers by runs:
+    ``starts`` (bit ``r``: lane ``r > 0`` starts a run), the current segment's
+    first lane ``j0`` and its ``lanes`` mask, the vector index ``sp`` within it, ``first``
+    (the block's first segment), ``done`` (every segment streamed), ``acc0`` (the
+    accumulator row of the block's first vector)."""
+
+    def __init__(self, m: Module, arch: ArchSpec, db: int):
+        R = self.R = arch.rows  # noqa: N806
+        self.starts = Signal(R, name="seg_starts")
+        self.j0 = Signal(range(max(R, 2)), name="seg_j0")
+        self.sp = Signal(db + 1, name="seg_sp")
+        self.first = Signal(name="seg_first")
+        self.done = Signal(name="seg_done")
+        self.finishing = Signal(name="seg_finishing")
+        self.acc0 = Signal(bits_for(arch.acc_words) + 1, name="seg_acc0")
+        above = Signal(R, name="seg_above")  # run starts after j0
+        m.d.comb += above.eq(Cat(self.starts[r] & (r > self.j0) for r in range(R)))
+        self.has_next = Signal(name="seg_has_next")
+        self.next_j = Signal(range(max(R, 2)), name="seg_next")
+        m.d.comb += self.has_next.eq(above.any())
+        for r in reversed(range(R)):  # lowest run start after j0
+            with m.If(above[r]):
+                m.d.comb += self.next_j.eq(r)
+        self.lanes = Signal(R, name="seg_lanes")
+        m.d.comb += self.lanes.eq(Cat(
+            (r >= self.j0) & (~self.has_next | (r < self.next_j)) for r in range(R)))
+
+    def advance(self, m: Module, stream, count) -> None:
+        """One streamed vector of ``count`` per segment."""
+        last = self.sp == count - 1
+        m.d.comb += self.finishing.eq(stream & last & ~self.has_next)
+        with m.If(stream):
+            m.d.sync += self.sp.eq(self.sp + 1)
+            with m.If(last):
+                m.d.sync += self.sp.eq(0)
+                with m.If(self.has_next):
+                    m.d.sync += [self.j0.eq(self.next_j), self.first.eq(0)]
+                with m.Else():
+                    m.d.sync += self.done.eq(1)
+
+    def load(self, m: Module, starts: list, acc0) -> None:
+        """A new stream block (its run starts for lanes ``1..R-1``)."""
+        m.d.sync += [self.starts.eq(Cat(0, *starts)), self.j0.eq(0), self.sp.eq(0),
+                     self.first.eq(1), self.done.eq(0), self.acc0.eq(acc0)]
 
 
 # ------------------------------------------------------------------ OS

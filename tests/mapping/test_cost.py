@@ -126,3 +126,46 @@ def test_evaluate_rejects_what_the_hardware_cannot_run():
         evaluate(LayerMapping("l", nest, "ws", 8, 2, 1, ("k", "m", "n")), arch)
     with pytest.raises(MappingError, match="differs from the array's 'ws'"):
         evaluate(LayerMapping("l", nest, "os", 1, 1, 1), arch)
+
+
+def test_runs_gather_closed_form_equals_timing():
+    """``act_gather = "runs"``: the closed form == mapping.timing.layer_cycles on 400 random
+    ws layers x mappings x archs, whether the k tiles start on a tap
+    (:func:`runs_uniform`, priced by the closed form) or not (the tile loop)."""
+    from mapping.cost import runs_uniform
+
+    rng = random.Random(SEED + 7)
+    kinds = set()
+    n = 0
+    while n < 400:
+        arch = random_arch(rng).replace(dataflow="ws", act_gather="runs")
+        nest = random_nest(rng, conv_prob=0.8)
+        lm = random_mapping(rng, nest, arch)
+        try:
+            timing.check(lm, arch)
+        except MappingError:
+            continue
+        n += 1
+        ref = timing.layer_cycles(lm, arch)
+        c = evaluate(lm, arch)
+        assert (c.cycles, c.breakdown["compute"], c.breakdown["dma_stall"]) == (
+            ref.cycles, ref.compute, ref.dma_stall), (lm, arch)
+        taps = [g for t in timing.iter_tiles(lm)
+                for g in timing.block_taps(t.k0, t.k, timing.gather_run(nest, arch),
+                                           arch.rows)]
+        kinds.add((bool(runs_uniform(nest, arch, lm.tile_k)), max(taps) > 1))
+    assert kinds == {(True, True), (True, False), (False, True), (False, False)}
+
+
+def test_mapper_searches_tiles_on_the_taps():
+    """The mapper's best mapping under "runs" starts every k tile on a run, and its cycles
+    are the contract's."""
+    from mapping.cost import runs_uniform
+    from mapping.mapper import map_layer
+
+    arch = ArchSpec(rows=8, cols=8, act_gather="runs", w_words=600, acc_words=4096)
+    for nest in (LoopNest.conv(1, 16, 3, 12, 12, 3, 3, padding=1),
+                 LoopNest.conv(1, 8, 20, 6, 6, 3, 3), LoopNest.gemm(5, 9, 70)):
+        lm, cost = map_layer(nest, arch)
+        assert runs_uniform(nest, arch, lm.tile_k)
+        assert cost.cycles == timing.layer_cycles(lm, arch).cycles

@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 from random_cases import SEED, random_arch, random_mapping, random_nest
 
 from mapping import timing
-from mapping.arch import ArchSpec
+from mapping.arch import ArchSpec, preset
 from mapping.loopnest import LoopNest
 from mapping.schedule import LayerMapping, MappingError
 
@@ -109,3 +110,37 @@ def test_check_messages():
         timing.check(LayerMapping("l", nest, "ws", 4, 4, 1), arch)
     with pytest.raises(MappingError, match="mapping dataflow 'os' differs"):
         timing.check(LayerMapping("l", nest, "os", 1, 1, 1), arch)
+
+
+def test_block_taps_brute_force():
+    """Taps a block spans = distinct ``k // C`` among its indices (brute force)."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        run, rows = int(rng.integers(1, 20)), int(rng.integers(1, 17))
+        k0, k = int(rng.integers(0, 60)), int(rng.integers(1, 80))
+        want = [len({i // run for i in range(lo, min(lo + rows, k0 + k))})
+                for lo in range(k0, k0 + k, rows)]
+        assert timing.block_taps(k0, k, run, rows) == want
+
+
+def test_runs_gather_cycles():
+    """``act_gather = "runs"``: with ``C`` a multiple of ``rows`` the "lanes" cycles; a
+    1-channel 3x3 conv on 8 rows (runs of 3: kernel rows) streams block 0 (k 0..7: rows
+    0, 1, 2) 3 times and block 1 once; dilated along w, runs are single taps (8 times)."""
+    lanes = preset("edge-8x8")
+    runs = lanes.replace(act_gather="runs")
+    wide = LoopNest.conv(1, 8, 16, 6, 6, 3, 3, padding=1)
+    lm = LayerMapping("c", wide, "ws", 36, 8, 144)
+    assert timing.layer_cycles(lm, runs) == timing.layer_cycles(lm, lanes)
+    one = LoopNest.conv(1, 8, 1, 6, 6, 3, 3, padding=1)
+    t = next(timing.iter_tiles(LayerMapping("c", one, "ws", 36, 8, 9)))
+    assert timing.gather_run(one, runs) == 3
+    assert timing.ws_streams(t, runs, 3) == [3 * 36, 36]
+    assert timing.compute_cycles(t, "ws", runs, 3) == (
+        8 + 3 * 36 + 36 + timing.ws_pipeline_depth(runs))
+    dil = LoopNest.conv(1, 8, 1, 6, 6, 3, 3, padding=2, dilation=2)
+    assert timing.gather_run(dil, runs) == 1
+    assert timing.ws_streams(t, runs, 1) == [8 * 36, 36]
+    assert timing.gather_run(one, lanes) is None
+    with pytest.raises(ValueError, match="act_gather"):
+        lanes.replace(dataflow="os", act_gather="runs")
