@@ -2,7 +2,7 @@
 
 Used for calibration by :func:`mapping.passes.quantize` and to check that
 graph rewrites (BN folding, activation fusion) preserve the float function.
-Honours ``attrs["fused_relu"]`` and a matmul's ``attrs["scale"]``. Dim 0 is
+Honours ``attrs["fused_relu"]`` (and ``"fused_max"``) and a matmul's ``attrs["scale"]``. Dim 0 is
 the batch: any batch size runs, and ``reshape`` keeps dim 0. Every attribute means
 what PyTorch means: conv ``groups`` and per-axis geometry, pool ``ceil_mode``,
 adaptive pooling to any ``output_size``, ``act`` functions (``ACT``), ``concat``.
@@ -98,6 +98,8 @@ def float_op(node: Node, xs: list[torch.Tensor]) -> torch.Tensor:
         raise GraphError(f"node {node.name!r}: float executor has no op {op!r}")
     if a.get("fused_relu"):
         y = torch.relu(y)
+    if "fused_max" in a:
+        y = torch.clamp(y, max=a["fused_max"])
     return y
 
 

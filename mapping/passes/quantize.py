@@ -99,8 +99,13 @@ def quantize(g: DataflowGraph, calib_inputs, bits: int = 8, w_bits: int | None =
         a_bits, wb = table[node.name]
         ins = [g.node(i).quant for i in node.inputs]
         s_calib = shared.get(node.name, Q.act_scale(max_abs[node.name], a_bits))
+        if "fused_max" in node.attrs:  # a fused ReLU6 / clamp from 0 (mapping.passes.fuse)
+            s_calib = Q.act_out_scale({"fn": "clamp", "min": 0.0, "max": node.attrs["fused_max"]},
+                                      max_abs[node.name], a_bits)
         a_bits, s_calib, fx = _fixed_overrides(node, (fixed or {}).get(node.name), a_bits,
                                                s_calib)
+        if "fused_max" in node.attrs:
+            _check_fused_max(node, s_calib, a_bits)
         relu = bool(node.attrs.get("fused_relu"))
         op = node.op
         if op == "input":
@@ -160,6 +165,16 @@ def quantize(g: DataflowGraph, calib_inputs, bits: int = 8, w_bits: int | None =
             raise QuantError(f"node {node.name!r}: op {op!r} has no integer semantics")
         node.quant = spec
     return g
+
+
+def _check_fused_max(node: Node, scale: float, bits: int) -> None:
+    """A fused clamp to ``[0, max]`` is the requantisation's clamp at ``qmax`` only when
+    ``qmax * scale <= max`` (else a clamp at ``max`` would be a second bound)."""
+    top = node.attrs["fused_max"]
+    if Q.qmax(bits) * scale > top * (1 + 1e-12):
+        raise QuantError(f"node {node.name!r}: its fused clamp to [0, {top:g}] needs an output "
+                         f"scale of at most {top:g} / {Q.qmax(bits)} = {top / Q.qmax(bits):.6g} "
+                         f"at {bits} bits; the imported scale is {scale:.6g}")
 
 
 def _fixed_overrides(node: Node, fx: dict | None, a_bits: int,
