@@ -247,10 +247,17 @@ def map_graph(graph, arch: ArchSpec, objective: str = "latency",
     ``.nest``) in execution order. Nodes without a nest are not array layers and are skipped:
     pooling, adds, lookups and depthwise convs (``mapping.passes.lower``: element-wise
     engine, timed by ``mapping.timing.dw_cycles``)."""
+    return map_nests([(node.name, node.nest) for node in graph.compute_nodes()], arch,
+                     objective, full_upto)
+
+
+def map_nests(nests, arch: ArchSpec, objective: str = "latency",
+              full_upto: int = FULL_RANGE_UPTO) -> Schedule:
+    """:func:`map_graph` of ``(layer name, LoopNest)`` pairs in execution order."""
     _check_objective(objective)
     layers, costs = [], []
-    for node in graph.compute_nodes():
-        lm, cost = map_layer(node.nest, arch, objective, node.name, full_upto)
+    for name, nest in nests:
+        lm, cost = map_layer(nest, arch, objective, name, full_upto)
         layers.append(lm)
         costs.append(cost)
     return Schedule(arch_name=arch.name, layers=layers, costs=costs)

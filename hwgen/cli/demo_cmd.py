@@ -11,10 +11,10 @@ simulator's build cache, the key is content, not time stamps.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import time
 from pathlib import Path
+
+from hwgen.cli.sources import source_digest
 
 DEMO_MODEL = "mlp-digits"
 DEMO_ARCH = "edge-8x8"
@@ -36,25 +36,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=None,
                    help="number of test samples (default: all 360)")
     p.set_defaults(func=run)
-
-
-SOURCE_PACKAGES = ("models", "mapping", "hwgen")
-SOURCE_SUFFIXES = (".py", ".pt", ".json", ".toml")
-
-
-def source_digest() -> str:
-    """SHA-256 (16 hex digits) of what a zoo compile depends on: the files of
-    ``SOURCE_PACKAGES`` with ``SOURCE_SUFFIXES`` (sources, checkpoints), by relative path."""
-    h = hashlib.sha256()
-    for pkg in SOURCE_PACKAGES:
-        root = Path(importlib.util.find_spec(pkg).origin).parent
-        for f in sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES
-                        and "__pycache__" not in p.parts and p.is_file()):
-            rel = f.relative_to(root.parent).as_posix().encode()
-            data = f.read_bytes()
-            h.update(len(rel).to_bytes(8, "little") + rel + len(data).to_bytes(8, "little"))
-            h.update(data)
-    return h.hexdigest()[:16]
 
 
 def reusable(out: Path, arch, digest: str) -> bool:

@@ -18,7 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Trace and lower a model (operand widths from --bits; no calibration: "
         "the mapper needs shapes and widths, not scales), then find the best tiling and "
         "loop order of each compute layer on the architecture. All figures are estimates "
-        "of the analytic cost model (mapping.cost), not measurements.",
+        "of the analytic cost model (mapping.cost), not measurements. The traced layer "
+        "shapes of a zoo, .pt2 or .onnx model are cached (hwgen.cli.nest_cache: "
+        "~/.cache/hwgen/nests, keyed by the model, --bits, torch and the sources), so a "
+        "second run does not import torch.",
     )
     add_model_arguments(p)
     p.add_argument("--arch", required=True,
@@ -100,8 +103,9 @@ def format_table(schedule, arch) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hwgen.cli import nest_cache
     from mapping.arch import ArchSpecError, resolve
-    from mapping.mapper import map_graph
+    from mapping.mapper import map_nests
     from mapping.schedule import MappingError
 
     if not 2 <= args.bits <= 16:
@@ -110,9 +114,15 @@ def run(args: argparse.Namespace) -> int:
         arch = resolve(args.arch)
     except ArchSpecError as exc:
         raise CliError(str(exc)) from None
-    graph = mapping_graph(model_from_args(args, calibrates=False), args.bits)
+    key = nest_cache.cache_key(args.model, args.input_shape, args.bits)
+    nests = nest_cache.load(key) if key else None
+    if nests is None:  # trace (imports torch); later runs read the nests back
+        graph = mapping_graph(model_from_args(args, calibrates=False), args.bits)
+        nests = [(node.name, node.nest) for node in graph.compute_nodes()]
+        if key:
+            nest_cache.store(key, nests)
     try:
-        schedule = map_graph(graph, arch, args.objective)
+        schedule = map_nests(nests, arch, args.objective)
     except MappingError as exc:
         raise CliError(f"{args.model} on {arch.name}: {exc}") from None
     print(schedule.to_json() if args.json else format_table(schedule, arch))

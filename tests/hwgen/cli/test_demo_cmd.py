@@ -1,7 +1,8 @@
 """``hwgen demo`` reuses an intact build of the same sources, and only that."""
 
 from hwgen.cli.compile_cmd import compile_zoo_model, resolve_arch
-from hwgen.cli.demo_cmd import DEMO_ARCH, DEMO_MODEL, reusable, source_digest
+from hwgen.cli.demo_cmd import DEMO_ARCH, DEMO_MODEL, reusable
+from hwgen.cli.sources import source_digest
 
 
 def test_build_is_reused_only_when_intact_and_from_the_same_sources(tmp_path):
