@@ -44,13 +44,14 @@ SCRIPTS: dict[str, list[str]] = {
     "corpus.py": ["--jobs", "2"],
     # a Brevitas 4-bit QAT MLP on digits: its own accuracy vs hwgen's (about 1 minute)
     "brevitas_digits.py": [],
-    # bank conflicts of the array's activation reads without per-lane copies (seconds)
+    # bank conflicts of the array's activation reads without per-lane copies, and the
+    # cycles of the design built (gather by runs) against per-lane copies (seconds)
     "act_banking.py": [],
 }
 # Order of the result sections (benchmarks/results/<stem>.md) in BENCHMARKS.md.
 SECTIONS = ["quant_accuracy", "brevitas_digits", "corpus", "mapper", "utilization", "sim",
             "fuzz_rtl", "fuzz_rtl_rerun", "synth", "resource_model", "act_banking", "dse",
-            "pruning", "optimisation_stack"]
+            "pruning", "optimisation_stack", "fuzz_spill", "fuzz_runs", "spill"]
 
 
 def scripts(selected: list[str]) -> list[Path]:
