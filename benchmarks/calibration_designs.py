@@ -143,15 +143,14 @@ def build_program(arch, eltwise: bool = False):
 
 
 def eltwise_liveness(arch, prog) -> tuple[bool, bool]:
-    """(pool_mult, add_mult): can the baked program select the element-wise engine's
-    average-pool / residual-add multipliers? Yosys keeps them only if the ``kind``
-    field of some instruction word, decoded as an ELT word, has bit 0 / bit 1 set."""
-    from hwgen.compiler.isa import decode, elt_fields
-
-    kinds = 0
-    for word in prog.instructions:
-        kinds |= decode(elt_fields(arch), word)["kind"]
-    return bool(kinds & 1), bool(kinds & 2)
+    """(pool_mult, add_mult): does the element-wise engine built for the program have the
+    average-pool / residual-add multipliers? ``hwgen.rtl.eltwise_engine`` builds them only
+    for a program with an average pool / an add or a tensor multiply (before 2026-12-08 the
+    units were always built and Yosys kept them when some instruction word, read as an ELT
+    word, set their ``kind`` bit: the shipped calibration designs were synthesised so, and
+    their stored features say what they had)."""
+    kinds = {li.kind for li in prog.layers}
+    return "avgpool" in kinds, bool(kinds & {"add", "mul"})
 
 
 # Zoo designs: (split, model, DSE default-space point). Points were drawn (seed 2026)

@@ -78,13 +78,9 @@ class Features:
     ``rom_words``: words of the baked weight ROM (0 with an external weight
     store), ``ext_word_bits`` wide; ``program_words``/``program_bits``: the
     instruction ROM; ``param_words``: per-channel parameter entries;
-    ``pool_mult``/``add_mult``: the baked program can select the element-wise
-    engine's average-pool / residual-add multipliers. The program is baked in,
-    so Yosys removes logic its constant fields never use: the multipliers stay
-    only if some instruction word, read as an ELT word, has the ``kind`` bit of
-    average pooling (bit 0) / residual add (bit 1) set — always with such
-    layers, by accident of the encoding without them (see
-    ``benchmarks/calibration_designs.py: eltwise_liveness``). ``act_gather``: the
+    ``pool_mult``/``add_mult``: the element-wise engine has the average-pool /
+    residual-add multipliers (built only for a program with an average pool / an add or a
+    tensor multiply; ``benchmarks/calibration_designs.py: eltwise_liveness``). ``act_gather``: the
     activation scratchpad is built once per read lane (``"lanes"``) or once (``"runs"``;
     the calibration designs are all ``"lanes"``: its block RAM follows the mapping rule
     exactly, its LUTs are the ``"lanes"`` fit).

@@ -40,8 +40,8 @@ class ProgramSizes:
     ``rom_words``: weight-image words (``ext_word_bits`` wide; the resource model
     ignores them with an external weight store); ``program_words``/``program_bits``:
     the instruction ROM; ``param_words``: per-channel parameter entries;
-    ``pool_mult``/``add_mult``: the average-pool / residual-add multipliers survive
-    synthesis (:func:`live_kinds`); ``lut_entries``: entries of the lookup ROM
+    ``pool_mult``/``add_mult``: the average-pool / residual-add multipliers are built (the
+    program has an average pool / an add or tensor multiply); ``lut_entries``: entries of the lookup ROM
     (``Program.luts``; ``arch.in_bits`` wide, one copy per lane, :func:`lookup_rom`);
     ``dw_weight_rows``/``dw_param_rows``: rows of the depthwise ROMs (``Program.dw_weights``,
     ``Program.dw_params``; :func:`depthwise_roms`), 0 without a depthwise layer;
@@ -221,103 +221,25 @@ def rom_budget_error(arch: ArchSpec, sizes: ProgramSizes) -> str:
 
 
 # ---------------------------------------------------------------- program sizes
-# What the element-wise engine (hwgen.rtl.eltwise_engine) builds per ELT kind that the
-# baked program can leave dead. The engine decodes the ``kind`` field of a register
-# loaded from the instruction ROM (``ins.kind == EltKind.X``). Yosys folds that register
-# bit by bit: a kind bit that no instruction word (read as an ELT word) sets is the
-# constant 0; it cannot see which combinations of the other bits occur (END, the all-zero
-# word, makes every bit 0 somewhere). So kind X's unit survives iff every bit set in X is
-# settable (:func:`live_kinds`): a LUT layer (kind 0b011) keeps the average-pool (0b001)
-# and residual-add (0b010) multipliers too, so does a COPY (0b101) the average-pool one.
-# The depthwise unit (DW = 4) is built only when the program has depthwise weights
+# What the element-wise engine (hwgen.rtl.eltwise_engine) builds for a program: the average
+# pool's window sum and multiplier only when it has an average pool (Features.pool_mult),
+# ResidualAdd and its two multipliers only when it has an add or a tensor multiply
+# (Features.add_mult); the depthwise unit only with depthwise weights
 # (``ProgramSizes.dw_weight_rows``, priced in BoardsResourceModel.extra until a Features
 # field in boards.resource_model covers it); COPY has no unit of its own.
-def live_kinds(settable: int, kind_bits: int) -> frozenset[int]:
-    """The ELT kinds a program whose words can set the kind bits ``settable`` (a mask)
-    can still decode after constant folding: every kind whose set bits are settable."""
-    return frozenset(k for k in range(1 << kind_bits) if k & ~settable == 0)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where the ELT ``kind`` bits fall in the other instruction words (hwgen.compiler.isa)."""
-
-    word_bits: int
-    kind_bits: int
-    elt_kind: tuple[tuple[str, int], ...]  # graph op -> ELT kind
-    pool_kind: int  # ELT kinds whose multipliers are Features.pool_mult / add_mult
-    add_kind: int
-    layer_c_bits: tuple[tuple[int, int], ...]  # (bit of LAYER.C, kind bit)
-    step_src_bits: tuple[tuple[int, int], ...]  # (bit of STEP.dma_src, kind bit)
-
-
-def _field_at(fields, bit: int) -> tuple[str, int]:
-    off = 0
-    for name, width, _ in fields:
-        if off <= bit < off + width:
-            return name, bit - off
-        off += width
-    return "", 0  # beyond the word: reads as 0
-
-
-@functools.lru_cache(maxsize=4096)
-def _layout(arch: ArchSpec) -> _Layout:
-    from hwgen.compiler.isa import (
-        ELT_ADD,
-        ELT_AVG,
-        ELT_COPY,
-        ELT_DW,
-        ELT_LUT,
-        ELT_MAX,
-        ELT_MUL,
-        elt_fields,
-        layer_fields,
-        step_fields,
-        word_bits,
-    )
-
-    ef = elt_fields(arch)
-    lo = sum(w for _, w, _ in ef[:[n for n, _, _ in ef].index("kind")])
-    width = dict((n, w) for n, w, _ in ef)["kind"]
-    lay, step = [], []
-    for b in range(width):
-        for fields, want, out in ((layer_fields(arch), "C", lay),
-                                  (step_fields(arch), "dma_src", step)):
-            name, j = _field_at(fields, lo + b)
-            if name != want:
-                raise RuntimeError(
-                    f"hwgen.compiler.isa layout changed: the ELT kind bit {b} now overlays field "
-                    f"{name!r}, not {want!r}; update dse.resources.program_sizes")
-            out.append((j, b))
-    kinds = (("maxpool2d", ELT_MAX), ("avgpool2d", ELT_AVG), ("add", ELT_ADD), ("act", ELT_LUT),
-             ("dwconv", ELT_DW), ("copy", ELT_COPY), ("mul", ELT_MUL))
-    return _Layout(word_bits(arch), width, kinds, ELT_AVG, ELT_ADD, tuple(lay), tuple(step))
+ELT_OPS = ("maxpool2d", "avgpool2d", "add", "act", "dwconv", "copy", "mul")
 
 
 @functools.lru_cache(maxsize=65536)
-def _weight_blocks(K: int, N: int, tk: int, tn: int, k_outer: bool, wpw: int,  # noqa: N803
-                   modulus: int) -> tuple[int, int]:
-    """(words, residues) of one layer's weight image: its (k, n) tiles packed in first-use
-    order (``hwgen.compiler.codegen``: ``ceil(k * n / wpw)`` words each); ``residues`` has bit r set
-    when some tile starts at a word offset = r (mod ``modulus``) from the layer's start."""
+def _weight_words(K: int, N: int, tk: int, tn: int, wpw: int) -> int:  # noqa: N803
+    """Words of one layer's weight image: its (k, n) tiles, ``ceil(k * n / wpw)`` words each
+    (``hwgen.compiler.codegen``)."""
     ck, cn = -(-K // tk), -(-N // tn)
     ks = np.full(ck, tk, dtype=np.int64)
     ks[-1] = K - (ck - 1) * tk
     ns = np.full(cn, tn, dtype=np.int64)
     ns[-1] = N - (cn - 1) * tn
-    w = -(-(ks[:, None] * ns[None, :]) // wpw)
-    seq = w.ravel() if k_outer else w.T.ravel()
-    starts = np.cumsum(seq) - seq
-    res = 0
-    for r in np.unique(starts % modulus).tolist():
-        res |= 1 << r
-    return int(seq.sum()), res
-
-
-@functools.lru_cache(maxsize=64)
-def _bit_set_residues(j: int, modulus: int) -> int:
-    """Bit r set for every residue r (mod ``modulus``) whose bit ``j`` is 1."""
-    return sum(1 << r for r in range(modulus) if (r >> j) & 1)
+    return int((-(-(ks[:, None] * ns[None, :]) // wpw)).sum())
 
 
 def program_sizes(arch: ArchSpec, layers: ModelLayers,
@@ -330,45 +252,30 @@ def program_sizes(arch: ArchSpec, layers: ModelLayers,
     if len(mappings) != len(layers.compute):
         raise ValueError(f"{len(mappings)} mappings for {len(layers.compute)} compute layers "
                          f"({', '.join(layers.compute_names)})")
-    lay = _layout(arch)
+    from hwgen.compiler.isa import word_bits
+
     wpw = arch.weights_per_ext_word
-    modulus = 1 << (max(j for j, _ in lay.step_src_bits) + 1)
     words = 1  # END
-    kinds = 0  # the kind bits some instruction word sets
     rom = 0
-    seen = 0  # residues (mod modulus) of the weight image addresses of every DMA burst
-    full = (1 << modulus) - 1
-    for c, ((tm, tn, tk), order) in zip(layers.compute, mappings, strict=True):
+    for c, ((tm, tn, tk), _order) in zip(layers.compute, mappings, strict=True):
         nest = c.nest
         K, N, M = nest.gemm_k, nest.gemm_n, nest.gemm_m  # noqa: N806
         tiles = math.ceil(M / tm) * math.ceil(N / tn) * math.ceil(K / tk)
         words += 1 + tiles + (1 if arch.double_buffer else 0)
-        cfield = K if nest.kind == "gemm" else nest.C  # LAYER.C: the im2col channel count
-        for j, b in lay.layer_c_bits:
-            kinds |= ((cfield >> j) & 1) << b
-        n, res = _weight_blocks(K, N, tk, tn, order.index("k") < order.index("n"), wpw,
-                                modulus)
-        s = rom % modulus
-        seen |= ((res << s) | (res >> (modulus - s))) & full
-        rom += n
-    elt = dict(lay.elt_kind)
+        rom += _weight_words(K, N, tk, tn, wpw)
     dww = dwp = 0  # depthwise ROM rows (hwgen.compiler.program.dw_instruction)
     for e in layers.eltwise:
-        if e.op not in elt:
+        if e.op not in ELT_OPS:
             raise ValueError(f"layer {e.name!r}: op {e.op!r} has no ELT kind in "
-                             f"dse.resources ({', '.join(elt)})")
+                             f"dse.resources ({', '.join(ELT_OPS)})")
         words += 1
-        kinds |= elt[e.op]
         if e.op == "dwconv":
             groups = -(-e.channels // arch.rows)
             dww += groups * e.window
             dwp += groups
-    for j, b in lay.step_src_bits:
-        if seen & _bit_set_residues(j, modulus):
-            kinds |= 1 << b
-    live = live_kinds(kinds, lay.kind_bits)
-    return ProgramSizes(rom_words=rom, program_words=words, program_bits=lay.word_bits,
+    ops = {e.op for e in layers.eltwise}
+    return ProgramSizes(rom_words=rom, program_words=words, program_bits=word_bits(arch),
                         param_words=sum(c.nest.gemm_n for c in layers.compute),
-                        pool_mult=lay.pool_kind in live, add_mult=lay.add_kind in live,
+                        pool_mult="avgpool2d" in ops, add_mult=bool(ops & {"add", "mul"}),
                         lut_entries=lut_entries, dw_weight_rows=dww, dw_param_rows=dwp,
                         mul=any(e.op == "mul" for e in layers.eltwise))

@@ -131,7 +131,9 @@ class Accelerator(CheckedComponent):
         elt = m.submodules.eltwise = EltwiseEngine(
             a, prog.luts, prog.dw_weights, prog.dw_params,
             copies=any(li.kind == "copy" for li in prog.layers),
-            muls=any(li.kind == "mul" for li in prog.layers))
+            muls=any(li.kind == "mul" for li in prog.layers),
+            avgs=any(li.kind == "avgpool" for li in prog.layers),
+            adds=any(li.kind == "add" for li in prog.layers))
         act = m.submodules.act = ActivationScratchpad(a)
         wsp = m.submodules.wsp = WeightScratchpad(a)
         accb = m.submodules.accbuf = AccumulatorBuffer(a)

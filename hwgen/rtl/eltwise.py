@@ -34,7 +34,7 @@ Pool (``maxpool2d`` / ``avgpool2d`` of ``mapping.quant``)
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory
 from amaranth.lib.wiring import In, Out
 
@@ -137,9 +137,18 @@ class Pool(_LaneUnit):
     (unsigned ``MULT_BITS``), ``shift`` (unsigned ``SHIFT_BITS``), ``out_bits``, ``relu``; ``out_valid``,
     ``out`` (signed ``out_width``, default ``arch.in_bits``). ``avg``, ``mult``,
     ``shift``, ``out_bits``, ``relu`` are sampled with the ``in_last`` element.
+    ``avg=False``: built for max pooling only (no window sum, no multiplier; the ``avg``,
+    ``mult`` and ``shift`` ports are ignored).
     """
 
-    def __init__(self, arch, lanes: int | None = None, out_width: int | None = None):
+    @classmethod
+    def check(cls, arch, lanes: int | None = None, out_width: int | None = None,
+              avg: bool = True) -> None:
+        super().check(arch, lanes, out_width)
+
+    def __init__(self, arch, lanes: int | None = None, out_width: int | None = None,
+                 avg: bool = True):
+        self.has_avg = bool(avg)
         lanes = arch.rows if lanes is None else lanes
         out_width = arch.in_bits if out_width is None else out_width
         super().__init__(arch, {
@@ -163,23 +172,29 @@ class Pool(_LaneUnit):
     def elaborate(self, platform):
         m = Module()
         A, B = self.arch.acc_bits, self.arch.in_bits
+        if not self.has_avg:  # max pooling only: a running max of in_bits
+            A = B  # noqa: N806
+        avg = self.avg if self.has_avg else Const(0)
         done = self.in_valid & self.in_last
         v1, ob1, relu1 = Signal(), Signal(OUT_BITS_BITS), Signal()
         sh1 = Signal(SHIFT_BITS)
         m.d.sync += [v1.eq(done), ob1.eq(self.out_bits), relu1.eq(self.relu),
-                     sh1.eq(Mux(self.avg, self.shift, 0)), self.out_valid.eq(v1)]
+                     sh1.eq(Mux(avg, self.shift, 0)), self.out_valid.eq(v1)]
         lowest = -(1 << (B - 1))
         for j in range(self.lanes):
             run = Signal(signed(A), name=f"run{j}")  # running max or sum of the window
             elem = Signal(signed(B), name=f"elem{j}")
-            m.d.comb += elem.eq(Mux(self.in_pad, Mux(self.avg, 0, lowest), self.in_data[j]))
-            base = Mux(self.in_first, Mux(self.avg, 0, lowest), run)
+            m.d.comb += elem.eq(Mux(self.in_pad, Mux(avg, 0, lowest), self.in_data[j]))
+            base = Mux(self.in_first, Mux(avg, 0, lowest), run)
             nxt = Signal(signed(A), name=f"next{j}")
-            m.d.comb += nxt.eq(Mux(self.avg, base + elem, Mux(elem > base, elem, base)))
+            if self.has_avg:
+                m.d.comb += nxt.eq(Mux(avg, base + elem, Mux(elem > base, elem, base)))
+            else:
+                m.d.comb += nxt.eq(Mux(elem > base, elem, base))
             with m.If(self.in_valid):
                 m.d.sync += run.eq(nxt)
             p = Signal(signed(A + MULT_BITS + 1), name=f"p{j}")
-            m.d.sync += p.eq(Mux(self.avg, nxt * self.mult, nxt))
+            m.d.sync += p.eq(Mux(avg, nxt * self.mult, nxt) if self.has_avg else nxt)
             m.d.sync += self.out[j].eq(round_clamp(m, p, sh1, ob1, relu1, self.out_width))
         return m
 

@@ -71,18 +71,23 @@ class EltwiseEngine(wiring.Component):
     last scratchpad write, inclusive.
 
     Masters of ``act_rd`` (``rows`` lanes) and ``act_wr`` (``rows`` consecutive lanes)
-    of the activation scratchpad. The ``Pool`` and ``ResidualAdd`` units are submodules,
-    and the ``Lookup`` unit with its ROM of ``luts`` (``Program.luts``) when there are any;
-    the depthwise MAC when there are depthwise weights; the copy walk when ``copies``; the
-    multiply walk and ``ResidualAdd``'s multiply mode when ``muls``.
+    of the activation scratchpad. What a program never uses is not built: the ``Pool`` unit
+    always (max pooling; its window sum and multiplier only when ``avgs``: the program has
+    an average pool); ``ResidualAdd`` when ``adds`` or ``muls`` (its multiply mode and the
+    multiply walk only when ``muls``); the ``Lookup`` unit with its ROM of ``luts``
+    (``Program.luts``) when there are any; the depthwise MAC when there are depthwise
+    weights; the copy walk when ``copies``.
     """
 
     def __init__(self, arch: ArchSpec, luts: list[int] | None = None,
                  dw_weights: list[int] | None = None, dw_params: list[int] | None = None,
-                 copies: bool = False, muls: bool = False):
+                 copies: bool = False, muls: bool = False, avgs: bool = True,
+                 adds: bool = True):
         self.arch = arch
         self.copies = copies  # the copy walk is built only for a program with copy layers
         self.muls = muls  # the multiply walk and product stage: only with multiply layers
+        self.avgs = avgs  # the average pool's sum and multiplier: only with average pools
+        self.adds = adds or muls  # ResidualAdd: only with add (or multiply) layers
         self.luts = list(luts or [])
         self.dw_weights, self.dw_params = list(dw_weights or []), list(dw_params or [])
         super().__init__({
@@ -98,8 +103,10 @@ class EltwiseEngine(wiring.Component):
         db, sb = dims_bits(a), delta_bits(a)
         aw = bits_for(a.act_words)
         cmd, rd_data = self.cmd, self.act_rd.data
-        pool = m.submodules.pool = Pool(a, lanes=R)
-        add = m.submodules.add = ResidualAdd(a, lanes=R, mul=self.muls)
+        pool = m.submodules.pool = Pool(a, lanes=R, avg=self.avgs)
+        add = None
+        if self.adds:
+            add = m.submodules.add = ResidualAdd(a, lanes=R, mul=self.muls)
         lut = None
         if self.luts:
             lut = m.submodules.lut = Lookup(a, self.luts, lanes=R)
@@ -112,7 +119,7 @@ class EltwiseEngine(wiring.Component):
             + ([MUL_LATENCY] if self.muls else [])
         cnt = Signal(range(max(lats) + 1))
         issue = Signal()
-        is_add = ins.kind == EltKind.ADD
+        is_add = (ins.kind == EltKind.ADD) if add is not None else Const(0)
         # copy: through the Pool unit as a one-tap max; no walk built when the program has none
         is_copy = (ins.kind == EltKind.COPY) if self.copies else Const(0)
         is_lut = (ins.kind == EltKind.LUT) if lut is not None else Const(0)
@@ -239,10 +246,13 @@ class EltwiseEngine(wiring.Component):
             pool.in_pad.eq(pad1), pool.in_data.eq(rd_data),
             pool.avg.eq(ins.kind == EltKind.AVG), pool.mult.eq(ins.ma), pool.shift.eq(ins.shift),
             pool.out_bits.eq(ins.out_bits), pool.relu.eq(ins.relu),
-            add.in_valid.eq(v1 & two & sub1), add.a.eq(hold), add.b.eq(rd_data),
-            add.ma.eq(ins.ma), add.mb.eq(ins.mb), add.shift.eq(ins.shift),
-            add.out_bits.eq(ins.out_bits), add.relu.eq(ins.relu),
         ]
+        if add is not None:
+            m.d.comb += [
+                add.in_valid.eq(v1 & two & sub1), add.a.eq(hold), add.b.eq(rd_data),
+                add.ma.eq(ins.ma), add.mb.eq(ins.mb), add.shift.eq(ins.shift),
+                add.out_bits.eq(ins.out_bits), add.relu.eq(ins.relu),
+            ]
         # the write address and valid lanes travel ELT_LATENCY cycles beside the data
         wa, wc = Signal(aw, name="wr_at0"), Signal(range(R + 1), name="wr_cw0")
         m.d.comb += [wa.eq(wr_at), wc.eq(Mux(left > R, R, left))]
@@ -261,8 +271,10 @@ class EltwiseEngine(wiring.Component):
         if self.muls:  # a product is MUL_LATENCY cycles behind the gate's read
             wa = Mux(is_mul, taps[MUL_LATENCY][0], wa)
             wc = Mux(is_mul, taps[MUL_LATENCY][1], wc)
-        out_valid = Mux(two, add.out_valid, pool.out_valid)
-        out_data = Mux(two, add.out.as_value(), pool.out.as_value())
+        out_valid, out_data = pool.out_valid, pool.out.as_value()
+        if add is not None:
+            out_valid = Mux(two, add.out_valid, out_valid)
+            out_data = Mux(two, add.out.as_value(), out_data)
         if lut is not None:
             m.d.comb += [lut.in_valid.eq(v1 & is_lut), lut.in_data.eq(rd_data),
                          lut.base.eq(ins.tab)]

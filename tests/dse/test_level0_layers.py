@@ -210,8 +210,8 @@ def test_lut_entries_follow_the_input_width():
 
 def test_lookup_rom_shape_and_liveness():
     """The lookup ROM is rows copies of a power-of-two deep, in_bits wide table
-    (hwgen.rtl.eltwise.Lookup); a LUT layer (kind 0b011) makes both low kind bits settable,
-    so the average-pool and residual-add multipliers cannot be folded away."""
+    (hwgen.rtl.eltwise.Lookup); a LUT layer builds neither the average-pool nor the
+    residual-add multipliers (hwgen.rtl.eltwise_engine builds them for their layers only)."""
     arch = ArchSpec(rows=4, cols=4, in_bits=8, w_bits=8, ext_word_bits=64,
                     double_buffer=False)
     assert lookup_rom(arch, 0) is None
@@ -223,9 +223,8 @@ def test_lookup_rom_shape_and_liveness():
     one = SimpleNamespace(compute=(ComputeLayer("g", LoopNest.gemm(1, 16, 16), "input"),),
                           eltwise=(EltwiseLayer("a", "act", 0, 0, 0, 16, "g"),),
                           compute_names=["g"])
-    # K = 16 and bursts at 0, 16, 32, 48 set no kind bit: only the ELT word does
     s = program_sizes(arch, one, (((1, 8, 8), "mnk"),), 256)
-    assert (s.program_words, s.pool_mult, s.add_mult, s.lut_entries) == (7, True, True, 256)
+    assert (s.program_words, s.pool_mult, s.add_mult, s.lut_entries) == (7, False, False, 256)
 
 
 def test_unknown_layer_kind_is_an_error():
