@@ -12,6 +12,10 @@ from hwgen.build.manifest import MANIFEST_FILE, REPORT_FILE
 from hwgen.compiler.program import OP_ELT, EltKind, decode, elt_fields, param_bits, word_bits
 from mapping import timing
 
+_CLOCK_NOTE = ("No time or throughput here: the clock target is not a verified clock. "
+               "`hwgen synth BUILD --board BOARD --pnr` measures the Fmax (nextpnr) and prints "
+               "the inferences/s at it.")
+
 
 def _table(head: tuple[str, ...], rows: list[tuple], right: set[int] | None = None) -> str:
     right = right or set()
@@ -164,8 +168,7 @@ def render(cm, files: list[str] | None = None) -> str:
                            "out"), krows, right={4, 5, 6}))
         total = sum(k.predicted_cycles + k.input_count + k.output_count for k in cm.kernels)
         out += ["", f"Accelerator cycles, all kernels incl. their input/output streams: "
-                f"**{total:,}** (estimated) = {total / arch.clock_mhz:,.1f} us at "
-                f"{arch.clock_mhz:g} MHz, host ops excluded."]
+                f"**{total:,}** (estimated), host ops excluded. {_CLOCK_NOTE}"]
     else:
         prog = cm.program
         out += ["", "## Program layers (estimated)", ""]
@@ -200,9 +203,8 @@ def render(cm, files: list[str] | None = None) -> str:
                        f"{macs + sum(dw.values()):,} MACs in all.")
         out += ["", f"One inference, start to done: {prog.input_count:,} input cycles + "
                 f"{layers:,} layer cycles + {prog.output_count:,} output cycles = **{total:,} "
-                f"cycles** (estimated) = {total / arch.clock_mhz:,.2f} us at "
-                f"{arch.clock_mhz:g} MHz, {arch.clock_mhz * 1e6 / total:,.0f} inferences/s; "
-                f"{macs:,} MACs on the array, PE utilisation {util:.1%}.{dw_text}"]
+                f"cycles** (estimated); {macs:,} MACs on the array, PE utilisation "
+                f"{util:.1%}.{dw_text} {_CLOCK_NOTE}"]
         luts = [p for p in cm.placements if p.op == "act" and p.where == "accelerator"]
         if luts:
             out += ["", f"**Activations as lookup tables ({len(luts)}):** "

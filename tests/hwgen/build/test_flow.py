@@ -122,6 +122,9 @@ def test_report_contents(mlp_build):
     total = sum(li.predicted_cycles for li in prog.layers) + 64 + 10
     assert f"**{total:,} cycles**" in text
     assert "host-executed" not in text.lower()
+    # no throughput at the unverified clock target (the board's Fmax is measured by pnr)
+    assert "inferences/s at" in text and "--pnr" in text
+    assert f"at {TINY.clock_mhz:g} MHz" not in text and " us " not in text
 
 
 def test_compile_is_deterministic(graphs, mlp_build, tmp_path):
