@@ -86,8 +86,8 @@ def format_table(schedule, arch) -> str:
     lines += ["  ".join("-" * w for w in widths), fmt(rows[-1])]
     lines.append(
         f"{len(costs)} compute layers on {arch.name} ({arch.rows}x{arch.cols} {arch.dataflow}), "
-        f"{cycles:,} cycles = {cycles / arch.clock_mhz:,.1f} us at {arch.clock_mhz:g} MHz "
-        "(estimated: analytic model; accelerator compute layers only)"
+        f"{cycles:,} cycles (estimated: analytic model; accelerator compute layers only; no "
+        "time: the clock target is not a verified clock, `hwgen synth --pnr` measures Fmax)"
     )
     if spilled:
         extra = sum(s.cycles for s in spilled.values()) - sum(
