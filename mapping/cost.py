@@ -131,13 +131,13 @@ def _mul(*xs):
     return out
 
 
-def _tap_counts(ks, run: int, rows: int):
-    """For k-tile sizes ``ks`` (array) starting on a run (``mapping.timing.block_taps``
+def _run_counts(ks, run: int, rows: int):
+    """For k-tile sizes ``ks`` (array) starting on a run (``mapping.timing.block_runs``
     from 0): ``({g: number of reduction blocks spanning g runs}, runs of the last block)``,
     each an array shaped like ``ks``."""
     ks = np.asarray(ks, np.int64)
     uniq, inv = np.unique(ks, return_inverse=True)
-    seqs = [timing.block_taps(0, int(u), run, rows) for u in uniq]
+    seqs = [timing.block_runs(0, int(u), run, rows) for u in uniq]
     gs = sorted({g for sq in seqs for g in sq})
     counts = {g: np.array([sq.count(g) for sq in seqs], np.int64)[inv].reshape(ks.shape)
               for g in gs}
@@ -189,14 +189,14 @@ class Grid:
         self.dur = {}
         compute = post = 0
         run = timing.gather_run(nest, arch) if ws else None
-        taps = ({lk_: _tap_counts(k["size"][lk_], run, rows) for lk_ in (0, 1)}
+        runs = ({lk_: _run_counts(k["size"][lk_], run, rows) for lk_ in (0, 1)}
                 if run is not None and run % rows else None)
         for lm_, ln_, lk_ in itertools.product((0, 1), repeat=3):
             ll, lo = (lm_, lk_) if ws else (lk_, lm_)
-            if taps is None:
+            if runs is None:
                 comp = base[ll] + blocks[lo, ln_] * ax[lead]["mx"][ll]
             else:  # gather by runs: a block streams once per run it spans
-                counts, last = taps[lk_]
+                counts, last = runs[lk_]
                 sm = m["size"][lm_]
                 comp = rows + depth + last * sm - np.maximum(last * sm, rows)
                 for g, cnt in counts.items():

@@ -106,7 +106,7 @@ def gather_run(nest, arch: ArchSpec) -> int | None:
     return nest.C * nest.S if nest.dil_w == 1 else nest.C
 
 
-def block_taps(k0: int, k: int, run: int, rows: int) -> list[int]:
+def block_runs(k0: int, k: int, run: int, rows: int) -> list[int]:
     """Runs (of ``run`` reduction indices, :func:`gather_run`) each ``rows``-lane reduction
     block of a tile spans: block ``b`` holds indices ``k0 + b*rows`` up to
     ``min(k0 + (b+1)*rows, k0 + k) - 1``."""
@@ -124,7 +124,7 @@ def ws_streams(tile: Tile, arch: ArchSpec, run: int | None = None) -> list[int]:
     nnb = math.ceil(tile.n / arch.cols)
     if run is None:
         return [tile.m] * (math.ceil(tile.k / arch.rows) * nnb)
-    return [g * tile.m for g in block_taps(tile.k0, tile.k, run, arch.rows)] * nnb
+    return [g * tile.m for g in block_runs(tile.k0, tile.k, run, arch.rows)] * nnb
 
 
 def compute_cycles(tile: Tile, dataflow: str, arch: ArchSpec, run: int | None = None) -> int:

@@ -189,8 +189,6 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
     lane_kval = Signal(R)
     s_cw = Signal(bits_for(C + 1))
     s_accum = Signal()
-    mx = Signal(db + 1)
-    m.d.comb += mx.eq(Mux(S.m > R, S.m, R))
     runs = arch.act_gather == "runs"
 
     with m.If(cmd.go):
@@ -202,7 +200,6 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
 
     run = cur.phase == Phase.RUN
     t, nb, n_left = cur.t, cur.nb, cur.n_left
-    slot_len = Mux(more & streaming, mx, Mux(more, R, S.m))
     preload = run & more & (t < R)
     if runs:
         seg = _Segments(m, arch, db)
@@ -250,7 +247,10 @@ def ws_issue(m: Module, arch: ArchSpec, cmd, L, S, cur: TileCursor, iss, w_rd, a
         slot_end = run & (~more | (t >= R - 1)) & (~streaming | seg.done | seg.finishing)
         with m.If(run & (t < R)):
             m.d.sync += t.eq(t + 1)
-    else:
+    else:  # slots of max(m, rows) cycles (rows: preload only; m: stream only)
+        mx = Signal(db + 1)
+        m.d.comb += mx.eq(Mux(S.m > R, S.m, R))
+        slot_len = Mux(more & streaming, mx, Mux(more, R, S.m))
         slot_end = run & (t == slot_len - 1)
         with m.If(run):
             m.d.sync += t.eq(t + 1)

@@ -151,7 +151,7 @@ def test_runs_gather_closed_form_equals_timing():
         assert (c.cycles, c.breakdown["compute"], c.breakdown["dma_stall"]) == (
             ref.cycles, ref.compute, ref.dma_stall), (lm, arch)
         taps = [g for t in timing.iter_tiles(lm)
-                for g in timing.block_taps(t.k0, t.k, timing.gather_run(nest, arch),
+                for g in timing.block_runs(t.k0, t.k, timing.gather_run(nest, arch),
                                            arch.rows)]
         kinds.add((bool(runs_uniform(nest, arch, lm.tile_k)), max(taps) > 1))
     assert kinds == {(True, True), (True, False), (False, True), (False, False)}

@@ -112,7 +112,7 @@ def test_check_messages():
         timing.check(LayerMapping("l", nest, "os", 1, 1, 1), arch)
 
 
-def test_block_taps_brute_force():
+def test_block_runs_brute_force():
     """Taps a block spans = distinct ``k // C`` among its indices (brute force)."""
     rng = np.random.default_rng(5)
     for _ in range(300):
@@ -120,7 +120,7 @@ def test_block_taps_brute_force():
         k0, k = int(rng.integers(0, 60)), int(rng.integers(1, 80))
         want = [len({i // run for i in range(lo, min(lo + rows, k0 + k))})
                 for lo in range(k0, k0 + k, rows)]
-        assert timing.block_taps(k0, k, run, rows) == want
+        assert timing.block_runs(k0, k, run, rows) == want
 
 
 def test_runs_gather_cycles():
